@@ -1,0 +1,186 @@
+import { StewardError, serializeError } from '../errors.js';
+import {
+  type DropReason,
+  droppedMessages,
+  IPC_NAMESPACE,
+  inspectMessage,
+  type Message,
+  type MessagePayloads,
+  type MessageType,
+} from './messages.js';
+
+/** The common shape of a cluster Worker, a ChildProcess and `process` in a child. */
+export interface IpcPeer {
+  send?(message: unknown, callback?: (error: Error | null) => void): boolean;
+  on(event: string, listener: (message: unknown) => void): unknown;
+  off(event: string, listener: (message: unknown) => void): unknown;
+}
+
+type Payload<T extends MessageType> = MessagePayloads[T];
+type Listener<T extends MessageType> = (message: Message<T>) => void;
+type Handler<T extends MessageType> = (message: Message<T>) => unknown;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export interface IpcChannelOptions {
+  /** Name of the peer for error messages ("worker 3", "services sibling"). */
+  peerName: string;
+  /** Called for every dropped message, after it was counted. */
+  onDrop?: (reason: DropReason, type: unknown) => void;
+}
+
+/**
+ * Typed, validated messaging with one peer process. Requests carry `seq`, replies `ack`; a pending
+ * request rejects on timeout and as soon as the peer exits or disconnects (unlike core's cluster
+ * internals, which wait forever).
+ */
+export class IpcChannel {
+  readonly #peer: IpcPeer;
+  readonly #options: IpcChannelOptions;
+  readonly #listeners = new Map<MessageType, Set<Listener<MessageType>>>();
+  readonly #pending = new Map<number, Pending>();
+  #seq = 0;
+  #closed = false;
+
+  constructor(peer: IpcPeer, options: IpcChannelOptions) {
+    this.#peer = peer;
+    this.#options = options;
+    peer.on('message', this.#onMessage);
+    peer.on('exit', this.#onGone);
+    peer.on('disconnect', this.#onGone);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends a one-way message; returns false when the channel is already closed or the send failed. */
+  send<T extends MessageType>(
+    type: T,
+    payload: Payload<T>,
+    correlation?: { seq?: number; ack?: number },
+  ): boolean {
+    if (this.#closed || typeof this.#peer.send !== 'function') return false;
+    const message = { ...payload, ns: IPC_NAMESPACE, type, ...correlation };
+    try {
+      // The callback swallows asynchronous EPIPE-style failures: a dying peer is handled by #onGone.
+      return this.#peer.send(message, () => {});
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends a request and resolves with the peer's reply result. */
+  request<T extends MessageType>(type: T, payload: Payload<T>, timeoutMs: number): Promise<unknown> {
+    if (this.#closed) {
+      return Promise.reject(
+        new StewardError(
+          'STEWARD_ERR_IPC_PEER_GONE',
+          `${this.#options.peerName} is gone; cannot send ${type}`,
+        ),
+      );
+    }
+    const seq = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(seq);
+        reject(
+          new StewardError(
+            'STEWARD_ERR_IPC_TIMEOUT',
+            `${this.#options.peerName} did not answer ${type} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.#pending.set(seq, { resolve, reject, timer });
+      if (!this.send(type, payload, { seq }))
+        this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
+    });
+  }
+
+  on<T extends MessageType>(type: T, listener: Listener<T>): this {
+    let set = this.#listeners.get(type);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(type, set);
+    }
+    set.add(listener as Listener<MessageType>);
+    return this;
+  }
+
+  /** Answers every `type` request with the handler's (awaited) result or its error. */
+  handle<T extends MessageType>(type: T, handler: Handler<T>): this {
+    return this.on(type, (message) => {
+      const ack = message.seq;
+      if (ack === undefined) return;
+      Promise.resolve()
+        .then(() => handler(message))
+        .then(
+          (result) => this.send('reply', { ok: true, result }, { ack }),
+          (error: unknown) => this.send('reply', { ok: false, error: serializeError(error) }, { ack }),
+        );
+    });
+  }
+
+  /** Stops listening and rejects every pending request. */
+  close(reason = 'channel closed'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#peer.off('message', this.#onMessage);
+    this.#peer.off('exit', this.#onGone);
+    this.#peer.off('disconnect', this.#onGone);
+    for (const seq of [...this.#pending.keys()])
+      this.#rejectPending(seq, `${this.#options.peerName}: ${reason}`);
+  }
+
+  #onGone = (): void => {
+    this.close('peer exited or disconnected');
+  };
+
+  #onMessage = (value: unknown): void => {
+    const inspected = inspectMessage(value);
+    if (inspected.kind === 'foreign') return;
+    if (inspected.kind === 'invalid') {
+      this.#drop(inspected.reason, (value as { type?: unknown }).type);
+      return;
+    }
+    const message = inspected.message;
+    if (message.type === 'reply') {
+      this.#settleReply(message);
+      return;
+    }
+    const listeners = this.#listeners.get(message.type);
+    if (!listeners) return;
+    for (const listener of listeners) listener(message);
+  };
+
+  #settleReply(message: Message<'reply'>): void {
+    const ack = message.ack as number;
+    const pending = this.#pending.get(ack);
+    if (!pending) {
+      // A reply nobody asked for (late after a timeout, or spoofed) is never trusted.
+      this.#drop('unexpected_reply', 'reply');
+      return;
+    }
+    this.#pending.delete(ack);
+    clearTimeout(pending.timer);
+    if (message.ok) pending.resolve(message.result);
+    else pending.reject(Object.assign(new Error(message.error?.message ?? 'remote error'), message.error));
+  }
+
+  #rejectPending(seq: number, reason: string): void {
+    const pending = this.#pending.get(seq);
+    if (!pending) return;
+    this.#pending.delete(seq);
+    clearTimeout(pending.timer);
+    pending.reject(new StewardError('STEWARD_ERR_IPC_PEER_GONE', reason));
+  }
+
+  #drop(reason: DropReason, type: unknown): void {
+    droppedMessages[reason] += 1;
+    this.#options.onDrop?.(reason, type);
+  }
+}

@@ -1,0 +1,72 @@
+import pino, { type Logger, type LoggerOptions } from 'pino';
+
+/** `scheme://user:password@host` → `scheme://user:***@host`, anywhere in a string. */
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@/?#\s]+)(@)/gi;
+/** `password=...` in libpq-style connection strings. */
+const KEY_VALUE_PASSWORD = /(\bpassword\s*=\s*)('[^']*'|[^\s;]+)/gi;
+
+export const REDACTED = '***';
+
+/** Hides passwords in connection URLs and `password=` pairs; logs and /status never show secrets. */
+export function redactSecrets(text: string): string {
+  return text.replace(URL_CREDENTIALS, `$1${REDACTED}$3`).replace(KEY_VALUE_PASSWORD, `$1${REDACTED}`);
+}
+
+/** Deep copy of a JSON-like value with every string passed through `redactSecrets`. */
+export function redactDeep<T>(value: T, depth = 0): T {
+  if (typeof value === 'string') return redactSecrets(value) as T;
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, depth + 1)) as T;
+  if (value instanceof Error) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = redactDeep(item, depth + 1);
+  return out as T;
+}
+
+/** Keys whose values are secrets whatever they contain. */
+const SECRET_PATHS = [
+  'password',
+  '*.password',
+  '*.*.password',
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+];
+
+export type LoggerOption = Logger | LoggerOptions | undefined;
+
+function isLogger(value: unknown): value is Logger {
+  return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
+}
+
+/**
+ * Creates the root logger of a process: the user's pino instance if given (as a child, so its own
+ * configuration stays), otherwise a new pino logger with secret redaction.
+ */
+export function createLogger(option: LoggerOption, bindings: Record<string, unknown>): Logger {
+  if (isLogger(option)) return option.child(bindings);
+  const base: LoggerOptions = {
+    level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info',
+    ...option,
+    redact: option?.redact ?? { paths: SECRET_PATHS, censor: REDACTED },
+    formatters: {
+      ...option?.formatters,
+      log: (object) => redactDeep(option?.formatters?.log ? option.formatters.log(object) : object),
+    },
+    hooks: {
+      ...option?.hooks,
+      logMethod(args, method) {
+        const redacted = args.map((arg) => (typeof arg === 'string' ? redactSecrets(arg) : arg));
+        return method.apply(this, redacted as Parameters<typeof method>);
+      },
+    },
+  };
+  return pino(base).child(bindings);
+}
+
+/** Serialisable logger settings handed to child processes that cannot receive a logger instance. */
+export function loggerLevelOf(option: LoggerOption): string | undefined {
+  if (isLogger(option)) return option.level;
+  return option?.level;
+}

@@ -1,0 +1,110 @@
+import type { SerializedError } from '../errors.js';
+import type { ServicesSnapshot } from '../services/types.js';
+
+/**
+ * Every message cluster-steward sends between its processes carries this tag, so application messages
+ * (anything without it) pass through `process.send` untouched.
+ */
+export const IPC_NAMESPACE = 'cluster-steward';
+
+/** Process-level numbers a worker reports with each heartbeat. */
+export interface WorkerHeartbeat {
+  /** Requests started since the worker booted. */
+  requests: number;
+  inFlight: number;
+  rss: number;
+  heapUsed: number;
+}
+
+/** What the primary pushes to every worker: the services status with the time it was taken. */
+export interface StatusUpdate {
+  services: ServicesSnapshot | null;
+  /** Epoch ms when the primary sent it. */
+  sentAt: number;
+}
+
+/** The message catalogue: type → payload. One place to read what crosses a process boundary. */
+export interface MessagePayloads {
+  // worker → primary
+  'worker:ready': { addresses: string[] };
+  'worker:boot-failed': { error: SerializedError };
+  'worker:heartbeat': WorkerHeartbeat;
+  'worker:recycle-request': { reason: string };
+  // primary → worker
+  'worker:drain': { timeout: number; reason: string };
+  'status:update': StatusUpdate;
+  // services host (sibling) ↔ primary
+  'services:status': { snapshot: ServicesSnapshot };
+  'services:stop': { timeout: number };
+  // primary → any child, answered by 'reply'
+  'metrics:collect': Record<string, never>;
+  // correlated answer to any request
+  reply: { ok: boolean; result?: unknown; error?: SerializedError };
+}
+
+export type MessageType = keyof MessagePayloads;
+
+export type Message<T extends MessageType = MessageType> = {
+  [K in T]: { ns: typeof IPC_NAMESPACE; type: K; seq?: number; ack?: number } & MessagePayloads[K];
+}[T];
+
+type Validator = (message: Record<string, unknown>) => boolean;
+
+const isCount = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
+const isFiniteNumber = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
+const isShortString = (value: unknown, max = 1024): boolean =>
+  typeof value === 'string' && value.length <= max;
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isError = (value: unknown): boolean =>
+  isObject(value) && isShortString(value.name) && isShortString(value.message, 64 * 1024);
+
+function isServicesSnapshot(value: unknown): boolean {
+  if (!isObject(value) || !Array.isArray(value.services) || value.services.length > 1000) return false;
+  return (
+    isShortString(value.role, 32) &&
+    isCount(value.pid) &&
+    isFiniteNumber(value.at) &&
+    value.services.every((s) => isObject(s) && isShortString(s.name, 256) && isShortString(s.state, 32))
+  );
+}
+
+/** Shape checks per type, applied on receipt (the dispatch table of validators). */
+const validators: { [K in MessageType]: Validator } = {
+  'worker:ready': (m) =>
+    Array.isArray(m.addresses) && m.addresses.length <= 64 && m.addresses.every((a) => isShortString(a)),
+  'worker:boot-failed': (m) => isError(m.error),
+  'worker:heartbeat': (m) =>
+    isCount(m.requests) && isCount(m.inFlight) && isCount(m.rss) && isCount(m.heapUsed),
+  'worker:recycle-request': (m) => isShortString(m.reason, 256),
+  'worker:drain': (m) => isCount(m.timeout) && isShortString(m.reason, 256),
+  'status:update': (m) => isFiniteNumber(m.sentAt) && (m.services === null || isServicesSnapshot(m.services)),
+  'services:status': (m) => isServicesSnapshot(m.snapshot),
+  'services:stop': (m) => isCount(m.timeout),
+  'metrics:collect': (m) => isCount(m.seq),
+  reply: (m) => isCount(m.ack) && typeof m.ok === 'boolean' && (m.ok || isError(m.error)),
+};
+
+export type DropReason = 'malformed' | 'unknown_type' | 'unexpected_reply';
+
+/** Classifies a received value: ours and valid, ours but invalid, or not ours (left to the application). */
+export function inspectMessage(
+  value: unknown,
+): { kind: 'foreign' } | { kind: 'valid'; message: Message } | { kind: 'invalid'; reason: DropReason } {
+  if (!isObject(value) || value.ns !== IPC_NAMESPACE) return { kind: 'foreign' };
+  const type = value.type;
+  if (typeof type !== 'string' || !Object.hasOwn(validators, type))
+    return { kind: 'invalid', reason: 'unknown_type' };
+  if (value.seq !== undefined && !isCount(value.seq)) return { kind: 'invalid', reason: 'malformed' };
+  const valid = validators[type as MessageType](value);
+  return valid
+    ? { kind: 'valid', message: value as unknown as Message }
+    : { kind: 'invalid', reason: 'malformed' };
+}
+
+/** Process-wide count of dropped messages by reason, read by the metrics module. */
+export const droppedMessages: Record<DropReason, number> = {
+  malformed: 0,
+  unknown_type: 0,
+  unexpected_reply: 0,
+};

@@ -1,0 +1,22 @@
+export { redactSecrets } from './common/logger.js';
+export type { ErrorCode, SerializedError } from './errors.js';
+export { coerceError, errorCodes, StewardError } from './errors.js';
+export type { ControlOptions, Placement, RecycleOptions, StewardOptions } from './options.js';
+export type { Supervisor } from './primary/supervisor.js';
+export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';
+export { defineServices, type ServicesDefinition } from './services/define-services.js';
+export type {
+  EventOutcome,
+  EventRecord,
+  RestartOptions,
+  Service,
+  ServiceContext,
+  ServiceOptions,
+  ServiceState,
+  ServiceStatus,
+  ServicesSnapshot,
+  SingletonOptions,
+} from './services/types.js';
+export { steward } from './steward.js';
+export { type ClusterStatus, status } from './worker/cluster-status.js';
+export type { WorkerContext, WorkerStart } from './worker/worker-context.js';

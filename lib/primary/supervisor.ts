@@ -1,0 +1,114 @@
+import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import type { StatusUpdate } from '../common/messages.js';
+import { coerceError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import type { WorkerHandle } from './worker-handle.js';
+import { WorkerPool } from './worker-pool.js';
+
+/**
+ * The primary process: no application code runs here (beyond the optional `primary` hook). It owns the
+ * worker pool, the services host, the control server, and the process signals.
+ */
+export class Supervisor {
+  readonly options: ResolvedOptions;
+  readonly logger: Logger;
+  readonly pool: WorkerPool;
+  #shutdown: Promise<never> | undefined;
+  #signalsSeen = 0;
+
+  constructor(options: ResolvedOptions, logger: Logger) {
+    this.options = options;
+    this.logger = logger;
+    this.pool = new WorkerPool(options, logger, () => this.statusUpdate());
+    this.pool.on('fatal', (error) => {
+      this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
+      void this.shutdown('crash-loop', 1);
+    });
+    this.pool.on('empty', () => {
+      this.logger.info({ lifetime: options.lifetime }, 'cluster:lifetime:ended');
+      void this.shutdown('lifetime', 0);
+    });
+  }
+
+  async start(): Promise<void> {
+    this.#installSignals();
+    this.logger.info({ workers: this.options.workers, pid: process.pid }, 'cluster:starting');
+    if (this.options.primary) await this.options.primary();
+    if (this.options.worker) this.pool.start();
+  }
+
+  /** The services status pushed to workers; null until a services host exists. */
+  statusUpdate(): StatusUpdate {
+    return { services: null, sentAt: Date.now() };
+  }
+
+  /** Replaces every worker, one surge-then-drain at a time (SIGHUP). */
+  async rollingRestart(reason: string): Promise<void> {
+    for (const old of this.pool.serving) {
+      if (this.pool.stopping) return;
+      await this.replaceWorker(old, reason);
+    }
+  }
+
+  /** Surge-then-drain: the replacement must be ready before the old worker drains. */
+  async replaceWorker(old: WorkerHandle, reason: string): Promise<boolean> {
+    const replacement = this.pool.fork();
+    const outcome = await Promise.race([
+      replacement.whenReady().then(() => 'ready' as const),
+      replacement.exited.then(() => 'failed' as const),
+    ]);
+    if (outcome === 'failed') {
+      old.logger.warn({ reason, replacement: replacement.id }, 'worker:recycle:aborted');
+      return false;
+    }
+    await this.pool.drain(old, reason, this.options.recycle.drainTimeout);
+    return true;
+  }
+
+  /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
+  shutdown(reason: string, code = 0): Promise<never> {
+    this.#shutdown ??= this.#runShutdown(reason, code);
+    return this.#shutdown;
+  }
+
+  async #runShutdown(reason: string, code: number): Promise<never> {
+    const started = Date.now();
+    this.logger.info({ reason, grace: this.options.grace }, 'cluster:shutdown:start');
+    let clean = false;
+    try {
+      clean = await this.pool.stop(this.options.grace);
+    } catch (error) {
+      this.logger.error({ err: coerceError(error) }, 'cluster:shutdown:error');
+    }
+    const exitCode = code !== 0 ? code : clean ? 0 : 1;
+    this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
+    process.exit(exitCode);
+  }
+
+  #installSignals(): void {
+    for (const signal of this.options.signals) {
+      process.on(signal, () => {
+        this.#signalsSeen++;
+        if (this.#signalsSeen > 1) {
+          this.logger.warn({ signal }, 'cluster:shutdown:forced');
+          this.pool.kill();
+          process.exit(1);
+        }
+        void this.shutdown(signal, 0);
+      });
+    }
+    process.on('SIGHUP', () => {
+      this.logger.info({ signal: 'SIGHUP' }, 'cluster:rolling-restart:start');
+      void this.rollingRestart('rolling-restart');
+    });
+  }
+}
+
+/** Entry of the primary role. */
+export async function runPrimary(options: ResolvedOptions, logger: Logger): Promise<Supervisor> {
+  cluster.setupPrimary({ serialization: 'json' });
+  const supervisor = new Supervisor(options, logger);
+  await supervisor.start();
+  return supervisor;
+}

@@ -1,0 +1,197 @@
+import cluster from 'node:cluster';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { backoffDelay, RestartIntensity } from '../common/backoff.js';
+import type { StatusUpdate } from '../common/messages.js';
+import { StewardError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import { type WorkerExit, WorkerHandle } from './worker-handle.js';
+
+/** Why a worker left, as counted in `steward_worker_exits_total{cause}`. */
+export type ExitCause = 'retired' | 'crash' | 'boot_failure' | 'boot_timeout' | 'drain_timeout' | 'shutdown';
+
+export interface WorkerPoolEvents {
+  'worker:forked': [WorkerHandle];
+  'worker:ready': [WorkerHandle];
+  'worker:exit': [WorkerHandle, ExitCause];
+  /** Workers crash faster than the restart intensity allows and none is ready: the primary must stop. */
+  fatal: [StewardError];
+  /** `lifetime` has passed and the last worker is gone. */
+  empty: [];
+}
+
+/**
+ * Keeps `workers` HTTP workers alive: forks them, re-forks crashed ones with jittered backoff, stops
+ * a crash loop, and drains workers on request. Recycling policies and shutdown build on `fork` and
+ * `drain`.
+ */
+export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #handles = new Map<number, WorkerHandle>();
+  readonly #crashes: RestartIntensity;
+  readonly #startedAt = Date.now();
+  #statusUpdate: () => StatusUpdate;
+  #scheduledForks = 0;
+  #stopping = false;
+  #firstCrashCause: string | null = null;
+
+  constructor(options: ResolvedOptions, logger: Logger, statusUpdate: () => StatusUpdate) {
+    super();
+    this.#options = options;
+    this.#logger = logger;
+    this.#statusUpdate = statusUpdate;
+    this.#crashes = new RestartIntensity(options.restart.intensity, options.restart.period);
+  }
+
+  /** All known workers, oldest first (dead ones are removed on exit). */
+  get handles(): WorkerHandle[] {
+    return [...this.#handles.values()];
+  }
+
+  /** Workers that count toward capacity: booting or ready. */
+  get serving(): WorkerHandle[] {
+    return this.handles.filter((handle) => handle.state === 'booting' || handle.state === 'ready');
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  start(): void {
+    for (let i = 0; i < this.#options.workers; i++) this.fork();
+  }
+
+  /** Forks one worker; it counts as capacity at once and is killed if not ready within `bootTimeout`. */
+  fork(): WorkerHandle {
+    const worker = cluster.fork({ STEWARD_WORKER: '1' });
+    const handle = new WorkerHandle(worker, this.#logger);
+    this.#handles.set(handle.id, handle);
+    handle.logger.info({ state: 'booting' }, 'worker:booting');
+    handle.channel.send('status:update', this.#statusUpdate());
+    const bootTimer = setTimeout(() => {
+      if (handle.state !== 'booting') return;
+      handle.bootError = {
+        name: 'StewardError',
+        code: 'STEWARD_ERR_BOOT_TIMEOUT',
+        message: `worker ${handle.id} was not ready within bootTimeout (${this.#options.bootTimeout} ms)`,
+      };
+      worker.process.kill('SIGKILL');
+    }, this.#options.bootTimeout);
+    void handle.whenReady().then(() => {
+      clearTimeout(bootTimer);
+      this.emit('worker:ready', handle);
+    });
+    void handle.exited.then((exit) => {
+      clearTimeout(bootTimer);
+      this.#onExit(handle, exit);
+    });
+    this.emit('worker:forked', handle);
+    return handle;
+  }
+
+  /**
+   * Retires a worker: it stops accepting, finishes in-flight requests with `Connection: close` and
+   * exits; it is killed after `timeout` ms. Resolves when it has exited.
+   */
+  drain(handle: WorkerHandle, reason: string, timeout: number): Promise<WorkerExit> {
+    if (handle.state === 'dead') return handle.exited;
+    if (handle.state !== 'draining') {
+      handle.retireReason = reason;
+      handle.transition('draining', { reason });
+      handle.channel.send('worker:drain', { timeout, reason });
+      // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
+      const killTimer = setTimeout(() => {
+        handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
+        handle.worker.process.kill('SIGKILL');
+      }, timeout + 1_000);
+      void handle.exited.then(() => clearTimeout(killTimer));
+    }
+    return handle.exited;
+  }
+
+  /** Sends the latest services status to every live worker. */
+  broadcastStatus(): void {
+    const update = this.#statusUpdate();
+    for (const handle of this.#handles.values()) {
+      if (handle.state !== 'dead') handle.channel.send('status:update', update);
+    }
+  }
+
+  /** Drains every worker at once; resolves true when all exited cleanly within `grace`. */
+  async stop(grace: number): Promise<boolean> {
+    this.#stopping = true;
+    const exits = await Promise.all(this.handles.map((handle) => this.drain(handle, 'shutdown', grace)));
+    return exits.every((exit) => exit.code === 0);
+  }
+
+  /** Kills every worker at once (second SIGINT). */
+  kill(): void {
+    this.#stopping = true;
+    for (const handle of this.#handles.values()) handle.worker.process.kill('SIGKILL');
+  }
+
+  #onExit(handle: WorkerHandle, exit: WorkerExit): void {
+    this.#handles.delete(handle.id);
+    const cause = this.#exitCause(handle, exit);
+    this.emit('worker:exit', handle, cause);
+    if (this.#stopping) return;
+    if (cause !== 'retired' && cause !== 'drain_timeout') this.#recordCrash(handle, exit, cause);
+    this.#replenish();
+  }
+
+  #exitCause(handle: WorkerHandle, exit: WorkerExit): ExitCause {
+    if (handle.retireReason === 'shutdown') return 'shutdown';
+    if (handle.retireReason !== null) return exit.code === 0 ? 'retired' : 'drain_timeout';
+    if (handle.bootError?.code === 'STEWARD_ERR_BOOT_TIMEOUT') return 'boot_timeout';
+    if (handle.readyAt === null) return 'boot_failure';
+    return 'crash';
+  }
+
+  #recordCrash(handle: WorkerHandle, exit: WorkerExit, cause: ExitCause): void {
+    const description = handle.bootError
+      ? `${handle.bootError.name}: ${handle.bootError.message}`
+      : `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+    this.#firstCrashCause ??= description;
+    const tooMany = this.#crashes.record();
+    handle.logger.warn(
+      { cause, code: exit.code, signal: exit.signal, error: handle.bootError },
+      'worker:crash',
+    );
+    if (!tooMany) return;
+    if (this.serving.some((candidate) => candidate.state === 'ready')) {
+      this.#logger.warn({ crashes: this.#crashes.recent }, 'worker:crash-loop:degraded');
+      return;
+    }
+    this.#stopping = true;
+    const { intensity, period } = this.#options.restart;
+    this.emit(
+      'fatal',
+      new StewardError(
+        'STEWARD_ERR_CRASH_LOOP',
+        `Workers crashed more than ${intensity} times in ${period} ms with none ready; first cause: ${this.#firstCrashCause}`,
+        { details: { firstCause: this.#firstCrashCause, lastCause: description } },
+      ),
+    );
+  }
+
+  /** Forks what is missing from the configured count, after a backoff when workers are crashing. */
+  #replenish(): void {
+    if (this.#stopping) return;
+    if (Date.now() - this.#startedAt > this.#options.lifetime) {
+      if (this.#handles.size === 0) this.emit('empty');
+      return;
+    }
+    const missing = this.#options.workers - this.serving.length - this.#scheduledForks;
+    if (missing <= 0) return;
+    const attempt = Math.max(0, this.#crashes.recent - 1);
+    for (let i = 0; i < missing; i++) {
+      this.#scheduledForks++;
+      const wait = this.#crashes.recent === 0 ? 0 : backoffDelay(attempt, this.#options.restart);
+      setTimeout(() => {
+        this.#scheduledForks--;
+        if (!this.#stopping && this.serving.length < this.#options.workers) this.fork();
+      }, wait);
+    }
+  }
+}

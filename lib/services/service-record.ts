@@ -1,0 +1,98 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { serializeError } from '../errors.js';
+import type { EventRecord, ServiceContext, ServiceState, ServiceStatus } from './types.js';
+
+export interface ServiceRecordEvents {
+  /** Any status field changed (the host debounces pushes). */
+  change: [ServiceStatus];
+  /** One event was recorded (metrics subscribe here). */
+  event: [string, EventRecord];
+  /** `progress()` was called. */
+  progress: [];
+}
+
+/**
+ * The live status of one service and the source of its `ServiceContext`. The host owns one per
+ * service for the whole life of the process, so counters survive restarts of the service.
+ */
+export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
+  readonly status: ServiceStatus;
+  lastProgressAt = Date.now();
+
+  constructor(name: string, singleton: boolean) {
+    super();
+    this.status = {
+      name,
+      state: 'starting',
+      since: Date.now(),
+      restarts: 0,
+      lastError: null,
+      processed: 0,
+      failed: 0,
+      deadLettered: 0,
+      duplicates: 0,
+      lastEventAt: null,
+      lagMs: null,
+      queueDepth: null,
+      oldestAgeMs: null,
+      connected: null,
+      leader: singleton ? false : null,
+    };
+  }
+
+  setState(state: ServiceState, error?: unknown): void {
+    if (error !== undefined) this.status.lastError = serializeError(error);
+    if (this.status.state === state && error === undefined) return;
+    this.status.state = state;
+    this.status.since = Date.now();
+    this.emit('change', this.status);
+  }
+
+  update(fields: Partial<ServiceStatus>): void {
+    Object.assign(this.status, fields);
+    this.emit('change', this.status);
+  }
+
+  /** A stall is possible only while the source is connected or work is queued. */
+  get hasWork(): boolean {
+    return this.status.connected === true || (this.status.queueDepth ?? 0) > 0;
+  }
+
+  /** A context bound to one run of the service (a new one per restart, with a new signal). */
+  createContext(signal: AbortSignal, logger: Logger): ServiceContext {
+    return {
+      name: this.status.name,
+      signal,
+      logger,
+      ready: () => this.setState('running'),
+      standby: (reason) => {
+        if (reason) logger.info({ reason }, 'service:standby');
+        this.setState('standby');
+      },
+      progress: () => {
+        this.lastProgressAt = Date.now();
+        this.emit('progress');
+      },
+      recordEvent: (event) => this.recordEvent(event),
+      setQueueDepth: (depth, oldestAgeMs) =>
+        this.update({ queueDepth: depth, oldestAgeMs: oldestAgeMs ?? null }),
+      setConnected: (connected) => {
+        if (this.status.connected !== connected) this.update({ connected });
+      },
+    };
+  }
+
+  recordEvent(event: EventRecord): void {
+    const status = this.status;
+    if (event.outcome === 'processed') status.processed++;
+    else if (event.outcome === 'failed') status.failed++;
+    else if (event.outcome === 'dead_lettered') status.deadLettered++;
+    else status.duplicates++;
+    status.lastEventAt = Date.now();
+    if (event.lagMs !== undefined) status.lagMs = event.lagMs;
+    this.lastProgressAt = status.lastEventAt;
+    this.emit('event', status.name, event);
+    this.emit('change', status);
+  }
+}

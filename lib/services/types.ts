@@ -1,0 +1,120 @@
+import type { Logger } from 'pino';
+import type { SerializedError } from '../errors.js';
+
+/**
+ * Lifecycle of one service under the service host.
+ * starting → running → (stopping → stopped) | (backoff → starting) ; standby while a singleton waits for its lock;
+ * failed once restarts exceed the intensity limit (the host keeps retrying at the maximum delay).
+ */
+export type ServiceState = 'starting' | 'running' | 'backoff' | 'standby' | 'stopping' | 'stopped' | 'failed';
+
+/** Outcome of one event handled by a listener, as counted in status and metrics. */
+export type EventOutcome = 'processed' | 'failed' | 'dead_lettered' | 'duplicate';
+
+export interface EventRecord {
+  outcome: EventOutcome;
+  /** Handler wall time in milliseconds. */
+  durationMs?: number;
+  /** Time from the event's creation (enqueue, broker timestamp) to the handler's start, in milliseconds. */
+  lagMs?: number;
+}
+
+/** What a running service gets from its host. */
+export interface ServiceContext {
+  readonly name: string;
+  /** Aborts when the service must stop (shutdown, restart, lost singleton lock). */
+  readonly signal: AbortSignal;
+  /** A pino child logger bound with `service`. */
+  readonly logger: Logger;
+  /** Marks the service `running` (connected, consuming). Until then it is `starting`. */
+  ready(): void;
+  /** Marks the service `standby` (waiting, e.g. for a singleton lock); `ready()` leaves it. */
+  standby(reason?: string): void;
+  /** Feeds the stall watchdog: call whenever work moves forward (an event handled, a poll completed). */
+  progress(): void;
+  /** Counts one event in the status snapshot and in the `steward_events_total` / handler metrics. */
+  recordEvent(event: EventRecord): void;
+  /** Reports the backlog where the source knows it; `oldestAgeMs` feeds the lag gauge. */
+  setQueueDepth(depth: number, oldestAgeMs?: number): void;
+  /** Reports whether the source connection is up; while connected the stall watchdog is armed. */
+  setConnected(connected: boolean): void;
+}
+
+export interface RestartOptions {
+  /** First delay before restarting a crashed service, in ms. @default 100 */
+  initialDelay?: number;
+  /** Ceiling of the exponential backoff, in ms. @default 30000 */
+  maxDelay?: number;
+  /** Random spread added to each delay, as a fraction of it (0..1). @default 0.2 */
+  jitter?: number;
+  /** Crashes allowed within `period` before the state becomes `failed`. @default 5 */
+  intensity?: number;
+  /** Window for `intensity`, in ms. @default 60000 */
+  period?: number;
+}
+
+/** Options shared by every service definition. */
+export interface ServiceOptions {
+  restart?: RestartOptions;
+  /**
+   * Restart the service when it reports no `progress()` for this long (ms) while connected or while
+   * its queue depth is above zero. 0 disables the watchdog. @default 0
+   */
+  stallTimeout?: number;
+  /** How long `run` may take to settle after its signal aborts before it is abandoned, in ms. @default 10000 */
+  stopTimeout?: number;
+  /**
+   * Run only where a PostgreSQL session advisory lock is held (one instance across all hosts);
+   * elsewhere the service waits in `standby`.
+   */
+  singleton?: SingletonOptions;
+}
+
+export interface SingletonOptions {
+  /** PostgreSQL connection string for the dedicated lock connection. */
+  connectionString: string;
+  /** Lock name; hashed to the advisory lock key. @default the service name */
+  key?: string;
+  /** How often a standby host retries the lock and the holder checks its connection, in ms. @default 1000 */
+  checkInterval?: number;
+}
+
+/** A long-lived listener: `run` resolves once `ctx.signal` aborted and its in-flight work settled. */
+export interface Service extends ServiceOptions {
+  name: string;
+  run(ctx: ServiceContext): Promise<void>;
+}
+
+/** Status of one service, as published by its host. */
+export interface ServiceStatus {
+  name: string;
+  state: ServiceState;
+  /** Epoch ms of the last state change. */
+  since: number;
+  restarts: number;
+  lastError: SerializedError | null;
+  processed: number;
+  failed: number;
+  deadLettered: number;
+  duplicates: number;
+  /** Epoch ms of the last recorded event, or null. */
+  lastEventAt: number | null;
+  /** Lag of the last event in ms, or null when unknown. */
+  lagMs: number | null;
+  queueDepth: number | null;
+  oldestAgeMs: number | null;
+  connected: boolean | null;
+  /** For singletons: whether this host holds the lock; null for ordinary services. */
+  leader: boolean | null;
+}
+
+export type ServicesHostRole = 'primary' | 'sibling' | 'standalone';
+
+/** Everything a service host publishes at once. */
+export interface ServicesSnapshot {
+  role: ServicesHostRole;
+  pid: number;
+  /** Epoch ms when the snapshot was taken. */
+  at: number;
+  services: ServiceStatus[];
+}

@@ -1,0 +1,118 @@
+import cluster from 'node:cluster';
+import { Server as NetServer } from 'node:net';
+import type { Logger } from 'pino';
+import { IpcChannel } from '../common/ipc.js';
+import { createLogger } from '../common/logger.js';
+import { serializeError } from '../errors.js';
+import { collectLocalMetrics } from '../metrics/local-metrics.js';
+import type { ResolvedOptions } from '../options.js';
+import { applyStatusUpdate, status } from './cluster-status.js';
+import { requestTracker } from './request-tracker.js';
+import type { WorkerContext } from './worker-context.js';
+
+/** Idle keep-alive connections of a draining worker get this long to send one more request. */
+const IDLE_GRACE_MS = 1_000;
+
+/**
+ * Runs in every HTTP worker: calls the application's start function, tracks its servers, reports
+ * readiness and heartbeats to the primary, applies status pushes, and drains when told to retire.
+ */
+export async function runWorker(options: ResolvedOptions): Promise<void> {
+  const id = cluster.worker?.id ?? 0;
+  const logger = createLogger(options.logger, { role: 'worker', worker: id });
+  const primary = new IpcChannel(process, { peerName: 'primary' });
+  const tracker = requestTracker();
+  const draining = new AbortController();
+  const staleAfter = options.statusInterval * 3;
+
+  primary.on('status:update', (message) => {
+    applyStatusUpdate(
+      { services: message.services, sentAt: message.sentAt },
+      options.services !== undefined,
+      staleAfter,
+    );
+  });
+  primary.handle('metrics:collect', () => collectLocalMetrics('worker', options.register));
+  primary.on('worker:drain', (message) => {
+    if (draining.signal.aborted) return;
+    draining.abort();
+    void drainAndExit(tracker, message.timeout, logger, primary);
+  });
+  // The primary going away means nobody will route connections here or restart us: leave.
+  process.on('disconnect', () => {
+    if (!draining.signal.aborted) {
+      draining.abort();
+      void drainAndExit(tracker, options.grace, logger, primary);
+    }
+  });
+  // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so ignore them here.
+  for (const signal of options.signals) process.on(signal, () => {});
+
+  const context: WorkerContext = {
+    id,
+    logger,
+    signal: draining.signal,
+    track: (server) => tracker.track(server),
+    status: () => status(),
+  };
+  const disconnect = () => primary.send('worker:recycle-request', { reason: 'manual' });
+  try {
+    const returned = await options.worker?.(id, disconnect, context);
+    for (const server of serversIn(returned)) tracker.track(server);
+    await Promise.all([...tracker.servers].map(listening));
+  } catch (error) {
+    logger.error({ err: error }, 'worker:boot:failed');
+    primary.send('worker:boot-failed', { error: serializeError(error) });
+    // Give the message a moment to be flushed, then exit non-zero; the primary records the cause.
+    setImmediate(() => process.exit(1));
+    return;
+  }
+  primary.send('worker:ready', { addresses: tracker.addresses() });
+  startHeartbeat(primary, options.heartbeatInterval);
+}
+
+function serversIn(value: unknown): NetServer[] {
+  const list = Array.isArray(value) ? value : [value];
+  return list.filter((item): item is NetServer => item instanceof NetServer);
+}
+
+function listening(server: NetServer): Promise<void> {
+  if (server.listening) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    server.once('listening', () => resolve());
+    server.once('error', reject);
+  });
+}
+
+function startHeartbeat(primary: IpcChannel, interval: number): void {
+  const tracker = requestTracker();
+  const beat = () => {
+    const memory = process.memoryUsage();
+    primary.send('worker:heartbeat', {
+      requests: tracker.requests,
+      inFlight: tracker.inFlight,
+      rss: memory.rss,
+      heapUsed: memory.heapUsed,
+    });
+  };
+  beat();
+  setInterval(beat, interval).unref();
+}
+
+async function drainAndExit(
+  tracker: ReturnType<typeof requestTracker>,
+  timeout: number,
+  logger: Logger,
+  primary: IpcChannel,
+): Promise<void> {
+  const started = Date.now();
+  const deadline = setTimeout(() => {
+    logger.warn({ inFlight: tracker.inFlight, timeout }, 'worker:drain:timeout');
+    process.exit(1);
+  }, timeout);
+  deadline.unref();
+  await tracker.drain(Math.min(IDLE_GRACE_MS, timeout / 2));
+  logger.info({ drainMs: Date.now() - started, requests: tracker.requests }, 'worker:drain:done');
+  primary.close('worker exiting');
+  process.exit(0);
+}

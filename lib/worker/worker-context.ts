@@ -1,0 +1,23 @@
+import type { Server } from 'node:net';
+import type { Logger } from 'pino';
+import type { ClusterStatus } from './cluster-status.js';
+
+/** The third argument of the start function: what a worker may use beyond throng's `(id, disconnect)`. */
+export interface WorkerContext {
+  /** The cluster worker id (1, 2, ...; replacements get new ids). */
+  readonly id: number;
+  /** pino child logger bound with `role: 'worker'`, the worker id and pid. */
+  readonly logger: Logger;
+  /** Aborts when this worker starts draining. */
+  readonly signal: AbortSignal;
+  /** Registers a server for request counting and graceful drain (returned servers are tracked anyway). */
+  track(server: Server): void;
+  /** The latest services status pushed by the primary. */
+  status(): ClusterStatus;
+}
+
+/**
+ * The application's start function, called once per worker. Signature-compatible with throng's
+ * `worker(id, disconnect)`; may return (a promise of) the server or servers it created.
+ */
+export type WorkerStart = (id: number, disconnect: () => void, context: WorkerContext) => unknown;
