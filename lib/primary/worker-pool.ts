@@ -14,6 +14,8 @@ export interface WorkerPoolEvents {
   'worker:forked': [WorkerHandle];
   'worker:ready': [WorkerHandle];
   'worker:exit': [WorkerHandle, ExitCause];
+  /** A recycle finished: the old worker drained and exited; reason is the policy or trigger name. */
+  'worker:recycled': [WorkerHandle, string, number];
   /** Workers crash faster than the restart intensity allows and none is ready: the primary must stop. */
   fatal: [StewardError];
   /** `lifetime` has passed and the last worker is gone. */

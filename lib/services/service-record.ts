@@ -12,6 +12,9 @@ export interface ServiceRecordEvents {
   progress: [];
 }
 
+/** Records alive in this process; the metrics module reads them at scrape time. */
+export const serviceRecords = new Set<ServiceRecord>();
+
 /**
  * The live status of one service and the source of its `ServiceContext`. The host owns one per
  * service for the whole life of the process, so counters survive restarts of the service.
@@ -39,6 +42,13 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       connected: null,
       leader: singleton ? false : null,
     };
+    serviceRecords.add(this);
+  }
+
+  /** Forgets the record (the host stopped for good). */
+  dispose(): void {
+    serviceRecords.delete(this);
+    this.removeAllListeners();
   }
 
   setState(state: ServiceState, error?: unknown): void {
