@@ -15,6 +15,9 @@ export interface ServiceRecordEvents {
 /** Records alive in this process; the metrics module reads them at scrape time. */
 export const serviceRecords = new Set<ServiceRecord>();
 
+/** Called with each new record before it can record an event (the metrics module subscribes here). */
+export const serviceRecordCreated = new Set<(record: ServiceRecord) => void>();
+
 /**
  * The live status of one service and the source of its `ServiceContext`. The host owns one per
  * service for the whole life of the process, so counters survive restarts of the service.
@@ -43,6 +46,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       leader: singleton ? false : null,
     };
     serviceRecords.add(this);
+    for (const onCreated of serviceRecordCreated) onCreated(this);
   }
 
   /** Forgets the record (the host stopped for good). */
