@@ -1,0 +1,197 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const benchDir = fileURLToPath(new URL('../', import.meta.url));
+
+/** A free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface App {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a bench app (its own process group) and resolves once `readyCount` distinct pids answered. */
+export async function startApp(file: string, env: Record<string, string> = {}, readyCount = 2): Promise<App> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [benchDir + file], {
+    env: { ...process.env, PORT: String(port), ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+    detached: true,
+  });
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 20_000;
+  const pids = new Set<string>();
+  while (pids.size < readyCount) {
+    if (Date.now() > deadline) throw new Error(`${file} did not get ready`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const pid = await probe(url);
+    if (pid) pids.add(pid);
+    if (pid === 'any') break;
+  }
+  return {
+    child,
+    url,
+    async stop() {
+      const exited = once(child, 'exit');
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        return;
+      }
+      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // group already gone
+      }
+    },
+  };
+}
+
+/** Resolves with a token identifying the answering worker, 'any' for apps that do not say, or null. */
+function probe(url: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const request = http.get(url, { agent: false }, (response) => {
+      let body = '';
+      response.on('data', (chunk) => {
+        body += chunk;
+      });
+      response.on('end', () => {
+        const match = /"pid":(\d+)/.exec(body);
+        resolve(match ? match[1]! : response.statusCode === 200 ? 'any' : null);
+      });
+    });
+    request.on('error', () => resolve(null));
+    request.setTimeout(1_000, () => request.destroy());
+  });
+}
+
+export interface LoadResult {
+  tool: 'wrk' | 'autocannon';
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Socket errors (connect, read, write, timeout) plus non-2xx responses. */
+  errors: number;
+  non2xx: number;
+  detail: string;
+}
+
+/** Runs wrk (a separate C process) with a latency distribution. */
+export async function runWrk(
+  url: string,
+  connections: number,
+  seconds: number,
+  threads = 1,
+): Promise<LoadResult> {
+  const { stdout } = await run(
+    'wrk',
+    ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', url],
+    {
+      maxBuffer: 1 << 20,
+    },
+  );
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+  return {
+    tool: 'wrk',
+    requests,
+    rps,
+    p50Ms: wrkLatency(stdout, '50%'),
+    p99Ms: wrkLatency(stdout, '99%'),
+    errors: socketErrors + non2xx,
+    non2xx,
+    detail: socket ? socket[0] : 'no socket errors',
+  };
+}
+
+function wrkLatency(output: string, percentile: string): number {
+  const match = new RegExp(`${percentile}\\s+([\\d.]+)(us|ms|s)`).exec(output);
+  if (!match) return Number.NaN;
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+}
+
+/** Runs autocannon in its own process (so the load generator never shares an event loop with the bench). */
+export async function runAutocannon(url: string, connections: number, seconds: number): Promise<LoadResult> {
+  const bin = fileURLToPath(new URL('../../node_modules/autocannon/autocannon.js', import.meta.url));
+  const { stdout } = await run(
+    process.execPath,
+    [bin, '--json', '-c', String(connections), '-d', String(seconds), url],
+    {
+      maxBuffer: 16 << 20,
+    },
+  );
+  const result = JSON.parse(stdout) as {
+    requests: { total: number; average: number };
+    latency: { p50: number; p99: number };
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+    resets?: number;
+  };
+  return {
+    tool: 'autocannon',
+    requests: result.requests.total,
+    rps: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx + (result.resets ?? 0),
+    non2xx: result.non2xx,
+    detail: `errors ${result.errors}, timeouts ${result.timeouts}, resets ${result.resets ?? 0}`,
+  };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Replaces (or appends) the `## <name>` section of docs/benchmarks.md. */
+export function writeBenchmarkSection(name: string, body: string): void {
+  const file = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    text =
+      '# Benchmarks\n\nEvery figure is a ratio against a baseline measured in the same run, with the absolute numbers for context.\nRun one with `npm run bench:<name>`; `npm run bench` lists them.\n';
+  }
+  const heading = `## ${name}`;
+  const start = text.indexOf(`\n${heading}\n`);
+  const section = `\n${heading}\n\n${body.trim()}\n`;
+  if (start < 0) text = `${text.trimEnd()}\n${section}`;
+  else {
+    const next = text.indexOf('\n## ', start + heading.length + 1);
+    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next));
+  }
+  writeFileSync(file, text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** Machine context printed with every result. */
+export function machineNote(): string {
+  return `node ${process.version}, ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 10)}`;
+}
