@@ -32,6 +32,8 @@ export interface MessagePayloads {
   'worker:recycle-request': { reason: string };
   // primary → worker
   'worker:drain': { timeout: number; reason: string };
+  /** The request count at which the worker asks to be recycled (drawn per worker by the primary). */
+  'worker:recycle-limit': { maxRequests: number };
   'status:update': StatusUpdate;
   // services host (sibling) ↔ primary
   'services:status': { snapshot: ServicesSnapshot };
@@ -78,6 +80,7 @@ const validators: { [K in MessageType]: Validator } = {
     isCount(m.requests) && isCount(m.inFlight) && isCount(m.rss) && isCount(m.heapUsed),
   'worker:recycle-request': (m) => isShortString(m.reason, 256),
   'worker:drain': (m) => isCount(m.timeout) && isShortString(m.reason, 256),
+  'worker:recycle-limit': (m) => isCount(m.maxRequests) && (m.maxRequests as number) >= 1,
   'status:update': (m) => isFiniteNumber(m.sentAt) && (m.services === null || isServicesSnapshot(m.services)),
   'services:status': (m) => isServicesSnapshot(m.snapshot),
   'services:stop': (m) => isCount(m.timeout),
