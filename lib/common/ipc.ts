@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { StewardError, serializeError } from '../errors.js';
 import {
   type DropReason,
@@ -183,4 +184,27 @@ export class IpcChannel {
     droppedMessages[reason] += 1;
     this.#options.onDrop?.(reason, type);
   }
+}
+
+/**
+ * An `onDrop` callback that logs `ipc:dropped` at most once per reason every `intervalMs`, with the
+ * number dropped since the last line: a misbehaving peer cannot flood the logs.
+ */
+export function logDroppedMessages(
+  logger: Logger,
+  intervalMs = 10_000,
+): (reason: DropReason, type: unknown) => void {
+  const lastLogged = new Map<DropReason, number>();
+  const suppressed = new Map<DropReason, number>();
+  return (reason, type) => {
+    const now = Date.now();
+    if (now - (lastLogged.get(reason) ?? 0) < intervalMs) {
+      suppressed.set(reason, (suppressed.get(reason) ?? 0) + 1);
+      return;
+    }
+    lastLogged.set(reason, now);
+    const shownType = typeof type === 'string' ? type.slice(0, 64) : typeof type;
+    logger.warn({ reason, type: shownType, suppressed: suppressed.get(reason) ?? 0 }, 'ipc:dropped');
+    suppressed.set(reason, 0);
+  };
 }

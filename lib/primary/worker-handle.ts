@@ -1,6 +1,6 @@
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { IpcChannel } from '../common/ipc.js';
+import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import type { SerializedError } from '../errors.js';
 
 /** Explicit worker lifecycle, as seen by the primary. Every transition is logged as `worker:<state>`. */
@@ -43,7 +43,10 @@ export class WorkerHandle {
     this.id = worker.id;
     this.pid = worker.process.pid ?? 0;
     this.logger = logger.child({ worker: worker.id, workerPid: this.pid });
-    this.channel = new IpcChannel(worker, { peerName: `worker ${worker.id}` });
+    this.channel = new IpcChannel(worker, {
+      peerName: `worker ${worker.id}`,
+      onDrop: logDroppedMessages(this.logger),
+    });
     this.exited = new Promise((resolve) => {
       // 'exit', not 'disconnect': a worker can die without ever disconnecting (throng's revive bug).
       worker.once('exit', (code, signal) => {

@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
-import { IpcChannel } from '../common/ipc.js';
+import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import { serializeError } from '../errors.js';
 import { collectLocalMetrics } from '../metrics/local-metrics.js';
@@ -20,7 +20,7 @@ const IDLE_GRACE_MS = 1_000;
 export async function runWorker(options: ResolvedOptions): Promise<void> {
   const id = cluster.worker?.id ?? 0;
   const logger = createLogger(options.logger, { role: 'worker', worker: id });
-  const primary = new IpcChannel(process, { peerName: 'primary' });
+  const primary = new IpcChannel(process, { peerName: 'primary', onDrop: logDroppedMessages(logger) });
   const tracker = requestTracker();
   const draining = new AbortController();
   const staleAfter = options.statusInterval * 3;

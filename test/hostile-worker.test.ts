@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { addressFromReady, get } from './helpers/http.js';
+import { event, spawnFixture } from './helpers/process.js';
+
+const fixture = spawnFixture('hostile-worker.js');
+after(() => fixture.killAll());
+
+test('malformed, huge, spoofed and misdirected IPC from a worker is dropped, logged and harmless', async () => {
+  const ready = await fixture.waitForLogs(event('worker:ready'), 2, 15_000);
+  const address = addressFromReady(ready[0]!);
+  for (let i = 0; i < 4; i++) assert.equal((await get(`http://${address}/attack`)).status, 200);
+
+  const drops = await fixture.waitForLogs(event('ipc:dropped'), 3, 10_000);
+  const reasons = new Set(drops.map((line) => line.reason));
+  assert.deepEqual([...reasons].sort(), ['malformed', 'unexpected_reply', 'unknown_type']);
+  // Rate-limited: 4 attacks × 11 bad messages, but at most one line per reason and interval per worker.
+  assert.ok(drops.length <= 6, `${drops.length} ipc:dropped lines`);
+
+  // Nothing a worker can send makes the primary drain, stop or replace anything.
+  for (let i = 0; i < 20; i++) assert.equal((await get(`http://${address}/`)).status, 200);
+  assert.equal(fixture.logs.filter(event('worker:draining')).length, 0);
+  assert.equal(fixture.logs.filter(event('worker:booting')).length, 2, 'no worker was replaced');
+  assert.equal(fixture.logs.filter(event('worker:dead')).length, 0);
+
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0, 'the primary still shuts down cleanly');
+});
+
+test('no log line carries a secret', async () => {
+  await fixture.exited;
+  const output = fixture.logs.map((line) => JSON.stringify(line)).join('\n');
+  assert.ok(fixture.logs.some(event('configured')), 'the secret-bearing lines were logged');
+  for (const secret of ['s3cr3t-amqp', 's3cr3t-pg', 's3cr3t-field', 's3cr3t-nested', 's3cr3t-kv']) {
+    assert.ok(!output.includes(secret), `${secret} leaked into the logs`);
+  }
+  assert.match(output, /amqp:\/\/app:\*\*\*@broker:5672/);
+  assert.match(output, /postgres:\/\/app:\*\*\*@db\/app/);
+});
