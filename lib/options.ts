@@ -39,6 +39,11 @@ export interface ControlOptions {
   host?: string;
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * How long a scrape waits for each process's metrics, in ms or `'2s'`. A process that has not answered
+   * by then is left out of that scrape (counted in `steward_scrape_errors_total`). @default 2000
+   */
+  metricsTimeout?: number | string;
 }
 
 export interface StewardOptions {
@@ -103,7 +108,7 @@ export interface ResolvedOptions {
     concurrency: number;
     drainTimeout: number;
   };
-  control: { port: number; host: string; token: string | undefined } | undefined;
+  control: { port: number; host: string; token: string | undefined; metricsTimeout: number } | undefined;
   logger: LoggerOption;
   grace: number;
   lifetime: number;
@@ -132,7 +137,7 @@ export const defaults = {
     concurrency: 1,
     drainTimeout: 30_000,
   },
-  control: { host: '127.0.0.1' },
+  control: { host: '127.0.0.1', metricsTimeout: 2_000 },
 };
 
 const TOP_KEYS = [
@@ -168,7 +173,7 @@ const RECYCLE_KEYS = [
   'concurrency',
   'drainTimeout',
 ];
-const CONTROL_KEYS = ['port', 'host', 'token'];
+const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout'];
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'jitter', 'intensity', 'period'];
 
 /** `-5` (number), `'abc'` (string): how a received value is shown in messages. */
@@ -341,7 +346,11 @@ function resolveControl(raw: unknown): ResolvedOptions['control'] {
       token === undefined ? token : typeof token === 'string' ? `${token.length} characters` : token,
     );
   }
-  return { port, host, token };
+  const metricsTimeout =
+    raw.metricsTimeout === undefined
+      ? defaults.control.metricsTimeout
+      : durationOption('control.metricsTimeout', raw.metricsTimeout, 10);
+  return { port, host, token, metricsTimeout };
 }
 
 function resolveRestart(raw: unknown): ResolvedOptions['restart'] {

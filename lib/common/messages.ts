@@ -40,6 +40,8 @@ export interface MessagePayloads {
   'services:stop': { timeout: number };
   // primary → any child, answered by 'reply'
   'metrics:collect': Record<string, never>;
+  // worker → primary once drained, answered by 'reply': its exact final metrics (prom-client JSON)
+  'metrics:final': { metrics: unknown[] };
   // correlated answer to any request
   reply: { ok: boolean; result?: unknown; error?: SerializedError };
 }
@@ -85,6 +87,8 @@ const validators: { [K in MessageType]: Validator } = {
   'services:status': (m) => isServicesSnapshot(m.snapshot),
   'services:stop': (m) => isCount(m.timeout),
   'metrics:collect': (m) => isCount(m.seq),
+  // Only the envelope here: the metrics module checks every family before merging it.
+  'metrics:final': (m) => isCount(m.seq) && Array.isArray(m.metrics) && m.metrics.length <= 10_000,
   reply: (m) => isCount(m.ack) && typeof m.ok === 'boolean' && (m.ok || isError(m.error)),
 };
 
