@@ -5,6 +5,7 @@ export type { ControlOptions, Placement, RecycleOptions, StewardOptions } from '
 export type { Supervisor } from './primary/supervisor.js';
 export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';
 export { defineServices, type ServicesDefinition } from './services/define-services.js';
+export { type RunServicesOptions, runServices, type StandaloneServices } from './services/standalone.js';
 export type {
   EventOutcome,
   EventRecord,
@@ -19,4 +20,13 @@ export type {
 } from './services/types.js';
 export { steward } from './steward.js';
 export { type ClusterStatus, status } from './worker/cluster-status.js';
+export {
+  expressPingHandler,
+  type FastifyReplyLike,
+  fastifyPingHandler,
+  httpPingHandler,
+  type PingBody,
+  type PingOptions,
+  pingResult,
+} from './worker/ping-handler.js';
 export type { WorkerContext, WorkerStart } from './worker/worker-context.js';

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import { applyStatusUpdate } from '../worker/cluster-status.js';
+import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
 import type { WorkerHandle } from './worker-handle.js';
 import { WorkerPool } from './worker-pool.js';
 
@@ -14,6 +16,9 @@ export class Supervisor {
   readonly options: ResolvedOptions;
   readonly logger: Logger;
   readonly pool: WorkerPool;
+  /** The services host (in this process or the sibling); undefined for a web-only server. */
+  services: ServicesSupervisor | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<never> | undefined;
   #signalsSeen = 0;
 
@@ -35,12 +40,29 @@ export class Supervisor {
     this.#installSignals();
     this.logger.info({ workers: this.options.workers, pid: process.pid }, 'cluster:starting');
     if (this.options.primary) await this.options.primary();
+    // Services start first: with `placement: 'primary'` they are up before any worker is forked.
+    if (this.options.services) await this.#startServices();
     if (this.options.worker) this.pool.start();
+  }
+
+  async #startServices(): Promise<void> {
+    const services = createServicesSupervisor(this.options, this.logger);
+    this.services = services;
+    services.on('change', () => this.#publishStatus());
+    this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
+    this.#statusTimer.unref();
+    await services.start();
+  }
+
+  /** Pushes the services status to every worker (and to `status()` in this process). */
+  #publishStatus(): void {
+    applyStatusUpdate(this.statusUpdate(), true, this.options.statusInterval * 3);
+    this.pool.broadcastStatus();
   }
 
   /** The services status pushed to workers; null until a services host exists. */
   statusUpdate(): StatusUpdate {
-    return { services: null, sentAt: Date.now() };
+    return { services: this.services?.snapshot() ?? null, sentAt: Date.now() };
   }
 
   /** Replaces every worker, one surge-then-drain at a time (SIGHUP). */
@@ -75,11 +97,19 @@ export class Supervisor {
   async #runShutdown(reason: string, code: number): Promise<never> {
     const started = Date.now();
     this.logger.info({ reason, grace: this.options.grace }, 'cluster:shutdown:start');
-    let clean = false;
-    try {
-      clean = await this.pool.stop(this.options.grace);
-    } catch (error) {
-      this.logger.error({ err: coerceError(error) }, 'cluster:shutdown:error');
+    clearInterval(this.#statusTimer);
+    // Workers drain while services settle their in-flight events; either failing makes the exit code 1.
+    const steps = await Promise.allSettled([
+      this.pool.stop(this.options.grace),
+      this.services?.stop(this.options.grace) ?? true,
+    ]);
+    let clean = true;
+    for (const step of steps) {
+      if (step.status === 'fulfilled') clean &&= step.value;
+      else {
+        clean = false;
+        this.logger.error({ err: coerceError(step.reason) }, 'cluster:shutdown:error');
+      }
     }
     const exitCode = code !== 0 ? code : clean ? 0 : 1;
     this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
@@ -101,6 +131,14 @@ export class Supervisor {
     process.on('SIGHUP', () => {
       this.logger.info({ signal: 'SIGHUP' }, 'cluster:rolling-restart:start');
       void this.rollingRestart('rolling-restart');
+    });
+    // Restarts the services host only; workers keep serving.
+    process.on('SIGUSR2', () => {
+      if (!this.services) {
+        this.logger.warn({ signal: 'SIGUSR2' }, 'services:restart:none');
+        return;
+      }
+      void this.services.restart('SIGUSR2');
     });
   }
 }

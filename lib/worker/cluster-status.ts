@@ -11,7 +11,10 @@ export interface ClusterStatus {
   at: number | null;
   /** Epoch ms when this process received it, or null. */
   receivedAt: number | null;
-  /** True when the last update is older than three push intervals: the primary may be gone. */
+  /**
+   * True when the last update, or the host snapshot it carries, is older than three push intervals: the
+   * primary or the services host may be gone or blocked.
+   */
   stale: boolean;
   /** Every service that is not in standby is running, and the snapshot is fresh. */
   healthy: boolean;
@@ -42,7 +45,10 @@ export function servicesHealthy(services: readonly ServiceStatus[]): boolean {
  */
 export function status(now = Date.now()): ClusterStatus {
   const snapshot = latest?.services ?? null;
-  const stale = receivedAt !== null && now - receivedAt > staleAfterMs;
+  // Old either way: the primary stopped pushing, or it keeps pushing a host report that stopped coming.
+  const stale =
+    (receivedAt !== null && now - receivedAt > staleAfterMs) ||
+    (snapshot !== null && now - snapshot.at > staleAfterMs);
   const services = snapshot?.services ?? [];
   const reported = snapshot !== null || !servicesExpected;
   return {

@@ -1,0 +1,294 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { backoffDelay, RestartIntensity } from '../common/backoff.js';
+import { IpcChannel } from '../common/ipc.js';
+import { loggerLevelOf } from '../common/logger.js';
+import { coerceError, type SerializedError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import { loadServices } from '../services/load-services.js';
+import { ServiceHost } from '../services/service-host.js';
+import type { ServiceState, ServicesSnapshot } from '../services/types.js';
+
+export interface ServicesSupervisorEvents {
+  /** The snapshot changed (a push from the host, or the host died): the primary re-broadcasts it. */
+  change: [];
+}
+
+/** The primary's handle on the services host, wherever it runs. */
+export interface ServicesSupervisor extends EventEmitter<ServicesSupervisorEvents> {
+  start(): Promise<void>;
+  /** The latest truthful snapshot, or null before the host first reported. */
+  snapshot(): ServicesSnapshot | null;
+  /** Graceful restart of the services host only (SIGUSR2); workers are not touched. */
+  restart(reason: string): Promise<void>;
+  /** Stops the services within `timeout` ms; true when every service settled cleanly. */
+  stop(timeout: number): Promise<boolean>;
+}
+
+export function createServicesSupervisor(options: ResolvedOptions, logger: Logger): ServicesSupervisor {
+  return options.placement === 'primary'
+    ? new InProcessServices(options, logger)
+    : new SiblingServices(options, logger);
+}
+
+/** The host is gone: no service of it runs, whatever its last report said. */
+function orphanSnapshot(
+  last: ServicesSnapshot,
+  state: ServiceState,
+  error: SerializedError | null,
+): ServicesSnapshot {
+  const now = Date.now();
+  return {
+    ...last,
+    at: now,
+    services: last.services.map((service) => ({
+      ...service,
+      state,
+      since: now,
+      connected: service.connected === null ? null : false,
+      leader: service.leader === null ? null : false,
+      lastError: error ?? service.lastError,
+    })),
+  };
+}
+
+/** `placement: 'primary'`: the same host, in this process, started before any worker is forked. */
+class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implements ServicesSupervisor {
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  #host: ServiceHost | undefined;
+  #last: ServicesSnapshot | null = null;
+  #restarting: Promise<void> | undefined;
+
+  constructor(options: ResolvedOptions, logger: Logger) {
+    super();
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  async start(): Promise<void> {
+    const services = await loadServices(this.#options.services!);
+    this.#host = new ServiceHost(services, {
+      role: 'primary',
+      logger: this.#logger,
+      onSnapshot: (snapshot) => {
+        this.#last = snapshot;
+        this.emit('change');
+      },
+    });
+    this.#host.start();
+  }
+
+  snapshot(): ServicesSnapshot | null {
+    return this.#host?.snapshot() ?? this.#last;
+  }
+
+  restart(reason: string): Promise<void> {
+    this.#restarting ??= this.#restart(reason).finally(() => {
+      this.#restarting = undefined;
+    });
+    return this.#restarting;
+  }
+
+  async #restart(reason: string): Promise<void> {
+    const started = Date.now();
+    this.#logger.info({ reason }, 'services:restart:start');
+    const old = this.#host;
+    this.#host = undefined;
+    await old?.stop(this.#options.grace);
+    try {
+      await this.start();
+    } catch (error) {
+      this.#logger.error({ err: coerceError(error) }, 'services:restart:failed');
+      return;
+    }
+    this.#logger.info({ reason, ms: Date.now() - started }, 'services:restart:done');
+  }
+
+  async stop(timeout: number): Promise<boolean> {
+    await this.#restarting;
+    return (await this.#host?.stop(timeout)) ?? true;
+  }
+}
+
+interface Sibling {
+  child: ChildProcess;
+  pid: number;
+  channel: IpcChannel;
+  forkedAt: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Set when the primary asked it to stop: its exit is not a crash. */
+  expected: boolean;
+  reportedRunning: boolean;
+}
+
+/** Node flags a child must not inherit: a second inspector on the same port would fail to start. */
+const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.test(flag);
+
+function siblingEntry(): string {
+  const extension = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return fileURLToPath(new URL(`../services/sibling-entry.${extension}`, import.meta.url));
+}
+
+/**
+ * `placement: 'sibling'`: one forked services process. Re-forked at once after its first death and with
+ * backoff after repeated ones; on its death the snapshot is replaced immediately, so no worker ever
+ * reports a dead host's services as running.
+ */
+class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements ServicesSupervisor {
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #crashes: RestartIntensity;
+  #sibling: Sibling | undefined;
+  #last: ServicesSnapshot | null = null;
+  #forkTimer: NodeJS.Timeout | undefined;
+  #stopping = false;
+  #diedAt: number | null = null;
+  #restarting: Promise<void> | undefined;
+
+  constructor(options: ResolvedOptions, logger: Logger) {
+    super();
+    this.#options = options;
+    this.#logger = logger;
+    this.#crashes = new RestartIntensity(options.restart.intensity, options.restart.period);
+  }
+
+  async start(): Promise<void> {
+    this.#fork();
+  }
+
+  snapshot(): ServicesSnapshot | null {
+    // With no live sibling the primary itself vouches, now, that nothing runs.
+    if (!this.#sibling && this.#last) return { ...this.#last, at: Date.now() };
+    return this.#last;
+  }
+
+  #fork(): void {
+    this.#forkTimer = undefined;
+    if (this.#stopping) return;
+    const level = loggerLevelOf(this.#options.logger);
+    const child = fork(siblingEntry(), [], {
+      env: {
+        ...process.env,
+        STEWARD_SIBLING_MODULE: this.#options.services!.href,
+        STEWARD_SIBLING_STATUS_INTERVAL: String(this.#options.statusInterval),
+        STEWARD_SIBLING_GRACE: String(this.#options.grace),
+        ...(level && !process.env.STEWARD_LOG_LEVEL ? { STEWARD_LOG_LEVEL: level } : {}),
+      },
+      execArgv: process.execArgv.filter((flag) => !isInspectFlag(flag)),
+      serialization: 'json',
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    const sibling: Sibling = {
+      child,
+      pid: child.pid ?? 0,
+      channel: new IpcChannel(child, { peerName: 'services sibling' }),
+      forkedAt: Date.now(),
+      exited,
+      expected: false,
+      reportedRunning: false,
+    };
+    this.#sibling = sibling;
+    this.#logger.info({ siblingPid: sibling.pid }, 'services:fork');
+    sibling.channel.on('services:status', (message) => this.#onStatus(sibling, message.snapshot));
+    child.on('error', (error) => this.#logger.error({ err: error }, 'services:fork:error'));
+    void exited.then((exit) => this.#onExit(sibling, exit));
+  }
+
+  #onStatus(sibling: Sibling, snapshot: ServicesSnapshot): void {
+    if (this.#sibling !== sibling) return;
+    this.#last = snapshot;
+    if (!sibling.reportedRunning && snapshot.services.every((s) => s.state === 'running')) {
+      sibling.reportedRunning = true;
+      this.#logger.info(
+        {
+          siblingPid: sibling.pid,
+          sinceForkMs: Date.now() - sibling.forkedAt,
+          sinceDeathMs: this.#diedAt === null ? null : Date.now() - this.#diedAt,
+        },
+        'services:running',
+      );
+    }
+    this.emit('change');
+  }
+
+  #onExit(sibling: Sibling, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+    sibling.channel.close('services sibling exited');
+    if (this.#sibling === sibling) this.#sibling = undefined;
+    const expected = sibling.expected || this.#stopping;
+    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    const error = expected
+      ? null
+      : { name: 'Error', message: `The services sibling (pid ${sibling.pid}) exited with ${how}` };
+    const tooMany = !expected && this.#crashes.record();
+    if (this.#last)
+      this.#last = orphanSnapshot(this.#last, expected ? 'stopped' : tooMany ? 'failed' : 'backoff', error);
+    this.emit('change');
+    if (expected) {
+      this.#logger.info({ siblingPid: sibling.pid, ...exit }, 'services:exit');
+      if (!this.#stopping) this.#fork();
+      return;
+    }
+    this.#diedAt = Date.now();
+    // The first death in a while is re-forked at once: the listeners must be back within a second.
+    const attempt = this.#crashes.recent - 2;
+    const wait = tooMany
+      ? this.#options.restart.maxDelay
+      : attempt < 0
+        ? 0
+        : backoffDelay(attempt, this.#options.restart);
+    const fields = { siblingPid: sibling.pid, ...exit, crashes: this.#crashes.recent, retryInMs: wait };
+    if (tooMany) this.#logger.error(fields, 'services:crash-loop');
+    else this.#logger.warn(fields, 'services:crash');
+    this.#forkTimer = setTimeout(() => this.#fork(), wait);
+  }
+
+  /** Asks the sibling to stop (it settles its services within `timeout`), then kills it if it hangs. */
+  async #stopSibling(sibling: Sibling, timeout: number): Promise<{ code: number | null }> {
+    sibling.expected = true;
+    if (!sibling.channel.send('services:stop', { timeout })) sibling.child.kill('SIGTERM');
+    const killTimer = setTimeout(() => {
+      this.#logger.warn({ siblingPid: sibling.pid, timeout }, 'services:stop:kill');
+      sibling.child.kill('SIGKILL');
+    }, timeout + 1_000);
+    const exit = await sibling.exited;
+    clearTimeout(killTimer);
+    return exit;
+  }
+
+  restart(reason: string): Promise<void> {
+    this.#restarting ??= this.#restart(reason).finally(() => {
+      this.#restarting = undefined;
+    });
+    return this.#restarting;
+  }
+
+  async #restart(reason: string): Promise<void> {
+    if (this.#stopping) return;
+    const started = Date.now();
+    const sibling = this.#sibling;
+    this.#logger.info({ reason, siblingPid: sibling?.pid ?? null }, 'services:restart:start');
+    if (sibling) await this.#stopSibling(sibling, this.#options.grace);
+    else if (this.#forkTimer) {
+      clearTimeout(this.#forkTimer);
+      this.#fork();
+    }
+    this.#logger.info(
+      { reason, ms: Date.now() - started, siblingPid: this.#sibling?.pid },
+      'services:restart:done',
+    );
+  }
+
+  async stop(timeout: number): Promise<boolean> {
+    this.#stopping = true;
+    clearTimeout(this.#forkTimer);
+    const sibling = this.#sibling;
+    if (!sibling) return true;
+    const exit = await this.#stopSibling(sibling, timeout);
+    return exit.code === 0;
+  }
+}

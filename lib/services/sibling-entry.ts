@@ -1,0 +1,74 @@
+// Entry of the services sibling, forked by the primary. It imports the services module and the host,
+// never the application's HTTP code, so this process carries only the listeners' memory.
+import { IpcChannel } from '../common/ipc.js';
+import { createLogger } from '../common/logger.js';
+import { coerceError } from '../errors.js';
+import { collectLocalMetrics } from '../metrics/local-metrics.js';
+import { loadServices } from './load-services.js';
+import { ServiceHost } from './service-host.js';
+
+/** Exit code of a sibling whose services module cannot be loaded (EX_CONFIG). */
+export const EXIT_CONFIG = 78;
+
+/** What the primary passes in the environment (`STEWARD_SIBLING_*`). */
+export interface SiblingConfig {
+  moduleUrl: URL;
+  statusInterval: number;
+  grace: number;
+}
+
+export function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
+  const moduleUrl = env.STEWARD_SIBLING_MODULE;
+  const statusInterval = Number(env.STEWARD_SIBLING_STATUS_INTERVAL);
+  const grace = Number(env.STEWARD_SIBLING_GRACE);
+  if (!moduleUrl || !Number.isInteger(statusInterval) || !Number.isInteger(grace))
+    throw new Error('The services sibling must be forked by the cluster-steward primary');
+  return { moduleUrl: new URL(moduleUrl), statusInterval, grace };
+}
+
+async function main(): Promise<void> {
+  const logger = createLogger(undefined, { role: 'sibling' });
+  if (typeof process.send !== 'function') {
+    logger.fatal('sibling:start:no-ipc');
+    process.exit(EXIT_CONFIG);
+  }
+  const config = readSiblingConfig(process.env);
+  const primary = new IpcChannel(process, { peerName: 'primary' });
+  primary.handle('metrics:collect', () => collectLocalMetrics('sibling', undefined));
+  // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
+  process.on('SIGINT', () => {});
+
+  let host: ServiceHost;
+  try {
+    host = new ServiceHost(await loadServices(config.moduleUrl), {
+      role: 'sibling',
+      logger,
+      onSnapshot: (snapshot) => primary.send('services:status', { snapshot }),
+    });
+  } catch (error) {
+    logger.fatal({ err: coerceError(error), module: config.moduleUrl.href }, 'services:load:failed');
+    process.exit(EXIT_CONFIG);
+  }
+  const push = () => primary.send('services:status', { snapshot: host.snapshot() });
+  const periodic = setInterval(push, config.statusInterval);
+
+  let stopping = false;
+  const stop = async (timeout: number, reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(periodic);
+    logger.info({ reason, timeout }, 'sibling:stop');
+    const clean = await host.stop(timeout);
+    primary.close('sibling exiting');
+    process.exit(clean ? 0 : 1);
+  };
+  primary.on('services:stop', (message) => void stop(message.timeout, 'services:stop'));
+  process.on('SIGTERM', () => void stop(config.grace, 'SIGTERM'));
+  // The primary is gone (even killed with -9): nobody supervises us any more, so settle and leave.
+  process.on('disconnect', () => void stop(config.grace, 'primary-disconnected'));
+
+  host.start();
+  push();
+}
+
+await main();

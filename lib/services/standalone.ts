@@ -1,0 +1,103 @@
+import { createLogger, type LoggerOption } from '../common/logger.js';
+import {
+  defaults,
+  durationOption,
+  integerOption,
+  invalidOption,
+  moduleLocation,
+  rejectUnknownKeys,
+  requireObject,
+} from '../options.js';
+import { applyStatusUpdate } from '../worker/cluster-status.js';
+import { loadServices } from './load-services.js';
+import { ServiceHost } from './service-host.js';
+import type { ServicesSnapshot } from './types.js';
+
+export interface RunServicesOptions {
+  /** A pino logger or pino options. */
+  logger?: LoggerOption;
+  /** Deadline in ms for every service to settle when stopping. @default 30000 */
+  grace?: number;
+  /**
+   * Signals that stop the services gracefully and then exit the process (code 1 if a service did not
+   * settle in time). `false` leaves signals to the caller, who then calls `stop()`.
+   * @default ['SIGTERM', 'SIGINT']
+   */
+  signals?: NodeJS.Signals[] | false;
+  /** Called with a snapshot on every change (debounced) and every `statusInterval` ms. */
+  onStatus?: (snapshot: ServicesSnapshot) => void;
+  /** Period in ms of `onStatus` calls without changes; also what `status()` uses to flag staleness. @default 2000 */
+  statusInterval?: number;
+}
+
+export interface StandaloneServices {
+  /** The status of every service now. */
+  snapshot(): ServicesSnapshot;
+  /** Stops every service (within `timeout`, default `grace`); true when all settled cleanly. */
+  stop(timeout?: number): Promise<boolean>;
+}
+
+const KEYS = ['logger', 'grace', 'signals', 'onStatus', 'statusInterval'];
+
+function resolve(raw: RunServicesOptions | undefined) {
+  const options: RunServicesOptions = raw ?? {};
+  const record: unknown = options;
+  requireObject('options', record);
+  rejectUnknownKeys(record, KEYS, '');
+  const signals: NodeJS.Signals[] | false = options.signals ?? defaults.signals;
+  if (signals !== false && (!Array.isArray(signals) || !signals.every((s) => /^SIG[A-Z0-9]+$/.test(s))))
+    throw invalidOption('signals', `an array of signal names like 'SIGTERM', or false`, signals);
+  if (options.onStatus !== undefined && typeof options.onStatus !== 'function')
+    throw invalidOption('onStatus', 'a function', options.onStatus);
+  return {
+    grace: options.grace === undefined ? defaults.grace : durationOption('grace', options.grace, 0),
+    statusInterval:
+      options.statusInterval === undefined
+        ? defaults.statusInterval
+        : integerOption('statusInterval', options.statusInterval, 10, 300_000),
+    signals,
+    onStatus: options.onStatus,
+    logger: options.logger,
+  };
+}
+
+/**
+ * Runs a services module alone, with no HTTP server: for splitting services and web across machines,
+ * or a dedicated Kubernetes deployment. The same host as in the primary or the sibling; in this process
+ * `status()` and the ping handlers answer for these services.
+ */
+export async function runServices(
+  moduleUrl: string | URL,
+  input?: RunServicesOptions,
+): Promise<StandaloneServices> {
+  const url = moduleLocation('services', moduleUrl);
+  const options = resolve(input);
+  const logger = createLogger(options.logger, { role: 'standalone' });
+  const staleAfter = options.statusInterval * 3;
+  const publish = (snapshot: ServicesSnapshot) => {
+    applyStatusUpdate({ services: snapshot, sentAt: snapshot.at }, true, staleAfter);
+    options.onStatus?.(snapshot);
+  };
+  const host = new ServiceHost(await loadServices(url), { role: 'standalone', logger, onSnapshot: publish });
+  // Also keeps the process alive while every service just waits for its signal.
+  const periodic = setInterval(() => publish(host.snapshot()), options.statusInterval);
+
+  const stop = (timeout = options.grace) => {
+    clearInterval(periodic);
+    return host.stop(timeout);
+  };
+  if (options.signals !== false) {
+    let received = false;
+    for (const signal of options.signals) {
+      process.on(signal, () => {
+        if (received) return;
+        received = true;
+        logger.info({ signal }, 'services:signal');
+        void stop().then((clean) => process.exit(clean ? 0 : 1));
+      });
+    }
+  }
+  host.start();
+  publish(host.snapshot());
+  return { snapshot: () => host.snapshot(), stop };
+}
