@@ -5,7 +5,7 @@ import { coerceError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
-import type { WorkerHandle } from './worker-handle.js';
+import { type RecycleResult, Recycler } from './recycler.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
@@ -16,6 +16,7 @@ export class Supervisor {
   readonly options: ResolvedOptions;
   readonly logger: Logger;
   readonly pool: WorkerPool;
+  readonly recycler: Recycler;
   /** The services host (in this process or the sibling); undefined for a web-only server. */
   services: ServicesSupervisor | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
@@ -26,6 +27,7 @@ export class Supervisor {
     this.options = options;
     this.logger = logger;
     this.pool = new WorkerPool(options, logger, () => this.statusUpdate());
+    this.recycler = new Recycler(this.pool, options, logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
       void this.shutdown('crash-loop', 1);
@@ -65,27 +67,15 @@ export class Supervisor {
     return { services: this.services?.snapshot() ?? null, sentAt: Date.now() };
   }
 
-  /** Replaces every worker, one surge-then-drain at a time (SIGHUP). */
-  async rollingRestart(reason: string): Promise<void> {
-    for (const old of this.pool.serving) {
-      if (this.pool.stopping) return;
-      await this.replaceWorker(old, reason);
-    }
-  }
-
-  /** Surge-then-drain: the replacement must be ready before the old worker drains. */
-  async replaceWorker(old: WorkerHandle, reason: string): Promise<boolean> {
-    const replacement = this.pool.fork();
-    const outcome = await Promise.race([
-      replacement.whenReady().then(() => 'ready' as const),
-      replacement.exited.then(() => 'failed' as const),
-    ]);
-    if (outcome === 'failed') {
-      old.logger.warn({ reason, replacement: replacement.id }, 'worker:recycle:aborted');
-      return false;
-    }
-    await this.pool.drain(old, reason, this.options.recycle.drainTimeout);
-    return true;
+  /**
+   * Recycles one worker (by cluster worker id) or, without an id, every worker (rolling restart), each
+   * surge-then-drain within the `recycle.concurrency` budget. Resolves when those recycles ended; an
+   * unknown id resolves with no result.
+   */
+  async recycle(workerId?: number, reason = 'manual'): Promise<RecycleResult[]> {
+    if (workerId === undefined) return this.recycler.recycleAll(reason);
+    const handle = this.pool.handles.find((candidate) => candidate.id === workerId);
+    return handle ? [await this.recycler.recycle(handle, reason)] : [];
   }
 
   /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
@@ -129,8 +119,13 @@ export class Supervisor {
       });
     }
     process.on('SIGHUP', () => {
-      this.logger.info({ signal: 'SIGHUP' }, 'cluster:rolling-restart:start');
-      void this.rollingRestart('rolling-restart');
+      const workers = this.pool.serving.length;
+      this.logger.info({ signal: 'SIGHUP', workers }, 'cluster:rolling-restart:start');
+      void this.recycle(undefined, 'rolling-restart').then((results) => {
+        const count = (outcome: string) => results.filter((result) => result.outcome === outcome).length;
+        const fields = { recycled: count('recycled'), aborted: count('aborted'), skipped: count('skipped') };
+        this.logger.info(fields, 'cluster:rolling-restart:done');
+      });
     });
     // Restarts the services host only; workers keep serving.
     process.on('SIGUSR2', () => {

@@ -1,17 +1,14 @@
 import cluster from 'node:cluster';
 import { Server as NetServer } from 'node:net';
-import type { Logger } from 'pino';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import { serializeError } from '../errors.js';
 import { collectLocalMetrics } from '../metrics/local-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { applyStatusUpdate, status } from './cluster-status.js';
+import { drainAndExit } from './drain.js';
 import { requestTracker } from './request-tracker.js';
 import type { WorkerContext } from './worker-context.js';
-
-/** Idle keep-alive connections of a draining worker get this long to send one more request. */
-const IDLE_GRACE_MS = 1_000;
 
 /**
  * Runs in every HTTP worker: calls the application's start function, tracks its servers, reports
@@ -37,6 +34,11 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     if (draining.signal.aborted) return;
     draining.abort();
     void drainAndExit(tracker, message.timeout, logger, primary);
+  });
+  primary.on('worker:recycle-limit', (message) => {
+    tracker.setRequestLimit(message.maxRequests, () =>
+      primary.send('worker:recycle-request', { reason: 'max-requests' }),
+    );
   });
   // The primary going away means nobody will route connections here or restart us: leave.
   process.on('disconnect', () => {
@@ -97,22 +99,4 @@ function startHeartbeat(primary: IpcChannel, interval: number): void {
   };
   beat();
   setInterval(beat, interval).unref();
-}
-
-async function drainAndExit(
-  tracker: ReturnType<typeof requestTracker>,
-  timeout: number,
-  logger: Logger,
-  primary: IpcChannel,
-): Promise<void> {
-  const started = Date.now();
-  const deadline = setTimeout(() => {
-    logger.warn({ inFlight: tracker.inFlight, timeout }, 'worker:drain:timeout');
-    process.exit(1);
-  }, timeout);
-  deadline.unref();
-  await tracker.drain(Math.min(IDLE_GRACE_MS, timeout / 2));
-  logger.info({ drainMs: Date.now() - started, requests: tracker.requests }, 'worker:drain:done');
-  primary.close('worker exiting');
-  process.exit(0);
 }

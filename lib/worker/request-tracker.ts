@@ -1,6 +1,13 @@
 import dc from 'node:diagnostics_channel';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import { Server as NetServer } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
+
+/** How often a draining worker looks for connections that stayed idle past the keep-alive timeout. */
+const IDLE_SWEEP_MS = 250;
+/** Node's own keep-alive timeout, for servers that disabled theirs (0). */
+const DEFAULT_KEEP_ALIVE_MS = 5_000;
+/** Node closes an idle connection this long after the `Keep-Alive: timeout` it announced. */
+const KEEP_ALIVE_BUFFER_MS = 1_000;
 
 /**
  * Counts requests and tracks in-flight ones on every HTTP server of this process, and drains them.
@@ -12,7 +19,10 @@ export class RequestTracker {
   readonly servers = new Set<NetServer>();
   #requests = 0;
   readonly #inFlight = new Set<ServerResponse>();
+  readonly #sockets = new Set<Socket>();
   #draining = false;
+  #requestLimit = Number.POSITIVE_INFINITY;
+  #onRequestLimit: (() => void) | undefined;
 
   constructor() {
     dc.subscribe('http.server.request.start', this.#onRequestStart);
@@ -26,6 +36,11 @@ export class RequestTracker {
     return this.#inFlight.size;
   }
 
+  /** Open client connections on the tracked servers (idle keep-alive ones included). */
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
   get draining(): boolean {
     return this.#draining;
   }
@@ -34,7 +49,18 @@ export class RequestTracker {
     if (!(server instanceof NetServer)) throw new TypeError('track() expects a net.Server or http.Server');
     if (this.servers.has(server)) return;
     this.servers.add(server);
-    if (this.#draining) stopAccepting(server);
+    server.on('connection', this.#onConnection);
+    if (this.#draining) void stopAccepting(server);
+  }
+
+  /**
+   * Calls `onReached` once, the moment the request count reaches `limit` (at once if it already has):
+   * exact where a heartbeat-based check would let a busy worker overshoot.
+   */
+  setRequestLimit(limit: number, onReached: () => void): void {
+    this.#requestLimit = limit;
+    this.#onRequestLimit = onReached;
+    if (this.#requests >= limit) this.#reachRequestLimit();
   }
 
   /** Addresses of tracked servers that are listening, for logs and the ready message. */
@@ -49,24 +75,47 @@ export class RequestTracker {
   }
 
   /**
-   * Stops accepting connections, lets in-flight requests finish with `Connection: close`, and resolves
-   * when every tracked server has closed all its connections. Idle keep-alive connections get
-   * `idleGraceMs` to send one more request (answered with `Connection: close`) and are then closed with
-   * a FIN, exactly as the server's own `keepAliveTimeout` would close them.
+   * Stops accepting connections and resolves once every tracked server has closed all its connections:
+   * - responses not yet started carry `Connection: close`, and so does every request that still arrives
+   *   on an open connection, so clients close those connections themselves after reading the answer;
+   * - a response whose headers already went out with keep-alive is left alone: its client may reuse
+   *   the connection at once, and that next request gets `Connection: close`;
+   * - a connection that stays idle is closed only after the keep-alive timeout its server announced
+   *   (the `Keep-Alive: timeout=N` header), the moment Node itself would close it and well-behaved
+   *   clients have stopped reusing it, so the drain adds no new race with a client sending a request.
    */
-  async drain(idleGraceMs: number): Promise<void> {
+  async drain(): Promise<void> {
     this.#draining = true;
     for (const response of this.#inFlight) markClosing(response);
     const closed = [...this.servers].map((server) => stopAccepting(server));
-    const idleTimer = setTimeout(() => {
-      for (const server of this.servers) (server as HttpServer).closeIdleConnections?.();
-    }, idleGraceMs);
+    const idleSince = new Map<Socket, { bytes: number; at: number }>();
+    const sweep = setInterval(() => this.#closeIdle(idleSince), IDLE_SWEEP_MS);
     try {
       await Promise.all(closed);
     } finally {
-      clearTimeout(idleTimer);
+      clearInterval(sweep);
     }
   }
+
+  #closeIdle(idleSince: Map<Socket, { bytes: number; at: number }>): void {
+    const now = Date.now();
+    const busy = new Set<unknown>();
+    for (const response of this.#inFlight) busy.add(response.socket);
+    for (const socket of this.#sockets) {
+      const bytes = socket.bytesRead + socket.bytesWritten;
+      const seen = idleSince.get(socket);
+      if (!seen || busy.has(socket) || seen.bytes !== bytes) {
+        idleSince.set(socket, { bytes, at: now });
+        continue;
+      }
+      if (now - seen.at >= idleLimit(socket)) socket.end();
+    }
+  }
+
+  #onConnection = (socket: Socket): void => {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+  };
 
   /** Hot path: runs for every request of every HTTP server in this worker. */
   #onRequestStart = (message: unknown): void => {
@@ -81,7 +130,14 @@ export class RequestTracker {
     response.on('close', onResponseClose);
     if (!this.servers.has(server)) this.track(server);
     if (this.#draining) markClosing(response);
+    if (this.#requests === this.#requestLimit) this.#reachRequestLimit();
   };
+
+  #reachRequestLimit(): void {
+    const onReached = this.#onRequestLimit;
+    this.#onRequestLimit = undefined;
+    onReached?.();
+  }
 
   responseClosed(response: ServerResponse): void {
     this.#inFlight.delete(response);
@@ -102,8 +158,12 @@ function onResponseClose(this: ServerResponse): void {
 
 function markClosing(response: ServerResponse): void {
   if (!response.headersSent) response.setHeader('connection', 'close');
-  // Headers already out with keep-alive: close the socket once this response is complete.
-  else response.shouldKeepAlive = false;
+}
+
+function idleLimit(socket: Socket): number {
+  const server = (socket as Socket & { server?: HttpServer }).server;
+  const keepAlive = server?.keepAliveTimeout || DEFAULT_KEEP_ALIVE_MS;
+  return keepAlive + KEEP_ALIVE_BUFFER_MS;
 }
 
 /**
