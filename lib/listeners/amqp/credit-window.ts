@@ -1,0 +1,39 @@
+/**
+ * Explicit link credit for one receiver: the credit granted plus the deliveries not yet settled never
+ * exceed `limit`, so memory stays bounded whatever the backlog. Credit is granted in batches (once at
+ * least `refillAt` slots are free) because every grant is a flow frame and a broker round of work.
+ */
+export class CreditWindow {
+  readonly limit: number;
+  readonly refillAt: number;
+  #unsettled = 0;
+
+  constructor(limit: number, refillAt = Math.max(1, Math.ceil(limit / 2))) {
+    this.limit = limit;
+    this.refillAt = Math.min(refillAt, limit);
+  }
+
+  /** Deliveries received and not yet settled. */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+
+  received(): void {
+    this.#unsettled++;
+  }
+
+  settled(): void {
+    if (this.#unsettled > 0) this.#unsettled--;
+  }
+
+  /** Credit to add now, given the credit the link still holds; 0 while the free room is below `refillAt`. */
+  toGrant(linkCredit: number): number {
+    const room = this.limit - this.#unsettled - linkCredit;
+    return room >= this.refillAt ? room : 0;
+  }
+
+  /** A new link starts with nothing unsettled: deliveries of the old one are the broker's again. */
+  reset(): void {
+    this.#unsettled = 0;
+  }
+}

@@ -1,0 +1,243 @@
+import type { Delivery, Message, Receiver } from 'rhea';
+import { redactSecrets } from '../../common/logger.js';
+import { coerceError } from '../../errors.js';
+import type { ServiceContext } from '../../services/types.js';
+import type { RetryOutcome } from './broker-profile.js';
+import { CreditWindow } from './credit-window.js';
+import { type DedupWindow, type DeliveryCounter, messageIdOf } from './dedup-window.js';
+import type { AmqpDeliveryInfo, ResolvedAmqpOptions } from './options.js';
+
+interface Pending {
+  message: Message;
+  delivery: Delivery;
+  /** Set once a disposition was sent (or can no longer be sent): the handler's result is then ignored. */
+  done: boolean;
+  controller: AbortController | undefined;
+}
+
+/** Shared by every link of one listener run: they outlive reconnects. */
+export interface ConsumerDeps {
+  options: ResolvedAmqpOptions;
+  ctx: ServiceContext;
+  counter: DeliveryCounter;
+  dedup: DedupWindow;
+}
+
+type LinkState = 'open' | 'stopping' | 'lost';
+
+/**
+ * Consumes one attached receiver link: buffers deliveries within the credit window, runs at most
+ * `concurrency` handlers, and settles each delivery only after its handler finished. Once the link is
+ * lost nothing is settled any more: the broker owns those deliveries again and redelivers them.
+ */
+export class LinkConsumer {
+  readonly #receiver: Receiver;
+  readonly #deps: ConsumerDeps;
+  readonly #retryOutcome: RetryOutcome;
+  readonly #window: CreditWindow;
+  readonly #buffer: Pending[] = [];
+  readonly #running = new Set<Pending>();
+  #state: LinkState = 'open';
+  readonly #idleWaiters = new Set<() => void>();
+
+  constructor(receiver: Receiver, deps: ConsumerDeps, retryOutcome: RetryOutcome) {
+    this.#receiver = receiver;
+    this.#deps = deps;
+    this.#retryOutcome = retryOutcome;
+    this.#window = new CreditWindow(deps.options.prefetch);
+  }
+
+  /** Handlers running now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Deliveries held unsettled (running plus buffered). */
+  get unsettled(): number {
+    return this.#window.unsettled;
+  }
+
+  start(): void {
+    this.#grant();
+  }
+
+  onMessage(message: Message, delivery: Delivery): void {
+    if (this.#state === 'lost') return;
+    if (this.#state === 'stopping') {
+      // Credit granted before the stop can still bring messages: hand them straight back.
+      delivery.release();
+      return;
+    }
+    this.#window.received();
+    this.#buffer.push({ message, delivery, done: false, controller: undefined });
+    this.#pump();
+  }
+
+  /**
+   * Stops consuming: buffered deliveries are released at once, running handlers get until `graceMs` to
+   * finish and be settled; the rest are released and their handlers' signals abort.
+   */
+  async stop(graceMs: number): Promise<{ released: number; abandoned: number }> {
+    if (this.#state !== 'open') return { released: 0, abandoned: 0 };
+    this.#state = 'stopping';
+    const released = this.#buffer.length;
+    for (const pending of this.#buffer.splice(0)) this.#settle(pending, 'released');
+    await this.#whenIdle(graceMs);
+    const abandoned = this.#running.size;
+    for (const pending of this.#running) {
+      this.#settle(pending, 'released');
+      pending.controller?.abort(new Error('listener stopped before the handler finished'));
+    }
+    return { released, abandoned };
+  }
+
+  /** The link or connection died: every unsettled delivery is the broker's again. */
+  lost(): void {
+    if (this.#state === 'lost') return;
+    this.#state = 'lost';
+    for (const pending of [...this.#buffer.splice(0), ...this.#running]) {
+      pending.done = true;
+      pending.controller?.abort(new Error('link lost: the broker redelivers this message'));
+    }
+    this.#window.reset();
+  }
+
+  /** Resolves once no handler of this link runs, or after `timeoutMs`. */
+  #whenIdle(timeoutMs: number): Promise<void> {
+    if (this.#running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#idleWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#idleWaiters.add(done);
+    });
+  }
+
+  /** Waits for handlers still running (including those of a lost link), up to `timeoutMs`. */
+  settled(timeoutMs: number): Promise<void> {
+    return this.#whenIdle(timeoutMs);
+  }
+
+  #grant(): void {
+    if (this.#state !== 'open') return;
+    // rhea keeps the link credit on the receiver without declaring it in its typings.
+    const linkCredit = (this.#receiver as Receiver & { credit: number }).credit;
+    const credit = this.#window.toGrant(linkCredit);
+    if (credit > 0) this.#receiver.add_credit(credit);
+  }
+
+  #pump(): void {
+    const limit = this.#deps.options.concurrency;
+    while (this.#running.size < limit && this.#buffer.length > 0) {
+      const pending = this.#buffer.shift()!;
+      this.#running.add(pending);
+      void this.#handle(pending).finally(() => this.#finish(pending));
+    }
+  }
+
+  #finish(pending: Pending): void {
+    this.#running.delete(pending);
+    if (this.#running.size === 0) for (const done of [...this.#idleWaiters]) done();
+    this.#pump();
+  }
+
+  #settle(pending: Pending, outcome: 'accepted' | 'released' | 'retry' | 'rejected', reason?: string): void {
+    if (pending.done) return;
+    pending.done = true;
+    const { delivery } = pending;
+    if (outcome === 'accepted') delivery.accept();
+    else if (outcome === 'released') delivery.release();
+    else if (outcome === 'rejected')
+      delivery.reject({ condition: 'amqp:internal-error', description: reason ?? 'handler failed' });
+    else if (this.#retryOutcome === 'modified') delivery.modified({ delivery_failed: true });
+    else delivery.release();
+    this.#window.settled();
+    this.#grant();
+  }
+
+  #info(pending: Pending, attempt: number): AmqpDeliveryInfo {
+    const { message } = pending;
+    const logger = this.#deps.ctx.logger;
+    // The signal is made on first use: most handlers never read it, and at thousands of messages a
+    // second an AbortController per message shows in profiles.
+    return {
+      attempt,
+      redelivered: message.first_acquirer === false || attempt > 1,
+      logger,
+      get signal() {
+        pending.controller ??= new AbortController();
+        return pending.controller.signal;
+      },
+    };
+  }
+
+  async #handle(pending: Pending): Promise<void> {
+    const { options, ctx, counter, dedup } = this.#deps;
+    const { message } = pending;
+    const id = messageIdOf(message);
+    if (dedup.enabled && dedup.has(id)) {
+      this.#settle(pending, 'accepted');
+      ctx.recordEvent({ outcome: 'duplicate' });
+      return;
+    }
+    const key = counter.keyOf(message);
+    const attempt = Math.max((message.delivery_count ?? 0) + 1, counter.failures(key) + 1);
+    const started = Date.now();
+    const created = message.creation_time instanceof Date ? message.creation_time.getTime() : undefined;
+    const lagMs = created === undefined ? undefined : Math.max(0, started - created);
+    let failure: unknown;
+    let failed = false;
+    try {
+      await options.handler(message, this.#info(pending, attempt));
+    } catch (error) {
+      failed = true;
+      failure = error;
+    }
+    const durationMs = Date.now() - started;
+    if (!failed) dedup.remember(id);
+    if (pending.done) {
+      if (this.#state === 'lost')
+        ctx.logger.debug({ messageId: message.message_id, failed }, 'amqp:settle:skipped');
+      return;
+    }
+    if (!failed) {
+      counter.forget(key);
+      this.#settle(pending, 'accepted');
+      ctx.recordEvent({ outcome: 'processed', durationMs, lagMs });
+    } else {
+      this.#settleFailure(pending, key, attempt, failure, durationMs, lagMs);
+    }
+    ctx.progress();
+  }
+
+  #settleFailure(
+    pending: Pending,
+    key: string,
+    attempt: number,
+    failure: unknown,
+    durationMs: number,
+    lagMs: number | undefined,
+  ): void {
+    const { options, ctx, counter } = this.#deps;
+    const error = coerceError(failure);
+    const messageId = pending.message.message_id;
+    counter.recordFailure(key);
+    if (attempt >= options.maxDeliveries) {
+      counter.forget(key);
+      const reason = redactSecrets(`handler failed on ${attempt} deliveries: ${error.message}`).slice(0, 512);
+      this.#settle(pending, 'rejected', reason);
+      ctx.recordEvent({ outcome: 'dead_lettered', durationMs, lagMs });
+      ctx.logger.warn({ messageId, attempt, err: error }, 'amqp:message:dead-lettered');
+      return;
+    }
+    this.#settle(pending, 'retry');
+    ctx.recordEvent({ outcome: 'failed', durationMs, lagMs });
+    ctx.logger.warn(
+      { messageId, attempt, maxDeliveries: options.maxDeliveries, err: error },
+      'amqp:message:failed',
+    );
+  }
+}
