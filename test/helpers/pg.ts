@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import pino, { type Logger } from 'pino';
+import { ServiceRecord } from '../../lib/services/service-record.js';
+import type { Service } from '../../lib/services/types.js';
 
 /** The shared test server; every test uses its own schema and application_name. */
 export const PG_BASE = process.env.STEWARD_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -51,4 +54,28 @@ export async function countBackends(applicationName: string): Promise<number> {
 export async function dropSchema(schema: string): Promise<void> {
   if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`refusing to drop ${schema}`);
   await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+}
+
+/** Runs a service in this process with the real service context; `stop()` aborts and awaits `run`. */
+export function runService(service: Service, logger: Logger = pino({ level: 'silent' })) {
+  const controller = new AbortController();
+  const record = new ServiceRecord(service.name, false);
+  const done = service.run(record.createContext(controller.signal, logger));
+  return {
+    record,
+    done,
+    async stop(): Promise<void> {
+      controller.abort();
+      try {
+        await done;
+      } finally {
+        record.dispose();
+      }
+    },
+  };
+}
+
+/** A fresh schema name for one test; drop it with `dropSchema` when the test ends. */
+export function testSchema(): string {
+  return `steward_test_${randomSuffix()}`;
 }

@@ -1,0 +1,194 @@
+import { backoffDelay, delay } from '../../common/backoff.js';
+import type { ServiceContext } from '../../services/types.js';
+import type { QueueNames } from './identifiers.js';
+import { completeEvents } from './sql/complete-events.js';
+import { deadLetterEvents } from './sql/dead-letter-events.js';
+import { failEvents } from './sql/fail-events.js';
+import { renewLeases } from './sql/renew-leases.js';
+import type { ClaimedRow, Queryable } from './sql/types.js';
+
+export interface LeaseBookHooks {
+  /** An event with a key left the table: the next event of that key may now be claimed. */
+  onKeyFreed(): void;
+  /** A failed event is due again at this epoch ms. */
+  onRetryAt(at: number): void;
+}
+
+interface Failure {
+  row: ClaimedRow;
+  error: string;
+  delayMs: number;
+}
+
+const FLUSH_BACKOFF = { initialDelay: 50, maxDelay: 5_000, jitter: 0.3 };
+/** Flush attempts at stop before giving up; the leases then expire and the events run again. */
+const STOP_FLUSH_ATTEMPTS = 5;
+
+/**
+ * The events a consumer holds under lease: renews their lease while they are held, and writes outcomes
+ * in batches. While one batch is being written the next one accumulates, so under load every commit
+ * carries many events and at low rates each outcome is written at once.
+ */
+export class LeaseBook {
+  readonly #db: Queryable;
+  readonly #names: QueueNames;
+  readonly #owner: string;
+  readonly #leaseMs: number;
+  readonly #ctx: ServiceContext;
+  readonly #hooks: LeaseBookHooks;
+  readonly #held = new Map<string, ClaimedRow>();
+  #completions: ClaimedRow[] = [];
+  #failures: Failure[] = [];
+  #dead: Failure[] = [];
+  #flushing: Promise<void> | null = null;
+  #flushFailures = 0;
+  #closed = false;
+  readonly #renewTimer: NodeJS.Timeout;
+
+  constructor(
+    db: Queryable,
+    names: QueueNames,
+    owner: string,
+    leaseMs: number,
+    ctx: ServiceContext,
+    hooks: LeaseBookHooks,
+  ) {
+    this.#db = db;
+    this.#names = names;
+    this.#owner = owner;
+    this.#leaseMs = leaseMs;
+    this.#ctx = ctx;
+    this.#hooks = hooks;
+    // A third of the lease leaves two chances to renew before another consumer may take the events.
+    this.#renewTimer = setInterval(() => void this.#renew(), Math.max(100, Math.floor(leaseMs / 3)));
+  }
+
+  get size(): number {
+    return this.#held.size;
+  }
+
+  hold(row: ClaimedRow): void {
+    this.#held.set(row.id, row);
+  }
+
+  forget(id: string): void {
+    this.#held.delete(id);
+  }
+
+  complete(row: ClaimedRow): void {
+    this.#completions.push(row);
+    this.#schedule();
+  }
+
+  fail(row: ClaimedRow, error: string, delayMs: number): void {
+    this.#failures.push({ row, error, delayMs });
+    this.#schedule();
+  }
+
+  deadLetter(row: ClaimedRow, error: string): void {
+    this.#dead.push({ row, error, delayMs: 0 });
+    this.#schedule();
+  }
+
+  /** Writes every buffered outcome (bounded retries), then stops renewing. */
+  async close(): Promise<void> {
+    for (let attempt = 0; attempt < STOP_FLUSH_ATTEMPTS; attempt++) {
+      if (this.#flushing) await this.#flushing;
+      if (!this.#hasOutcomes()) break;
+      this.#schedule();
+    }
+    this.#closed = true;
+    if (this.#flushing) await this.#flushing;
+    clearInterval(this.#renewTimer);
+    if (this.#hasOutcomes())
+      this.#ctx.logger.warn({ held: this.#held.size }, 'queue:stop:outcomes-unwritten');
+  }
+
+  #hasOutcomes(): boolean {
+    return this.#completions.length + this.#failures.length + this.#dead.length > 0;
+  }
+
+  #schedule(): void {
+    if (this.#flushing || !this.#hasOutcomes()) return;
+    this.#flushing = this.#flush().finally(() => {
+      this.#flushing = null;
+      if (!this.#closed) this.#schedule();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const completions = this.#completions.splice(0);
+    const failures = this.#failures.splice(0);
+    const dead = this.#dead.splice(0);
+    try {
+      await this.#write(completions, failures, dead);
+      this.#flushFailures = 0;
+    } catch (error) {
+      // Keep the outcomes (at the front, in order) and try again; the leases are renewed meanwhile.
+      this.#completions.unshift(...completions);
+      this.#failures.unshift(...failures);
+      this.#dead.unshift(...dead);
+      const wait = backoffDelay(this.#flushFailures++, FLUSH_BACKOFF);
+      this.#ctx.logger.warn({ err: error, delayMs: wait }, 'queue:complete:failed');
+      await delay(wait);
+      return;
+    }
+    this.#ctx.progress();
+  }
+
+  async #write(completions: ClaimedRow[], failures: Failure[], dead: Failure[]): Promise<void> {
+    const owner = this.#owner;
+    if (completions.length > 0) {
+      const ids: string[] = [];
+      const coalesced: Array<{ id: string; type: string; key: string; upto: string }> = [];
+      for (const row of completions) {
+        if (row.upto !== null && row.key !== null)
+          coalesced.push({ id: row.id, type: row.type, key: row.key, upto: row.upto });
+        else ids.push(row.id);
+      }
+      const duplicates = await completeEvents(this.#db, this.#names, { owner, ids, coalesced });
+      for (let i = 0; i < duplicates; i++) this.#ctx.recordEvent({ outcome: 'duplicate' });
+    }
+    if (failures.length > 0) {
+      const list = failures.map((f) => ({ id: f.row.id, error: f.error, delayMs: f.delayMs }));
+      await failEvents(this.#db, this.#names, { owner, failures: list });
+    }
+    if (dead.length > 0) {
+      const list = dead.map((f) => ({ id: f.row.id, error: f.error }));
+      await deadLetterEvents(this.#db, this.#names, { owner, failures: list });
+    }
+    let keyFreed = false;
+    for (const row of completions) keyFreed = this.#release(row) || keyFreed;
+    for (const { row } of dead) keyFreed = this.#release(row) || keyFreed;
+    for (const failure of failures) {
+      this.#release(failure.row);
+      this.#hooks.onRetryAt(Date.now() + failure.delayMs);
+    }
+    if (keyFreed) this.#hooks.onKeyFreed();
+  }
+
+  #release(row: ClaimedRow): boolean {
+    this.#held.delete(row.id);
+    return row.key !== null;
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#held.size === 0) return;
+    const ids = [...this.#held.keys()];
+    try {
+      const kept = await renewLeases(this.#db, this.#names, {
+        owner: this.#owner,
+        ids,
+        leaseMs: this.#leaseMs,
+      });
+      if (kept.length < ids.length) {
+        const keptSet = new Set(kept);
+        // Outcomes written meanwhile also drop out of the set; only ids still held were really lost.
+        const lost = ids.filter((id) => !keptSet.has(id) && this.#held.has(id));
+        if (lost.length > 0) this.#ctx.logger.warn({ lost: lost.length }, 'queue:lease:lost');
+      }
+    } catch (error) {
+      this.#ctx.logger.warn({ err: error }, 'queue:lease:renew-failed');
+    }
+  }
+}

@@ -1,0 +1,7 @@
+import type { QueueNames } from '../identifiers.js';
+import m000001 from './000001.js';
+
+/** Numbered migrations in order; a migration is never edited once released, only followed by a new one. */
+export const migrations: ReadonlyArray<{ id: number; sql: (names: QueueNames) => string }> = [
+  { id: 1, sql: m000001 },
+];

@@ -1,0 +1,308 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import pg from 'pg';
+import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
+import { coerceError } from '../../errors.js';
+import type { ServiceContext } from '../../services/types.js';
+import type { QueueNames } from './identifiers.js';
+import { LeaseBook } from './lease-book.js';
+import { migrate } from './migrate.js';
+import { NotifyConnection } from './notify-connection.js';
+import { claimEvents } from './sql/claim-events.js';
+import { queueDepth } from './sql/queue-depth.js';
+import { releaseEvents } from './sql/release-events.js';
+import type { ClaimedRow } from './sql/types.js';
+
+/** What a handler receives. */
+export interface QueueEvent {
+  id: string;
+  type: string;
+  key: string | null;
+  /** For a coalesced type: the newest payload of the key. */
+  payload: unknown;
+  createdAt: Date;
+  /** 1 on the first run. */
+  attempts: number;
+}
+
+export type EventHandler = (event: QueueEvent, signal: AbortSignal) => void | Promise<void>;
+
+export interface ConsumerSettings {
+  connectionString: string;
+  names: QueueNames;
+  handlers: Record<string, EventHandler>;
+  coalesce: string[];
+  concurrency: number;
+  batchSize: number;
+  lease: number;
+  maxAttempts: number;
+  retry: BackoffOptions;
+  reconnect: BackoffOptions;
+  pollInterval: number;
+  depthInterval: number;
+  poolSize: number;
+  migrate: boolean;
+  checkInterval: number;
+  checkTimeout: number;
+}
+
+interface Claimed extends ClaimedRow {
+  /** Local clock when the claim returned, to add queueing time inside this process to the lag. */
+  claimedAt: number;
+}
+
+/**
+ * One run of a queue consumer. Claims due events in batches, runs up to `concurrency` handlers, and
+ * writes their outcomes back in batches through the lease book (one commit per batch: every commit
+ * waits for the disk, so batching is what makes a PostgreSQL queue fast).
+ */
+export class QueueConsumer {
+  readonly #settings: ConsumerSettings;
+  readonly #ctx: ServiceContext;
+  readonly #owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  readonly #types: string[];
+  #pool!: pg.Pool;
+  #book!: LeaseBook;
+  #ready: Claimed[] = [];
+  #readyHead = 0;
+  #running = 0;
+  #dirty = true;
+  #waiter: (() => void) | null = null;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryAt = Number.POSITIVE_INFINITY;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(settings: ConsumerSettings, ctx: ServiceContext) {
+    this.#settings = settings;
+    this.#ctx = ctx;
+    this.#types = Object.keys(settings.handlers);
+  }
+
+  async run(): Promise<void> {
+    const s = this.#settings;
+    const signal = this.#ctx.signal;
+    this.#pool = new pg.Pool({
+      connectionString: s.connectionString,
+      max: s.poolSize,
+      keepAlive: true,
+      application_name: 'cluster-steward:queue',
+    });
+    this.#pool.on('error', (error) => this.#ctx.logger.warn({ err: error }, 'queue:pool:error'));
+    try {
+      if (s.migrate) await migrate(this.#pool, s.names, this.#ctx.logger);
+      this.#book = new LeaseBook(this.#pool, s.names, this.#owner, s.lease, this.#ctx, {
+        onKeyFreed: () => this.#wake(),
+        onRetryAt: (at) => this.#wakeAt(at),
+      });
+      const listening = this.#listen(signal);
+      const depth = this.#reportDepth(signal);
+      await this.#claimLoop(signal);
+      await this.#stop();
+      await Promise.all([listening, depth]);
+    } finally {
+      clearTimeout(this.#retryTimer);
+      await this.#pool.end().catch(() => {});
+    }
+  }
+
+  #listen(signal: AbortSignal): Promise<void> {
+    const s = this.#settings;
+    const connection = new NotifyConnection({
+      connectionString: s.connectionString,
+      channels: [s.names.channel],
+      logger: this.#ctx.logger,
+      checkInterval: s.checkInterval,
+      checkTimeout: s.checkTimeout,
+      reconnect: s.reconnect,
+      onNotification: () => this.#wake(),
+      // Wake-ups sent while disconnected are gone: claim once after every (re)connection.
+      onConnect: () => this.#wake(),
+      onDisconnect: () => {},
+    });
+    return connection.run(signal);
+  }
+
+  async #reportDepth(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const { depth, oldestAgeMs } = await queueDepth(this.#pool, this.#settings.names, {
+          types: this.#types,
+        });
+        this.#ctx.setQueueDepth(depth, oldestAgeMs);
+      } catch (error) {
+        this.#ctx.logger.debug({ err: error }, 'queue:depth:failed');
+      }
+      await delay(this.#settings.depthInterval, signal);
+    }
+  }
+
+  async #claimLoop(signal: AbortSignal): Promise<void> {
+    const s = this.#settings;
+    let failures = 0;
+    while (!signal.aborted) {
+      const capacity = s.batchSize + s.concurrency - this.#pending();
+      if (capacity <= 0) {
+        await this.#sleep(s.pollInterval, signal);
+        continue;
+      }
+      this.#dirty = false;
+      const limit = Math.min(s.batchSize, capacity);
+      let rows: ClaimedRow[];
+      try {
+        rows = await claimEvents(this.#pool, s.names, {
+          owner: this.#owner,
+          limit,
+          leaseMs: s.lease,
+          types: this.#types,
+          coalesce: s.coalesce,
+        });
+      } catch (error) {
+        this.#ctx.setConnected(false);
+        const wait = backoffDelay(failures++, s.reconnect);
+        this.#ctx.logger.warn({ err: error, delayMs: wait }, 'queue:claim:failed');
+        await delay(wait, signal);
+        continue;
+      }
+      failures = 0;
+      this.#ctx.setConnected(true);
+      this.#ctx.ready();
+      this.#ctx.progress();
+      this.#accept(rows);
+      if (rows.length < limit && !this.#dirty) await this.#sleep(s.pollInterval, signal);
+    }
+  }
+
+  #accept(rows: ClaimedRow[]): void {
+    const now = Date.now();
+    for (const row of rows) {
+      const claimed = row as Claimed;
+      claimed.claimedAt = now;
+      this.#book.hold(claimed);
+      this.#ready.push(claimed);
+    }
+    this.#dispatch();
+  }
+
+  /** Claimed events not yet handled (waiting or running). */
+  #pending(): number {
+    return this.#ready.length - this.#readyHead + this.#running;
+  }
+
+  #dispatch(): void {
+    const signal = this.#ctx.signal;
+    while (
+      this.#running < this.#settings.concurrency &&
+      this.#readyHead < this.#ready.length &&
+      !signal.aborted
+    ) {
+      const row = this.#ready[this.#readyHead++]!;
+      this.#running++;
+      void this.#handle(row);
+    }
+    if (this.#readyHead === this.#ready.length) {
+      this.#ready = [];
+      this.#readyHead = 0;
+    }
+  }
+
+  async #handle(row: Claimed): Promise<void> {
+    const s = this.#settings;
+    const started = Date.now();
+    const lagMs = Math.max(0, Math.round(row.lag_ms + (started - row.claimedAt)));
+    try {
+      const event: QueueEvent = {
+        id: row.id,
+        type: row.type,
+        key: row.key,
+        payload: row.payload,
+        createdAt: row.created_at,
+        attempts: row.attempts,
+      };
+      await s.handlers[row.type]!(event, this.#ctx.signal);
+      this.#book.complete(row);
+      this.#ctx.recordEvent({ outcome: 'processed', durationMs: Date.now() - started, lagMs });
+    } catch (thrown) {
+      this.#fail(row, coerceError(thrown), Date.now() - started, lagMs);
+    }
+    this.#running--;
+    this.#dispatch();
+    this.#nudge();
+    if (this.#running === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  #fail(row: Claimed, error: Error, durationMs: number, lagMs: number): void {
+    const s = this.#settings;
+    const message = `${error.name}: ${error.message}`.slice(0, 4_000);
+    const log = { eventId: row.id, type: row.type, key: row.key, attempts: row.attempts, err: error };
+    if (row.attempts >= s.maxAttempts) {
+      this.#ctx.logger.error(log, 'queue:event:dead-lettered');
+      this.#book.deadLetter(row, message);
+      this.#ctx.recordEvent({ outcome: 'dead_lettered', durationMs, lagMs });
+      return;
+    }
+    const delayMs = backoffDelay(row.attempts - 1, s.retry);
+    this.#ctx.logger.warn({ ...log, retryInMs: delayMs }, 'queue:event:failed');
+    this.#book.fail(row, message, delayMs);
+    this.#ctx.recordEvent({ outcome: 'failed', durationMs, lagMs });
+  }
+
+  /** New events may be due: claim again at once. */
+  #wake(): void {
+    this.#dirty = true;
+    this.#nudge();
+  }
+
+  #nudge(): void {
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.();
+  }
+
+  /** A retried event becomes due at `at` (epoch ms): wake up then, even without a notification. */
+  #wakeAt(at: number): void {
+    if (at >= this.#retryAt) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryAt = at;
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryAt = Number.POSITIVE_INFINITY;
+        this.#wake();
+      },
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  #sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (this.#waiter === done) this.#waiter = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.#waiter = done;
+    });
+  }
+
+  /** Graceful stop: unstarted events go back at once, running handlers finish, outcomes are written. */
+  async #stop(): Promise<void> {
+    const unstarted = this.#ready.slice(this.#readyHead);
+    this.#ready = [];
+    this.#readyHead = 0;
+    if (unstarted.length > 0) {
+      const ids = unstarted.map((row) => row.id);
+      try {
+        await releaseEvents(this.#pool, this.#settings.names, { owner: this.#owner, ids });
+        this.#ctx.logger.info({ released: ids.length }, 'queue:stop:released');
+      } catch (error) {
+        this.#ctx.logger.warn({ err: error, count: ids.length }, 'queue:stop:release-failed');
+      }
+      for (const row of unstarted) this.#book.forget(row.id);
+    }
+    if (this.#running > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    await this.#book.close();
+  }
+}

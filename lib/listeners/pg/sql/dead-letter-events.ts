@@ -1,0 +1,28 @@
+import type { QueueNames } from '../identifiers.js';
+import type { Queryable } from './types.js';
+
+export interface DeadLetterArgs {
+  owner: string;
+  failures: Array<{ id: string; error: string }>;
+}
+
+/** Moves events that exhausted their attempts to the dead-letter table with their last error, atomically. */
+export async function deadLetterEvents(
+  db: Queryable,
+  names: QueueNames,
+  args: DeadLetterArgs,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `WITH moved AS (
+       DELETE FROM ${names.events} e
+        USING unnest($2::bigint[], $3::text[]) AS f(id, error)
+        WHERE e.id = f.id AND e.locked_by = $1
+       RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts, f.error
+     )
+     INSERT INTO ${names.dead} (id, type, key, payload, created_at, attempts, last_error)
+     SELECT id, type, key, payload, created_at, attempts, error FROM moved
+     ON CONFLICT (id) DO NOTHING`,
+    [args.owner, args.failures.map((f) => f.id), args.failures.map((f) => f.error)],
+  );
+  return rowCount ?? 0;
+}

@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pg from 'pg';
+import { enqueue, pgEventQueue, type QueueEvent } from '../lib/pg.js';
+import { adminQuery, dropSchema, pgUrl, randomSuffix, runService, testSchema } from './helpers/pg.js';
+import { until } from './helpers/process.js';
+
+function setup(t: { after(fn: () => unknown): void }) {
+  const schema = testSchema();
+  const app = `steward-test-queue-${randomSuffix()}`;
+  const url = pgUrl(app);
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  t.after(async () => {
+    await pool.end();
+    await dropSchema(schema);
+  });
+  return { schema, app, url, pool };
+}
+
+async function remaining(schema: string, table = 'events'): Promise<number> {
+  const rows = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."${table}"`);
+  return rows[0]!.n;
+}
+
+test('events enqueued in a rolled-back transaction never run; committed ones do', async (t) => {
+  const { schema, url, pool } = setup(t);
+  const handled: unknown[] = [];
+  const consumer = runService(
+    pgEventQueue({
+      name: 'q',
+      connectionString: url,
+      schema,
+      handlers: { note: (event: QueueEvent) => void handled.push(event.payload) },
+    }),
+  );
+  t.after(() => consumer.stop());
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await enqueue(client, { type: 'note', payload: 'rolled back' }, { schema });
+    await client.query('ROLLBACK');
+    await client.query('BEGIN');
+    await enqueue(client, [{ type: 'note', payload: 'committed' }], { schema });
+    assert.equal(handled.length, 0, 'nothing runs before the commit');
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+  await until(() => handled.length === 1 && consumer.record.status.processed === 1, 5_000, 'committed event');
+  await until(async () => (await remaining(schema)) === 0, 5_000, 'completion written');
+  assert.deepEqual(handled, ['committed']);
+});
+
+test('same key: in order and never concurrent, with concurrency 8 across keys', async (t) => {
+  const { schema, url, pool } = setup(t);
+  const keys = ['a', 'b', 'c', 'd'];
+  const perKey = 15;
+  const events = [];
+  for (let i = 0; i < perKey; i++) for (const key of keys) events.push({ type: 'step', key, payload: i });
+  const active = new Map<string, number>();
+  const seen = new Map<string, number[]>();
+  let maxActiveKey = 0;
+  let maxActive = 0;
+  let running = 0;
+  const consumer = runService(
+    pgEventQueue({
+      name: 'q',
+      connectionString: url,
+      schema,
+      concurrency: 8,
+      batchSize: 20,
+      handlers: {
+        async step(event: QueueEvent) {
+          const key = event.key!;
+          active.set(key, (active.get(key) ?? 0) + 1);
+          running++;
+          maxActiveKey = Math.max(maxActiveKey, active.get(key)!);
+          maxActive = Math.max(maxActive, running);
+          await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 6));
+          seen.set(key, [...(seen.get(key) ?? []), event.payload as number]);
+          active.set(key, active.get(key)! - 1);
+          running--;
+        },
+      },
+    }),
+  );
+  t.after(() => consumer.stop());
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+  await enqueue(pool, events, { schema });
+  await until(() => consumer.record.status.processed === events.length, 20_000, 'all events');
+  assert.equal(maxActiveKey, 1, 'a key never ran twice at once');
+  assert.ok(maxActive > 1, `keys ran in parallel (max ${maxActive})`);
+  for (const key of keys) assert.deepEqual(seen.get(key), [...Array(perKey).keys()], `order of ${key}`);
+});
+
+test('coalescing: the handler sees the newest payload once and the older events go with it', async (t) => {
+  const { schema, url, pool } = setup(t);
+  const calls: unknown[] = [];
+  const options = {
+    name: 'q',
+    connectionString: url,
+    schema,
+    coalesce: ['changed'],
+    handlers: {
+      changed: (event: QueueEvent) => void calls.push(event.payload),
+      other: () => {},
+    },
+  };
+  // Create the tables, then enqueue while no consumer runs so the duplicates pile up.
+  const first = runService(pgEventQueue(options));
+  await until(() => first.record.status.state === 'running', 10_000, 'migrated');
+  await first.stop();
+  await enqueue(
+    pool,
+    [1, 2, 3, 4, 5].map((v) => ({ type: 'changed', key: 'host-1', payload: { v } })),
+    { schema },
+  );
+  await enqueue(pool, { type: 'changed', key: 'host-2', payload: { v: 9 } }, { schema });
+  const consumer = runService(pgEventQueue(options));
+  t.after(() => consumer.stop());
+  await until(async () => (await remaining(schema)) === 0, 10_000, 'queue drained');
+  assert.deepEqual(
+    calls.map((p) => (p as { v: number }).v).sort(),
+    [5, 9],
+    'one call per key with the newest payload',
+  );
+  assert.equal(consumer.record.status.duplicates, 4);
+  assert.equal(consumer.record.status.processed, 2);
+});
+
+test('failures retry with exponential backoff, then move to the dead-letter table with the last error', async (t) => {
+  const { schema, url, pool } = setup(t);
+  const attempts: Array<{ at: number; attempt: number }> = [];
+  const consumer = runService(
+    pgEventQueue({
+      name: 'q',
+      connectionString: url,
+      schema,
+      maxAttempts: 3,
+      retry: { initialDelay: 300, maxDelay: 10_000, jitter: 0 },
+      pollInterval: 5_000,
+      handlers: {
+        flaky(event: QueueEvent) {
+          attempts.push({ at: Date.now(), attempt: event.attempts });
+          throw new Error(`boom ${event.attempts}`);
+        },
+      },
+    }),
+  );
+  t.after(() => consumer.stop());
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+  const [id] = await enqueue(pool, { type: 'flaky', key: 'k', payload: { n: 1 } }, { schema });
+  await until(() => consumer.record.status.deadLettered === 1, 10_000, 'dead-lettered');
+  assert.deepEqual(
+    attempts.map((a) => a.attempt),
+    [1, 2, 3],
+  );
+  const gaps = [attempts[1]!.at - attempts[0]!.at, attempts[2]!.at - attempts[1]!.at];
+  t.diagnostic(`retry gaps: ${gaps.join(', ')} ms (expected 300, 600)`);
+  assert.ok(gaps[0]! >= 290 && gaps[0]! < 1_000, `first retry after ${gaps[0]} ms`);
+  assert.ok(gaps[1]! >= 590 && gaps[1]! < 1_400, `second retry after ${gaps[1]} ms`);
+  assert.equal(consumer.record.status.failed, 2);
+  await until(async () => (await remaining(schema)) === 0, 5_000, 'moved out of the queue');
+  const dead = await adminQuery<{ id: string; attempts: number; last_error: string; payload: unknown }>(
+    `SELECT id, attempts, last_error, payload FROM "${schema}"."events_dead"`,
+  );
+  assert.deepEqual(dead, [{ id, attempts: 3, last_error: 'Error: boom 3', payload: { n: 1 } }]);
+});
+
+test('graceful stop releases claimed but unstarted events at once, without counting an attempt', async (t) => {
+  const { schema, url, pool } = setup(t);
+  let release: () => void = () => {};
+  const started: string[] = [];
+  const consumer = runService(
+    pgEventQueue({
+      name: 'q',
+      connectionString: url,
+      schema,
+      concurrency: 1,
+      batchSize: 10,
+      handlers: {
+        async slow(event: QueueEvent) {
+          started.push(event.id);
+          await new Promise<void>((resolve) => {
+            release = resolve;
+          });
+        },
+      },
+    }),
+  );
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+  const ids = await enqueue(
+    pool,
+    [1, 2, 3, 4].map((n) => ({ type: 'slow', payload: n })),
+    { schema },
+  );
+  await until(() => started.length === 1, 5_000, 'first handler started');
+  const stopping = consumer.stop();
+  setTimeout(() => release(), 100);
+  await stopping;
+  assert.deepEqual(started, [ids[0]], 'no new handler started after stop');
+  const rows = await adminQuery<{ id: string; attempts: number; locked_by: string | null }>(
+    `SELECT id, attempts, locked_by FROM "${schema}"."events" ORDER BY id`,
+  );
+  assert.deepEqual(
+    rows,
+    ids.slice(1).map((id) => ({ id, attempts: 0, locked_by: null })),
+    'the running event completed; the others are free again',
+  );
+});
+
+test('schema and table names are validated identifiers: injection attempts are refused', async () => {
+  const url = pgUrl('steward-test-identifiers');
+  for (const schema of ['public; DROP TABLE x', 'a"b', '1abc', 'x'.repeat(64), '']) {
+    assert.throws(() => pgEventQueue({ name: 'q', connectionString: url, schema, handlers: { a() {} } }), {
+      code: 'STEWARD_ERR_INVALID_IDENTIFIER',
+    });
+  }
+  assert.throws(
+    () =>
+      pgEventQueue({ name: 'q', connectionString: url, table: 'events" CASCADE --', handlers: { a() {} } }),
+    { code: 'STEWARD_ERR_INVALID_IDENTIFIER', message: /`table`/ },
+  );
+  const client = { query: () => assert.fail('no query may run') } as never;
+  await assert.rejects(enqueue(client, { type: 'a' }, { schema: 'x;DROP SCHEMA public' }), {
+    code: 'STEWARD_ERR_INVALID_IDENTIFIER',
+  });
+});
+
+test('queue options are validated with coded errors naming option, range and value', () => {
+  const base = { name: 'q', connectionString: pgUrl('x'), handlers: { a() {} } };
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ concurrency: 0 }, 'STEWARD_ERR_INVALID_OPTION', /`concurrency`.*between 1 and 10000.*`0`/],
+    [{ batchSize: 2.5 }, 'STEWARD_ERR_INVALID_OPTION', /`batchSize`/],
+    [{ lease: 10 }, 'STEWARD_ERR_INVALID_OPTION', /`lease`.*>= 1000/],
+    [{ maxAttempts: -1 }, 'STEWARD_ERR_INVALID_OPTION', /`maxAttempts`/],
+    [{ coalesce: ['missing'] }, 'STEWARD_ERR_INVALID_OPTION', /`coalesce`.*missing has none/],
+    [{ retry: { initialDelay: 500, maxDelay: 100 } }, 'STEWARD_ERR_INVALID_OPTION', /`retry.maxDelay`/],
+    [{ handlers: {} }, 'STEWARD_ERR_INVALID_OPTION', /`handlers`/],
+    [{ handlers: { a: 1 } }, 'STEWARD_ERR_INVALID_OPTION', /`handlers.a`.*function/],
+    [{ concurrensy: 2 }, 'STEWARD_ERR_UNKNOWN_OPTION', /Did you mean `concurrency`/],
+    [{ connectionString: '' }, 'STEWARD_ERR_INVALID_OPTION', /`connectionString`/],
+  ];
+  for (const [override, code, message] of cases) {
+    assert.throws(
+      () => pgEventQueue({ ...base, ...override } as never),
+      { code, message },
+      JSON.stringify(override),
+    );
+  }
+});
