@@ -1,0 +1,75 @@
+import { createServer } from 'node:net';
+import type { ServiceStatus } from '../../lib/services/types.js';
+import { addressFromReady, get } from './http.js';
+import { event, type LogLine, type Spawned, spawnFixture } from './process.js';
+
+/** What the fixture's `/status` route answers: `status()` as one worker sees it, plus that worker's pid. */
+export interface WorkerView {
+  pid: number;
+  services: ServiceStatus[];
+  host: { role: string; pid: number } | null;
+  at: number | null;
+  receivedAt: number | null;
+  stale: boolean;
+  healthy: boolean;
+}
+
+export interface ServicesApp extends Spawned {
+  address: string;
+  view(): Promise<WorkerView>;
+  service(view: WorkerView, name: string): ServiceStatus;
+  /** The pids that printed `fixture:services:imported`. */
+  importers(): LogLine[];
+  workerPids(): number[];
+}
+
+/** A port free right now: the app must keep one address even when every worker died at once. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `services-app.js` with a services module and options, and waits until `workers` are ready. */
+export async function startServicesApp(
+  spawned: Spawned[],
+  services: string,
+  options: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+  workers = 2,
+): Promise<ServicesApp> {
+  const fixture = spawnFixture('services-app.js', {
+    FIXTURE_SERVICES: services,
+    FIXTURE_OPTIONS: JSON.stringify({ workers, ...options }),
+    PORT: String(await freePort()),
+    ...env,
+  });
+  spawned.push(fixture);
+  const ready = await fixture.waitForLogs(event('worker:ready'), workers, 20_000);
+  const address = addressFromReady(ready[0]!);
+  return {
+    ...fixture,
+    address,
+    async view() {
+      const reply = await get(`http://${address}/status`, { timeoutMs: 5_000 });
+      return JSON.parse(reply.body) as WorkerView;
+    },
+    service(view, name) {
+      const found = view.services.find((service) => service.name === name);
+      if (!found) throw new Error(`no service ${name} in ${JSON.stringify(view)}`);
+      return found;
+    },
+    importers: () => fixture.logs.filter(event('fixture:services:imported')),
+    workerPids: () => fixture.logs.filter(event('worker:booting')).map((line) => line.workerPid as number),
+  };
+}
+
+/** Every service running, as seen by a worker. */
+export function allRunning(view: WorkerView): boolean {
+  return view.services.length > 0 && view.services.every((service) => service.state === 'running');
+}
