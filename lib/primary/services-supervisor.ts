@@ -25,6 +25,8 @@ export interface ServicesSupervisor extends EventEmitter<ServicesSupervisorEvent
   restart(reason: string): Promise<void>;
   /** Stops the services within `timeout` ms; true when every service settled cleanly. */
   stop(timeout: number): Promise<boolean>;
+  /** The live sibling's IPC channel (metrics are collected through it); undefined in the primary. */
+  readonly channel?: IpcChannel | undefined;
 }
 
 export function createServicesSupervisor(options: ResolvedOptions, logger: Logger): ServicesSupervisor {
@@ -157,6 +159,10 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
 
   async start(): Promise<void> {
     this.#fork();
+  }
+
+  get channel(): IpcChannel | undefined {
+    return this.#sibling?.channel;
   }
 
   snapshot(): ServicesSnapshot | null {

@@ -2,7 +2,10 @@ import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
+import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
+import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
+import { ControlServer } from './control-server.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
 import { type RecycleResult, Recycler } from './recycler.js';
@@ -16,6 +19,9 @@ export class Supervisor {
   readonly options: ResolvedOptions;
   readonly logger: Logger;
   readonly pool: WorkerPool;
+  /** Cluster-wide metrics, served by the control server's `/metrics`. */
+  readonly metrics: ClusterMetrics;
+  #control: ControlServer | undefined;
   readonly recycler: Recycler;
   /** The services host (in this process or the sibling); undefined for a web-only server. */
   services: ServicesSupervisor | undefined;
@@ -27,6 +33,7 @@ export class Supervisor {
     this.options = options;
     this.logger = logger;
     this.pool = new WorkerPool(options, logger, () => this.statusUpdate());
+    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
     this.recycler = new Recycler(this.pool, options, logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
@@ -44,6 +51,8 @@ export class Supervisor {
     if (this.options.primary) await this.options.primary();
     // Services start first: with `placement: 'primary'` they are up before any worker is forked.
     if (this.options.services) await this.#startServices();
+    if (this.options.control)
+      this.#control = await ControlServer.start(this, this.options.control, this.logger);
     if (this.options.worker) this.pool.start();
   }
 
@@ -103,6 +112,7 @@ export class Supervisor {
     }
     const exitCode = code !== 0 ? code : clean ? 0 : 1;
     this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
+    await this.#control?.close();
     process.exit(exitCode);
   }
 

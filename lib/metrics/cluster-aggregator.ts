@@ -1,0 +1,155 @@
+import type { Logger } from 'pino';
+import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
+import { coerceError } from '../errors.js';
+import { type LocalRole, libraryRegistry, type MetricJson } from './library-metrics.js';
+import { collectLocalMetrics } from './local-metrics.js';
+import { isMetricList } from './metric-json.js';
+
+/** One process the primary collects from over IPC. */
+export interface MetricsSource {
+  /** Identity of the process (its handle); once retired, its last figures are carried forward. */
+  readonly token: object;
+  readonly role: LocalRole;
+  /** For logs: "worker 3", "services sibling". */
+  readonly name: string;
+  collect(timeoutMs: number): Promise<unknown>;
+}
+
+export interface ClusterMetricsOptions {
+  /** The processes to ask, read at the start of each scrape. */
+  sources: () => MetricsSource[];
+  /** Per-process collect timeout in ms. */
+  timeout: number;
+  /** The application's registry in the primary (prom-client's global one when undefined). */
+  register: Registry | undefined;
+  logger: Logger;
+}
+
+/**
+ * Cluster-wide metrics for one scrape: the primary's own, every live process's (collected in parallel,
+ * each within `timeout`), and the counters and histograms of processes that have exited, merged with
+ * prom-client's `AggregatorRegistry.aggregate`.
+ *
+ * Monotonic totals: each process contributes, in order of preference, its exact final snapshot (taken
+ * when a worker finished draining), else the figures of its last successful collect. A process that
+ * fails a collect contributes its last counters and histograms (its gauges are left out) and counts as
+ * a scrape error; once it exits, the same figures move into the retired totals exactly once.
+ */
+export class ClusterMetrics {
+  readonly #options: ClusterMetricsOptions;
+  readonly #scrapeErrors: Counter<'role'>;
+  /** Summed counters and histograms of every retired process. Replaced, never mutated. */
+  #retired: MetricJson[] = [];
+  readonly #retiredTokens = new WeakSet<object>();
+  readonly #lastKnown = new WeakMap<object, MetricJson[]>();
+  readonly #finals = new WeakMap<object, MetricJson[]>();
+  /** Tokens listed by the previous scrape: one missing now has exited (the sibling after a restart). */
+  #listed = new Set<object>();
+  #inFlight: Promise<string> | undefined;
+
+  constructor(options: ClusterMetricsOptions) {
+    this.#options = options;
+    this.#scrapeErrors = new Counter({
+      name: 'steward_scrape_errors_total',
+      help: 'Processes left out of a scrape because they did not answer in time, died or sent invalid metrics.',
+      labelNames: ['role'],
+      registers: [libraryRegistry('primary')],
+    });
+    for (const role of ['worker', 'sibling'] as const) this.#scrapeErrors.inc({ role }, 0);
+  }
+
+  get contentType(): string {
+    return AggregatorRegistry.PROMETHEUS_CONTENT_TYPE;
+  }
+
+  /** Stores the exact final snapshot a process sent right before exiting. Returns false if invalid. */
+  recordFinal(token: object, metrics: unknown): boolean {
+    if (this.#retiredTokens.has(token) || !isMetricList(metrics)) return false;
+    this.#finals.set(token, cumulativeOnly(metrics));
+    return true;
+  }
+
+  /** The process has exited: its final (or last known) counters and histograms join the retired totals. */
+  retire(token: object): void {
+    if (this.#retiredTokens.has(token)) return;
+    this.#retiredTokens.add(token);
+    const snapshot = this.#finals.get(token) ?? this.#lastKnown.get(token);
+    this.#finals.delete(token);
+    this.#lastKnown.delete(token);
+    if (snapshot && snapshot.length > 0) this.#retired = sumMetrics([this.#retired, snapshot]);
+  }
+
+  /**
+   * The Prometheus text of the whole cluster. Concurrent callers share one collection, so a burst of
+   * scrapes never multiplies the IPC traffic, and two collections never race on the same worker.
+   */
+  scrape(): Promise<string> {
+    this.#inFlight ??= this.#scrape().finally(() => {
+      this.#inFlight = undefined;
+    });
+    return this.#inFlight;
+  }
+
+  async #scrape(): Promise<string> {
+    const sources = this.#options.sources();
+    this.#retireVanished(sources);
+    const collected = await Promise.all(sources.map((source) => this.#collect(source)));
+    // After the remote collects, so this scrape already shows their errors.
+    const local = await collectLocalMetrics('primary', this.#options.register);
+    // From here to the merge nothing awaits: the retired totals and the live set are read at one instant,
+    // so a process that exited during the collect is counted once, through its retired snapshot.
+    const parts: MetricJson[][] = [local];
+    sources.forEach((source, index) => {
+      const metrics = collected[index];
+      if (metrics && !this.#retiredTokens.has(source.token)) parts.push(metrics);
+    });
+    parts.push(this.#retired);
+    return AggregatorRegistry.aggregate(parts).metrics();
+  }
+
+  #retireVanished(sources: MetricsSource[]): void {
+    const listed = new Set(sources.map((source) => source.token));
+    for (const token of this.#listed) if (!listed.has(token)) this.retire(token);
+    this.#listed = listed;
+  }
+
+  async #collect(source: MetricsSource): Promise<MetricJson[] | undefined> {
+    let failure: string;
+    try {
+      const metrics = await source.collect(this.#options.timeout);
+      if (isMetricList(metrics)) {
+        if (!this.#retiredTokens.has(source.token))
+          this.#lastKnown.set(source.token, cumulativeOnly(metrics));
+        return metrics;
+      }
+      failure = 'invalid metrics';
+    } catch (error) {
+      failure = coerceError(error).message;
+    }
+    this.#scrapeErrors.inc({ role: source.role });
+    this.#options.logger.warn(
+      { source: source.name, role: source.role, error: failure },
+      'metrics:collect:failed',
+    );
+    return this.#lastKnown.get(source.token);
+  }
+}
+
+/** Counters and histograms: what can be carried forward (gauges of a dead process mean nothing). */
+function cumulativeOnly(metrics: MetricJson[]): MetricJson[] {
+  return metrics.filter((metric) => {
+    const type = String(metric.type);
+    return type === 'counter' || type === 'histogram';
+  });
+}
+
+/** Sums metric lists series by series (by name, metric name and labels), synchronously. */
+function sumMetrics(parts: MetricJson[][]): MetricJson[] {
+  const summed = parts.map((metrics) => metrics.map((metric) => ({ ...metric, aggregator: 'sum' as const })));
+  return AggregatorRegistry.aggregate(summed)
+    .getMetricsAsArray()
+    .map((metric) => {
+      const { name, help, type, aggregator, values } = metric as unknown as MetricJson;
+      return { name, help, type, aggregator, values } as MetricJson;
+    });
+}

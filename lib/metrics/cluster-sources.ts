@@ -1,0 +1,58 @@
+import type { Logger } from 'pino';
+import type { IpcChannel } from '../common/ipc.js';
+import type { ResolvedOptions } from '../options.js';
+import type { WorkerPool } from '../primary/worker-pool.js';
+import { ClusterMetrics, type MetricsSource } from './cluster-aggregator.js';
+import { libraryRegistry } from './library-metrics.js';
+import { registerPoolMetrics } from './pool-metrics.js';
+
+/**
+ * Cluster metrics of the primary: pool metrics, every ready or draining worker as a source, the exact
+ * final snapshot each worker sends after draining, and the services sibling while one runs.
+ */
+export function createClusterMetrics(
+  pool: WorkerPool,
+  options: ResolvedOptions,
+  logger: Logger,
+  siblingChannel: () => IpcChannel | undefined = () => undefined,
+): ClusterMetrics {
+  registerPoolMetrics(pool, libraryRegistry('primary'));
+  const metrics = new ClusterMetrics({
+    sources: () => {
+      const sources = workerSources(pool);
+      // The channel is new for each forked sibling, so it also identifies that process.
+      const channel = siblingChannel();
+      if (channel && !channel.closed)
+        sources.push(channelSource(channel, channel, 'sibling', 'services sibling'));
+      return sources;
+    },
+    timeout: options.control?.metricsTimeout ?? 2_000,
+    register: options.register,
+    logger,
+  });
+  pool.on('worker:forked', (handle) => {
+    handle.channel.handle('metrics:final', (message) => metrics.recordFinal(handle, message.metrics));
+  });
+  pool.on('worker:exit', (handle) => metrics.retire(handle));
+  return metrics;
+}
+
+/** Booting workers are left out: they have served nothing and may be busy loading the application. */
+function workerSources(pool: WorkerPool): MetricsSource[] {
+  const sources: MetricsSource[] = [];
+  for (const handle of pool.handles) {
+    if (handle.state !== 'ready' && handle.state !== 'draining') continue;
+    sources.push(channelSource(handle, handle.channel, 'worker', `worker ${handle.id}`));
+  }
+  return sources;
+}
+
+/** A process reached through its IPC channel; `token` identifies the process across scrapes. */
+export function channelSource(
+  token: object,
+  channel: IpcChannel,
+  role: MetricsSource['role'],
+  name: string,
+): MetricsSource {
+  return { token, role, name, collect: (timeout) => channel.request('metrics:collect', {}, timeout) };
+}

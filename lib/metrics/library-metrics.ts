@@ -1,0 +1,55 @@
+import promClient, { Counter, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import { type DropReason, droppedMessages } from '../common/messages.js';
+import { requestTracker } from '../worker/request-tracker.js';
+import { registerServiceMetrics } from './service-metrics.js';
+
+/** The role of the process a metric comes from; process metrics carry it as the `role` label. */
+export type LocalRole = 'primary' | 'worker' | 'sibling';
+
+/** One metric family as prom-client's `getMetricsAsJSON()` returns it (what crosses IPC). */
+export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+
+let library: Registry | undefined;
+
+/**
+ * The registry of this process's `steward_` metrics and Node process metrics, created once per process.
+ * It is separate from the application's registry so the library never collides with, or clears, the
+ * metrics an application registers on prom-client's global registry.
+ */
+export function libraryRegistry(role: LocalRole): Registry {
+  if (library) return library;
+  library = new Registry();
+  // Process metrics are labelled by role so a cluster sum reads "memory of all workers", not of everything.
+  promClient.collectDefaultMetrics({ register: library, labels: { role } });
+  registerIpcMetrics(library);
+  registerServiceMetrics(library);
+  if (role === 'worker') registerWorkerMetrics(library);
+  return library;
+}
+
+function registerIpcMetrics(registry: Registry): void {
+  new Counter({
+    name: 'steward_ipc_dropped_total',
+    help: 'IPC messages dropped on receipt because they were malformed, of an unknown type or unexpected.',
+    labelNames: ['reason'],
+    registers: [registry],
+    // Counters have no `set`: reset and re-add the cumulative count, synchronously within one collect.
+    collect() {
+      this.reset();
+      for (const reason of Object.keys(droppedMessages) as DropReason[])
+        this.inc({ reason }, droppedMessages[reason]);
+    },
+  });
+}
+
+function registerWorkerMetrics(registry: Registry): void {
+  new Counter({
+    name: 'steward_worker_requests_total',
+    help: 'HTTP requests started on the servers of the HTTP workers.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(requestTracker().requests);
+    },
+  });
+}
