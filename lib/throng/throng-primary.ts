@@ -1,0 +1,218 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { createLogger } from '../common/logger.js';
+import type { StatusUpdate } from '../common/messages.js';
+import { coerceError } from '../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import { createPolicies, type RecyclePolicy, type WorkerLimit } from '../primary/recycle-policies/index.js';
+import { createServicesSupervisor, type ServicesSupervisor } from '../primary/services-supervisor.js';
+import { WorkerHandle } from '../primary/worker-handle.js';
+import { applyStatusUpdate } from '../worker/cluster-status.js';
+import { DrainQueue } from './drain-queue.js';
+
+/**
+ * The cluster primary of a throng application. throng forks `count` workers after its `master` hook and
+ * forks a new one whenever a worker disconnects; this object, started from that hook, adds what throng
+ * lacks: the services (in this process or the sibling), the status push to workers, recycling policies
+ * with drain, manual recycles, and a shutdown that drains workers and settles services instead of
+ * signalling everything at once.
+ */
+export class ThrongPrimary {
+  readonly options: ResolvedOptions;
+  readonly logger: Logger;
+  /** The services host (in this process or the sibling); undefined for a web-only server. */
+  services: ServicesSupervisor | undefined;
+  readonly #handles = new Map<number, WorkerHandle>();
+  readonly #policies: RecyclePolicy[];
+  readonly #queue: DrainQueue;
+  readonly #startedAt = Date.now();
+  #statusTimer: NodeJS.Timeout | undefined;
+  #shutdown: Promise<never> | undefined;
+  #signalsSeen = 0;
+
+  constructor(options: ResolvedOptions, logger: Logger) {
+    this.options = options;
+    this.logger = logger;
+    this.#policies = createPolicies(options.recycle);
+    this.#queue = new DrainQueue({
+      concurrency: options.recycle.concurrency,
+      drainTimeout: options.recycle.drainTimeout,
+      logger,
+      live: () => this.#handles.values(),
+    });
+  }
+
+  /** Live workers, oldest first. */
+  get handles(): WorkerHandle[] {
+    return [...this.#handles.values()];
+  }
+
+  get stopping(): boolean {
+    return this.#shutdown !== undefined;
+  }
+
+  /** Runs inside throng's `master` hook, so everything here is in place before the first fork. */
+  async start(): Promise<void> {
+    this.#installSignals();
+    this.logger.info(
+      { workers: this.options.workers, pid: process.pid, forker: 'throng' },
+      'cluster:starting',
+    );
+    cluster.on('fork', (worker) => this.#adopt(worker));
+    if (this.options.primary) await this.options.primary();
+    if (this.options.services) await this.#startServices();
+  }
+
+  /** The services status pushed to workers; null until a services host exists. */
+  statusUpdate(): StatusUpdate {
+    return { services: this.services?.snapshot() ?? null, sentAt: Date.now() };
+  }
+
+  /** Drains and re-forks every worker, at most `recycle.concurrency` out of service at once (SIGHUP). */
+  rollingRestart(reason: string): void {
+    for (const handle of this.handles) this.#queue.request(handle, reason);
+  }
+
+  /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
+  shutdown(reason: string, code = 0): Promise<never> {
+    this.#shutdown ??= this.#runShutdown(reason, code);
+    return this.#shutdown;
+  }
+
+  async #startServices(): Promise<void> {
+    const services = createServicesSupervisor(this.options, this.logger);
+    this.services = services;
+    services.on('change', () => this.#publishStatus());
+    this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
+    this.#statusTimer.unref();
+    await services.start();
+  }
+
+  #publishStatus(): void {
+    const update = this.statusUpdate();
+    applyStatusUpdate(update, true, this.options.statusInterval * 3);
+    for (const handle of this.#handles.values()) handle.channel.send('status:update', update);
+  }
+
+  /** Every worker throng forks: tracked, given the status, its recycle limits drawn. */
+  #adopt(worker: Worker): void {
+    const handle = new WorkerHandle(worker, this.logger);
+    this.#handles.set(handle.id, handle);
+    handle.logger.info({ state: 'booting' }, 'worker:booting');
+    handle.channel.send('status:update', this.statusUpdate());
+    const limits = this.#policies.map((policy) => policy.forWorker(Math.random));
+    const maxRequests = limits.find((limit) => limit.limits.maxRequests !== undefined)?.limits.maxRequests;
+    handle.channel.on('worker:heartbeat', () => this.#checkLimits(handle, limits));
+    // The agent reports `max-requests` the moment it crosses the limit sent below; anything else is the
+    // application's own `disconnect()`, named as the steward() recycler names it.
+    handle.channel.on('worker:recycle-request', (message) =>
+      this.#queue.request(handle, message.reason === 'max-requests' ? message.reason : 'worker-request'),
+    );
+    const bootTimer = setTimeout(() => {
+      if (handle.state !== 'booting') return;
+      handle.logger.error({ bootTimeout: this.options.bootTimeout }, 'worker:boot:timeout');
+      worker.process.kill('SIGKILL');
+    }, this.options.bootTimeout);
+    void handle.whenReady().then(() => {
+      clearTimeout(bootTimer);
+      if (maxRequests !== undefined) handle.channel.send('worker:recycle-limit', { maxRequests });
+      this.#queue.next();
+    });
+    void handle.exited.then(() => {
+      clearTimeout(bootTimer);
+      this.#handles.delete(handle.id);
+      this.#afterExit();
+    });
+  }
+
+  /** Runs on every heartbeat so memory hysteresis sees each sample; acts only past `minLifetime`. */
+  #checkLimits(handle: WorkerHandle, limits: WorkerLimit[]): void {
+    const sample = { age: handle.age, requests: handle.requests, rss: handle.rss, heapUsed: handle.heapUsed };
+    let reason: string | null = null;
+    for (const limit of limits) reason ??= limit.check(sample);
+    if (reason !== null && handle.age >= this.options.recycle.minLifetime)
+      this.#queue.request(handle, reason);
+  }
+
+  #afterExit(): void {
+    if (this.stopping) return;
+    // throng stops re-forking once `lifetime` has passed; with the last worker gone, the primary ends.
+    if (this.#handles.size === 0 && Date.now() - this.#startedAt >= this.options.lifetime) {
+      this.logger.info({ lifetime: this.options.lifetime }, 'cluster:lifetime:ended');
+      void this.shutdown('lifetime', 0);
+      return;
+    }
+    this.#queue.next();
+  }
+
+  async #runShutdown(reason: string, code: number): Promise<never> {
+    const started = Date.now();
+    const { grace } = this.options;
+    // throng's own handler exits at `grace` with process.exitCode: a forced end must not look clean.
+    process.exitCode = 1;
+    this.logger.info({ reason, grace }, 'cluster:shutdown:start');
+    this.#queue.close();
+    clearInterval(this.#statusTimer);
+    const workers = this.handles.map(async (handle) => {
+      const exit = await this.#queue.drain(handle, 'shutdown', grace);
+      // throng signals every worker itself; one still booting dies of it before the agent can ignore
+      // it. It never served a request, so nothing was cut.
+      const killedBooting = handle.readyAt === null && this.options.signals.includes(exit.signal!);
+      return exit.code === 0 || killedBooting;
+    });
+    const steps = await Promise.allSettled([
+      Promise.all(workers).then((results) => results.every(Boolean)),
+      this.services?.stop(grace) ?? true,
+    ]);
+    let clean = true;
+    for (const step of steps) {
+      if (step.status === 'fulfilled') clean &&= step.value;
+      else {
+        clean = false;
+        this.logger.error({ err: coerceError(step.reason) }, 'cluster:shutdown:error');
+      }
+    }
+    const exitCode = code !== 0 ? code : clean ? 0 : 1;
+    this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
+    process.exit(exitCode);
+  }
+
+  /**
+   * throng's own listeners run first: they stop its re-forking and send the signal to every worker,
+   * which the worker agent ignores (the drain order below is what retires a worker gracefully).
+   */
+  #installSignals(): void {
+    for (const signal of this.options.signals) {
+      process.on(signal, () => {
+        this.#signalsSeen++;
+        if (this.#signalsSeen > 1) {
+          this.logger.warn({ signal }, 'cluster:shutdown:forced');
+          for (const handle of this.#handles.values()) handle.worker.process.kill('SIGKILL');
+          process.exit(1);
+        }
+        void this.shutdown(signal, 0);
+      });
+    }
+    process.on('SIGHUP', () => {
+      this.logger.info({ signal: 'SIGHUP' }, 'cluster:rolling-restart:start');
+      this.rollingRestart('rolling-restart');
+    });
+    process.on('SIGUSR2', () => {
+      if (!this.services) this.logger.warn({ signal: 'SIGUSR2' }, 'services:restart:none');
+      else void this.services.restart('SIGUSR2');
+    });
+  }
+}
+
+/** Entry of throng's `master` hook. */
+export async function startThrongPrimary(options: ResolvedOptions): Promise<ThrongPrimary> {
+  const primary = new ThrongPrimary(options, createLogger(options.logger, { role: 'primary' }));
+  try {
+    await primary.start();
+  } catch (error) {
+    // A rejected hook would surface as an unhandled rejection of throng's promise: end with one clear line.
+    primary.logger.fatal({ err: coerceError(error) }, 'cluster:start:failed');
+    process.exit(1);
+  }
+  return primary;
+}
