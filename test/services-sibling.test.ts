@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { event, isAlive, type Spawned, until } from './helpers/process.js';
+import { allRunning, startServicesApp } from './helpers/services.js';
+
+const STATUS_INTERVAL = 400;
+const spawned: Spawned[] = [];
+after(() => {
+  for (const fixture of spawned) fixture.killAll();
+});
+
+test('20 worker recycles: the sibling pid and its in-memory state stay the same while events keep flowing', async (t) => {
+  const app = await startServicesApp(spawned, 'services-basic.js', { statusInterval: STATUS_INTERVAL });
+  await until(async () => allRunning(await app.view()), 10_000, 'services running');
+  const first = await app.view();
+  const ticker = app.service(first, 'ticker');
+  const samples = [ticker.processed];
+  const started = Date.now();
+  // Two workers: each SIGHUP (rolling restart) recycles both.
+  for (let round = 1; round <= 10; round++) {
+    process.kill(app.pid, 'SIGHUP');
+    await app.waitForLogs(event('worker:ready'), 2 + 2 * round, 20_000);
+    await app.waitForLogs((line) => line.msg === 'worker:dead', 2 * round, 20_000);
+    const view = await app.view();
+    assert.equal(view.host!.pid, first.host!.pid, `sibling pid after round ${round}`);
+    const now = app.service(view, 'ticker');
+    assert.equal(now.restarts, 0);
+    assert.equal(now.since, ticker.since, 'no state change of the service');
+    samples.push(now.processed);
+  }
+  t.diagnostic(`20 recycles in ${Date.now() - started} ms; ticker processed ${samples.join(' → ')}`);
+  for (let i = 1; i < samples.length; i++)
+    assert.ok(samples[i]! > samples[i - 1]!, `events flowed: ${samples}`);
+  const retired = app.logs.filter((line) => line.msg === 'worker:dead').length;
+  assert.ok(retired >= 20, `${retired} workers retired`);
+  // The module was loaded once, so its in-memory state (bootId) is the one from the start.
+  assert.equal(app.importers().length, 1);
+  assert.equal(app.logs.filter(event('services:fork')).length, 1);
+  app.child.kill('SIGTERM');
+  assert.equal((await app.exited).code, 0);
+});
+
+test('SIGUSR2 restarts the services host only: a new sibling, the same workers', async () => {
+  const app = await startServicesApp(spawned, 'services-basic.js', { statusInterval: STATUS_INTERVAL });
+  await until(async () => allRunning(await app.view()), 10_000, 'services running');
+  const before = (await app.view()).host!.pid;
+  const workersBefore = app.workerPids();
+  process.kill(app.pid, 'SIGUSR2');
+  await app.waitForLog(event('services:restart:done'), 10_000);
+  const view = await until(
+    async () => {
+      const current = await app.view();
+      return current.host!.pid !== before && allRunning(current) ? current : null;
+    },
+    10_000,
+    'running in a new sibling',
+  );
+  assert.equal(app.service(view, 'ticker').restarts, 0);
+  assert.ok(!isAlive(before));
+  // The old sibling stopped its services gracefully: a stop, not a crash.
+  assert.ok(app.logs.some((line) => line.msg === 'service:stopped' && line.pid === before));
+  assert.ok(!app.logs.some(event('services:crash')));
+  assert.deepEqual(app.workerPids(), workersBefore);
+  assert.ok(workersBefore.every(isAlive));
+  app.child.kill('SIGTERM');
+  assert.equal((await app.exited).code, 0);
+});
+
+test('SIGTERM: workers drain while services settle; the sibling exits and the primary exits 0', async () => {
+  const app = await startServicesApp(spawned, 'services-basic.js', { statusInterval: STATUS_INTERVAL });
+  await until(async () => allRunning(await app.view()), 10_000, 'services running');
+  const sibling = (await app.view()).host!.pid;
+  app.child.kill('SIGTERM');
+  assert.equal((await app.exited).code, 0);
+  const stopped = app.logs.filter((line) => line.msg === 'service:stopped' && line.pid === sibling);
+  assert.deepEqual(stopped.map((line) => line.service).sort(), ['idle', 'ticker']);
+  assert.ok(app.logs.some((line) => line.msg === 'services:exit' && line.code === 0));
+  await until(() => !isAlive(sibling), 2_000, 'sibling gone');
+});
+
+test('the sibling leaves on its own when the primary is killed with SIGKILL', async () => {
+  const app = await startServicesApp(spawned, 'services-basic.js', { statusInterval: STATUS_INTERVAL });
+  await until(async () => allRunning(await app.view()), 10_000, 'services running');
+  const sibling = (await app.view()).host!.pid;
+  process.kill(app.pid, 'SIGKILL');
+  await app.waitForLog(
+    (line) => line.msg === 'sibling:stop' && line.reason === 'primary-disconnected',
+    5_000,
+  );
+  await until(() => !isAlive(sibling), 5_000, 'orphaned sibling exited');
+});
