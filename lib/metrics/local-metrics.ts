@@ -1,4 +1,5 @@
 import promClient, { type Registry } from 'prom-client';
+import type { IpcChannel } from '../common/ipc.js';
 import { type LocalRole, libraryRegistry, type MetricJson } from './library-metrics.js';
 
 export type { LocalRole, MetricJson } from './library-metrics.js';
@@ -24,4 +25,20 @@ export async function collectLocalMetrics(
   const names = new Set(own.map((metric) => metric.name));
   for (const metric of theirs) if (!names.has(metric.name)) own.push(metric);
   return own;
+}
+
+/** How long a drained worker waits for the primary to store its final metrics before exiting anyway. */
+const FINAL_REPORT_TIMEOUT_MS = 1_000;
+
+/**
+ * Sends this worker's metrics once it has drained and waits for the primary to store them, so the
+ * cluster totals include every request it served, not only those up to its last scrape.
+ */
+export async function reportFinalMetrics(primary: IpcChannel, register: Registry | undefined): Promise<void> {
+  try {
+    const metrics = await collectLocalMetrics('worker', register);
+    await primary.request('metrics:final', { metrics }, FINAL_REPORT_TIMEOUT_MS);
+  } catch {
+    // The primary is gone or too busy: the figures of its last successful collect stand in.
+  }
 }

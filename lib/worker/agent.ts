@@ -3,7 +3,8 @@ import { Server as NetServer } from 'node:net';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import { serializeError } from '../errors.js';
-import { collectLocalMetrics } from '../metrics/local-metrics.js';
+import { libraryRegistry } from '../metrics/library-metrics.js';
+import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { applyStatusUpdate, status } from './cluster-status.js';
 import { drainAndExit } from './drain.js';
@@ -30,10 +31,14 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     );
   });
   primary.handle('metrics:collect', () => collectLocalMetrics('worker', options.register));
+  // Process metrics (GC, event loop) observed from boot, not from the first scrape.
+  libraryRegistry('worker');
   primary.on('worker:drain', (message) => {
     if (draining.signal.aborted) return;
     draining.abort();
-    void drainAndExit(tracker, message.timeout, logger, primary);
+    void drainAndExit(tracker, message.timeout, logger, primary, () =>
+      reportFinalMetrics(primary, options.register),
+    );
   });
   primary.on('worker:recycle-limit', (message) => {
     tracker.setRequestLimit(message.maxRequests, () =>

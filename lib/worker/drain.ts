@@ -12,6 +12,8 @@ export async function drainAndExit(
   timeout: number,
   logger: Logger,
   primary: IpcChannel,
+  /** Last words before exiting, once drained (the final metrics report); bounded by its own timeout. */
+  beforeExit?: () => Promise<void>,
 ): Promise<void> {
   const started = Date.now();
   logger.info(
@@ -36,6 +38,7 @@ export async function drainAndExit(
     heapUsed: memory.heapUsed,
   });
   logger.info({ drainMs: Date.now() - started, requests: tracker.requests }, 'worker:drain:done');
+  await beforeExit?.();
   primary.close('worker exiting');
   setImmediate(() => process.exit(0));
 }
