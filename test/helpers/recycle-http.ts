@@ -1,0 +1,91 @@
+import http from 'node:http';
+import net from 'node:net';
+import { event, type Spawned, spawnFixture } from './process.js';
+
+/** A TCP port free right now on the loopback interface. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export interface Answer {
+  status: number;
+  pid: number;
+  connection: string | undefined;
+}
+
+/** One request on a fresh connection (no keep-alive pool in the test process); resolves with the worker pid. */
+export function get(port: number, path = '/', timeoutMs = 5_000): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(
+      { host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => {
+          body += chunk;
+        });
+        response.on('end', () => {
+          const pid = Number((JSON.parse(body || '{}') as { pid?: number }).pid ?? 0);
+          resolve({ status: response.statusCode ?? 0, pid, connection: response.headers.connection });
+        });
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error(`GET ${path} timed out after ${timeoutMs} ms`)));
+    request.on('error', reject);
+  });
+}
+
+/** Sends a request and never waits for its answer (for a request stuck in a worker); returns its socket. */
+export function hang(port: number, path = '/hang'): http.ClientRequest {
+  const request = http.get({ host: '127.0.0.1', port, path, agent: false });
+  request.on('error', () => {});
+  return request;
+}
+
+export interface RecycleCluster {
+  cluster: Spawned;
+  port: number;
+  /** Pids of the workers that reported ready so far. */
+  readyPids(): number[];
+}
+
+/** Starts `test/fixtures/recycle-cluster.js` on a free port and waits for its first two ready workers. */
+export async function startRecycleCluster(
+  t: { after(fn: () => void): void },
+  options: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<RecycleCluster> {
+  const port = await freePort();
+  const cluster = spawnFixture('recycle-cluster.js', {
+    PORT: String(port),
+    FIXTURE_OPTIONS: JSON.stringify(options),
+    ...env,
+  });
+  t.after(() => cluster.killAll());
+  await cluster.waitForLogs(event('worker:ready'), 2, 20_000);
+  const readyPids = () => cluster.logs.filter(event('worker:ready')).map((line) => line.workerPid as number);
+  return { cluster, port, readyPids };
+}
+
+/** Recycle lifecycle lines in order; asserts-friendly view of start/done interleaving. */
+export function recycleTimeline(cluster: Spawned): string[] {
+  return cluster.logs
+    .filter((line) => line.msg === 'worker:recycle:start' || line.msg === 'worker:recycle:done')
+    .map((line) => `${line.msg === 'worker:recycle:start' ? 'start' : 'done'}:${line.worker}`);
+}
+
+/** The most recycles in progress at once, from the start/done lines. */
+export function maxConcurrentRecycles(cluster: Spawned): number {
+  let current = 0;
+  let max = 0;
+  for (const entry of recycleTimeline(cluster)) {
+    current += entry.startsWith('start') ? 1 : -1;
+    max = Math.max(max, current);
+  }
+  return max;
+}

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { test } from 'node:test';
+import { event } from './helpers/process.js';
+import { get, hang, startRecycleCluster } from './helpers/recycle-http.js';
+
+test('a worker stuck in a request past drainTimeout is killed; its replacement serves', async (t) => {
+  const { cluster, port, readyPids } = await startRecycleCluster(t, { recycle: { drainTimeout: 1_000 } });
+  const original = readyPids();
+  const stuck = hang(port);
+  const cut = new Promise<void>((resolve) => stuck.on('close', resolve));
+  const stuckIn = await cluster.waitForLog(event('fixture:hang'));
+  process.kill(cluster.pid, 'SIGHUP');
+  await cluster.waitForLog(event('cluster:rolling-restart:done'), 30_000);
+  const timeouts = cluster.logs.filter(event('worker:drain:timeout'));
+  assert.equal(timeouts.length, 1, 'only the worker holding the stuck request timed out');
+  assert.equal(timeouts[0]!.inFlight, 1);
+  const done = cluster.logs.filter(event('worker:recycle:done'));
+  const killed = done.filter((line) => line.code !== 0);
+  assert.equal(killed.length, 1);
+  assert.equal(killed[0]!.workerPid, stuckIn.pid);
+  assert.equal(timeouts[0]!.pid, stuckIn.pid);
+  assert.equal(killed[0]!.code, 1);
+  assert.ok((killed[0]!.drainMs as number) >= 1_000, `killed after ${killed[0]!.drainMs} ms`);
+  assert.equal(done.filter((line) => line.code === 0).length, 1, 'the other worker drained cleanly');
+  await cut; // the stuck client's connection ended with its worker
+  const answer = await get(port);
+  assert.equal(answer.status, 200);
+  assert.ok(!original.includes(answer.pid));
+});
+
+test('a request on an idle keep-alive connection during the drain is answered with Connection: close', async (t) => {
+  // Idle keep-alive connections are only closed after the server's keep-alive timeout: make it obvious.
+  const { cluster, port } = await startRecycleCluster(t, {}, { KEEP_ALIVE_TIMEOUT: '10000' });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const request = (path: string) =>
+    new Promise<{ pid: number; connection: string | undefined; reused: boolean }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent }, (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => {
+          body += chunk;
+        });
+        response.on('end', () =>
+          resolve({
+            pid: (JSON.parse(body) as { pid: number }).pid,
+            connection: response.headers.connection,
+            reused: req.reusedSocket,
+          }),
+        );
+      });
+      req.on('error', reject);
+    });
+  const first = await request('/');
+  assert.equal(first.connection, 'keep-alive');
+  // Recycle exactly the worker holding our idle connection.
+  const target = cluster.logs.find((line) => line.msg === 'worker:ready' && line.workerPid === first.pid)!;
+  process.kill(cluster.pid, 'SIGHUP');
+  await cluster.waitForLog(event('worker:drain:start', { worker: target.worker }), 20_000);
+  const during = await request('/');
+  assert.equal(during.reused, true, 'sent on the idle connection');
+  assert.equal(during.pid, first.pid, 'answered by the draining worker');
+  assert.equal(during.connection, 'close');
+  const done = await cluster.waitForLog(event('worker:recycle:done', { worker: target.worker }), 20_000);
+  assert.equal(done.code, 0);
+  assert.ok((done.drainMs as number) < 10_000, 'the client closed the connection: no keep-alive wait');
+});
