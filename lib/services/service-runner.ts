@@ -228,8 +228,14 @@ export class ServiceRunner {
       this.record.update({ leader: true });
       this.#logger.info({ key: singleton.key }, 'service:leader');
       await this.#supervise(lease.lost);
-      if (lease.lost.aborted) this.#logger.warn({ err: lease.lost.reason }, 'service:leader:lost');
       await lease.release().catch(() => {});
+      if (!lease.lost.aborted) continue;
+      // Give the hosts in standby two lock attempts first: the loss hints that this host's link is poor.
+      const pause = 2 * singleton.checkInterval;
+      this.#logger.warn({ err: lease.lost.reason, retryInMs: pause }, 'service:leader:lost');
+      this.record.update({ leader: false });
+      this.record.setState('standby');
+      if (!(await delay(pause, this.#stopping.signal))) return;
     }
   }
 }
