@@ -68,6 +68,7 @@ export class QueueConsumer {
   #running = 0;
   #dirty = true;
   #waiter: (() => void) | null = null;
+  #waitingForCapacity = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryAt = Number.POSITIVE_INFINITY;
   #idleWaiters: Array<() => void> = [];
@@ -142,7 +143,9 @@ export class QueueConsumer {
     while (!signal.aborted) {
       const capacity = s.batchSize + s.concurrency - this.#pending();
       if (capacity <= 0) {
+        this.#waitingForCapacity = true;
         await this.#sleep(s.pollInterval, signal);
+        this.#waitingForCapacity = false;
         continue;
       }
       this.#dirty = false;
@@ -215,7 +218,7 @@ export class QueueConsumer {
         type: row.type,
         key: row.key,
         payload: row.payload,
-        createdAt: row.created_at,
+        createdAt: new Date(row.created_ms),
         attempts: row.attempts,
       };
       await s.handlers[row.type]!(event, this.#ctx.signal);
@@ -226,7 +229,7 @@ export class QueueConsumer {
     }
     this.#running--;
     this.#dispatch();
-    this.#nudge();
+    if (this.#waitingForCapacity) this.#nudge();
     if (this.#running === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 

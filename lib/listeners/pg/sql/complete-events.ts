@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import type { Queryable } from './types.js';
+import { prepared, type Queryable } from './types.js';
 
 export interface CompleteArgs {
   owner: string;
@@ -15,6 +15,17 @@ export interface CompleteArgs {
  * Returns how many older duplicates coalescing removed.
  */
 export async function completeEvents(db: Queryable, names: QueueNames, args: CompleteArgs): Promise<number> {
+  if (args.coalesced.length === 0) {
+    // The common case: one plain DELETE by primary key.
+    await db.query(
+      prepared(
+        `steward_complete_${names.migrationLock}`,
+        `DELETE FROM ${names.events} WHERE id = ANY($2::bigint[]) AND locked_by = $1`,
+      ),
+      [args.owner, args.ids],
+    );
+    return 0;
+  }
   const { rows } = await db.query<{ plain: number; merged: number }>(
     `WITH plain AS (
        DELETE FROM ${names.events} e WHERE e.id = ANY($2::bigint[]) AND e.locked_by = $1 RETURNING e.id
