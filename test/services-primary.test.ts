@@ -14,9 +14,8 @@ test('placement primary: services run in the primary, never in a worker, started
     placement: 'primary',
     statusInterval: 300,
   });
-  const view = await until(async () => {
-    const current = await app.view();
-    return allRunning(current) ? current : null;
+  const view = await app.viewWhen((current) => {
+    return allRunning(current);
   }, 10_000);
   assert.deepEqual(view.host, { role: 'primary', pid: app.pid });
   assert.deepEqual(
@@ -33,9 +32,8 @@ test('placement primary: services run in the primary, never in a worker, started
   const since = app.service(view, 'ticker').since;
   process.kill(app.pid, 'SIGUSR2');
   await app.waitForLog(event('services:restart:done'), 10_000);
-  await until(
-    async () => {
-      const current = await app.view();
+  await app.viewWhen(
+    (current) => {
       return allRunning(current) && app.service(current, 'ticker').since > since;
     },
     10_000,
@@ -66,16 +64,15 @@ test('placement primary with misbehaving services: the primary survives, workers
   // An exception thrown from a service's stray timer is charged to that service, not the primary.
   await app.waitForLog(mine('service:uncaught-exception', 'throws-later'), 10_000);
 
-  const view = await until(
-    async () => {
-      const current = await app.view();
+  const view = await app.viewWhen(
+    (current) => {
       const ok =
         app.service(current, 'throws-at-start').state === 'running' &&
         app.service(current, 'throws-later').state === 'running' &&
         app.service(current, 'throws-later').restarts === 1 &&
         app.service(current, 'stalls').restarts >= 1 &&
         app.service(current, 'crash-always').restarts >= 4;
-      return ok ? current : null;
+      return ok;
     },
     10_000,
     'statuses as expected in a worker',
@@ -119,10 +116,9 @@ test('placement sibling: a service that always crashes makes every worker ping 5
   );
   await app.waitForLog((line) => line.msg === 'service:failed' && line.service === 'crash-always', 15_000);
   await until(async () => (await get(`http://${app.address}/ping`)).status === 503, 5_000, 'ping 503');
-  const view = await until(
-    async () => {
-      const current = await app.view();
-      return app.service(current, 'crash-always').state === 'failed' ? current : null;
+  const view = await app.viewWhen(
+    (current) => {
+      return app.service(current, 'crash-always').state === 'failed';
     },
     5_000,
     'failed as seen by a worker',

@@ -47,10 +47,9 @@ test('SIGUSR2 restarts the services host only: a new sibling, the same workers',
   const workersBefore = app.workerPids();
   process.kill(app.pid, 'SIGUSR2');
   await app.waitForLog(event('services:restart:done'), 10_000);
-  const view = await until(
-    async () => {
-      const current = await app.view();
-      return current.host!.pid !== before && allRunning(current) ? current : null;
+  const view = await app.viewWhen(
+    (current) => {
+      return current.host!.pid !== before && allRunning(current);
     },
     10_000,
     'running in a new sibling',

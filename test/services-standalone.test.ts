@@ -28,7 +28,10 @@ test('runServices: services alone, ping answers from the same process, SIGTERM s
     5_000,
     'ping 200',
   );
-  const body = JSON.parse(ping.body) as { host: { role: string; pid: number }; services: { name: string }[] };
+  const body = JSON.parse(ping!.body) as {
+    host: { role: string; pid: number };
+    services: { name: string }[];
+  };
   assert.deepEqual(body.host, { role: 'standalone', pid: fixture.pid });
   assert.deepEqual(body.services.map((s) => s.name).sort(), ['idle', 'ticker']);
   fixture.child.kill('SIGTERM');

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { ServiceStatus } from '../../lib/services/types.js';
 import { addressFromReady, get } from './http.js';
-import { event, type LogLine, type Spawned, spawnFixture } from './process.js';
+import { event, type LogLine, type Spawned, spawnFixture, until } from './process.js';
 
 /** What the fixture's `/status` route answers: `status()` as one worker sees it, plus that worker's pid. */
 export interface WorkerView {
@@ -17,6 +17,12 @@ export interface WorkerView {
 export interface ServicesApp extends Spawned {
   address: string;
   view(): Promise<WorkerView>;
+  /** The first worker view for which `predicate` holds, polling; rejects after `timeoutMs`. */
+  viewWhen(
+    predicate: (view: WorkerView) => boolean,
+    timeoutMs?: number,
+    description?: string,
+  ): Promise<WorkerView>;
   service(view: WorkerView, name: string): ServiceStatus;
   /** The pids that printed `fixture:services:imported`. */
   importers(): LogLine[];
@@ -52,12 +58,26 @@ export async function startServicesApp(
   spawned.push(fixture);
   const ready = await fixture.waitForLogs(event('worker:ready'), workers, 20_000);
   const address = addressFromReady(ready[0]!);
+  const view = async () => {
+    const reply = await get(`http://${address}/status`, { timeoutMs: 5_000 });
+    return JSON.parse(reply.body) as WorkerView;
+  };
   return {
     ...fixture,
     address,
-    async view() {
-      const reply = await get(`http://${address}/status`, { timeoutMs: 5_000 });
-      return JSON.parse(reply.body) as WorkerView;
+    view,
+    async viewWhen(predicate, timeoutMs = 10_000, description = 'worker view') {
+      let found: WorkerView | undefined;
+      await until(
+        async () => {
+          const current = await view();
+          if (predicate(current)) found = current;
+          return found !== undefined;
+        },
+        timeoutMs,
+        description,
+      );
+      return found!;
     },
     service(view, name) {
       const found = view.services.find((service) => service.name === name);
