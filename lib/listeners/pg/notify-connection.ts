@@ -38,6 +38,8 @@ export interface NotifyConnectionOptions {
   /** After LISTEN succeeded; `reconnected` is false on the first connection. */
   onConnect(reconnected: boolean): void | Promise<void>;
   onDisconnect(error: unknown): void;
+  /** After every successful liveness query (feeds the stall watchdog of an idle listener). */
+  onAlive?(): void;
 }
 
 /**
@@ -133,6 +135,7 @@ export class NotifyConnection {
       const check = () => {
         queryWithTimeout(client, 'SELECT 1', [], checkTimeout).then(
           () => {
+            this.#options.onAlive?.();
             if (!done) timer = setTimeout(check, checkInterval);
           },
           (error: unknown) => finish(error),

@@ -156,6 +156,7 @@ export function pgNotifyListener(input: PgNotifyListenerOptions): Service {
           if (reconnected && options.onReconnect) await options.onReconnect();
         },
         onDisconnect: () => ctx.setConnected(false),
+        onAlive: () => ctx.progress(),
       });
       await connection.run(ctx.signal);
       ctx.setConnected(false);
