@@ -4,6 +4,32 @@ import { test } from 'node:test';
 import { event } from './helpers/process.js';
 import { get, hang, startRecycleCluster } from './helpers/recycle-http.js';
 
+interface KeepAliveAnswer {
+  pid: number;
+  connection: string | undefined;
+  reused: boolean;
+}
+
+/** A request through a keep-alive agent, reporting whether it reused an idle connection. */
+function keepAliveGet(agent: http.Agent, port: number, path: string): Promise<KeepAliveAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (response) => {
+      let body = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        body += chunk;
+      });
+      response.on('end', () =>
+        resolve({
+          pid: (JSON.parse(body) as { pid: number }).pid,
+          connection: response.headers.connection,
+          reused: req.reusedSocket,
+        }),
+      );
+    });
+    req.on('error', reject);
+  });
+}
+
 test('a worker stuck in a request past drainTimeout is killed; its replacement serves', async (t) => {
   const { cluster, port, readyPids } = await startRecycleCluster(t, { recycle: { drainTimeout: 1_000 } });
   const original = readyPids();
@@ -34,23 +60,7 @@ test('a request on an idle keep-alive connection during the drain is answered wi
   const { cluster, port } = await startRecycleCluster(t, {}, { KEEP_ALIVE_TIMEOUT: '10000' });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.after(() => agent.destroy());
-  const request = (path: string) =>
-    new Promise<{ pid: number; connection: string | undefined; reused: boolean }>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port, path, agent }, (response) => {
-        let body = '';
-        response.setEncoding('utf8').on('data', (chunk: string) => {
-          body += chunk;
-        });
-        response.on('end', () =>
-          resolve({
-            pid: (JSON.parse(body) as { pid: number }).pid,
-            connection: response.headers.connection,
-            reused: req.reusedSocket,
-          }),
-        );
-      });
-      req.on('error', reject);
-    });
+  const request = (path: string) => keepAliveGet(agent, port, path);
   const first = await request('/');
   assert.equal(first.connection, 'keep-alive');
   // Recycle exactly the worker holding our idle connection.
@@ -64,4 +74,36 @@ test('a request on an idle keep-alive connection during the drain is answered wi
   const done = await cluster.waitForLog(event('worker:recycle:done', { worker: target.worker }), 20_000);
   assert.equal(done.code, 0);
   assert.ok((done.drainMs as number) < 10_000, 'the client closed the connection: no keep-alive wait');
+});
+
+test('at drainTimeout with nothing in flight, idle keep-alive connections are closed and the drain is clean', async (t) => {
+  // A keep-alive timeout longer than the drain (as behind some load balancers): only the deadline ends it.
+  const { cluster, port } = await startRecycleCluster(
+    t,
+    { recycle: { drainTimeout: 1_500 } },
+    { KEEP_ALIVE_TIMEOUT: '60000' },
+  );
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const first = await keepAliveGet(agent, port, '/');
+  const target = cluster.logs.find((line) => line.msg === 'worker:ready' && line.workerPid === first.pid)!;
+  const socketErrors: Error[] = [];
+  const idle = Object.values(agent.freeSockets).flat()[0]!;
+  idle.on('error', (error) => socketErrors.push(error));
+  const ended = new Promise<void>((resolve) => idle.once('end', resolve));
+  process.kill(cluster.pid, 'SIGHUP');
+  const closed = await cluster.waitForLog(
+    event('worker:drain:idle-closed', { worker: target.worker }),
+    20_000,
+  );
+  assert.equal(closed.idleClosed, 1);
+  await ended; // a FIN, not a reset
+  const done = await cluster.waitForLog(event('worker:recycle:done', { worker: target.worker }), 20_000);
+  assert.equal(done.code, 0);
+  assert.ok(
+    (done.drainMs as number) >= 1_500 && (done.drainMs as number) < 10_000,
+    `drained in ${done.drainMs} ms`,
+  );
+  assert.deepEqual(socketErrors, []);
+  assert.equal(cluster.logs.filter(event('worker:drain:timeout')).length, 0);
 });

@@ -4,8 +4,10 @@ import type { RequestTracker } from './request-tracker.js';
 
 /**
  * Retires this worker: drains the tracked servers (see `RequestTracker#drain`), reports the final
- * figures and exits 0; exits 1 when the drain is not over within `timeout` ms, cutting whatever is
- * still in flight (the primary also kills a worker whose event loop is too blocked to do this).
+ * figures and exits 0. At `timeout` ms: with nothing in flight, the connections still open are idle
+ * keep-alive ones (a server whose keep-alive timeout is longer than the drain), so they are closed and
+ * the drain counts as done; with requests still in flight, it exits 1, cutting them (the primary also
+ * kills a worker whose event loop is too blocked to get here).
  */
 export async function drainAndExit(
   tracker: RequestTracker,
@@ -20,15 +22,22 @@ export async function drainAndExit(
     { inFlight: tracker.inFlight, connections: tracker.connections, timeout },
     'worker:drain:start',
   );
-  const deadline = setTimeout(() => {
-    logger.warn(
-      { inFlight: tracker.inFlight, connections: tracker.connections, timeout },
-      'worker:drain:timeout',
-    );
-    process.exit(1);
-  }, timeout);
-  deadline.unref();
-  await tracker.drain();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), timeout);
+  });
+  const outcome = await Promise.race([tracker.drain().then(() => 'drained' as const), deadline]);
+  clearTimeout(timer);
+  if (outcome === 'deadline') {
+    if (tracker.inFlight > 0) {
+      logger.warn(
+        { inFlight: tracker.inFlight, connections: tracker.connections, timeout },
+        'worker:drain:timeout',
+      );
+      process.exit(1);
+    }
+    logger.info({ idleClosed: tracker.closeIdleConnections(), timeout }, 'worker:drain:idle-closed');
+  }
   const memory = process.memoryUsage();
   // The last heartbeat, so the primary logs the exact request count of the retired worker.
   primary.send('worker:heartbeat', {

@@ -99,8 +99,7 @@ export class RequestTracker {
 
   #closeIdle(idleSince: Map<Socket, { bytes: number; at: number }>): void {
     const now = Date.now();
-    const busy = new Set<unknown>();
-    for (const response of this.#inFlight) busy.add(response.socket);
+    const busy = this.#busySockets();
     for (const socket of this.#sockets) {
       const bytes = socket.bytesRead + socket.bytesWritten;
       const seen = idleSince.get(socket);
@@ -110,6 +109,24 @@ export class RequestTracker {
       }
       if (now - seen.at >= idleLimit(socket)) socket.end();
     }
+  }
+
+  /** Ends every connection with no response in flight (the drain deadline); returns how many. */
+  closeIdleConnections(): number {
+    const busy = this.#busySockets();
+    let closed = 0;
+    for (const socket of this.#sockets) {
+      if (busy.has(socket)) continue;
+      socket.end();
+      closed++;
+    }
+    return closed;
+  }
+
+  #busySockets(): Set<unknown> {
+    const busy = new Set<unknown>();
+    for (const response of this.#inFlight) busy.add(response.socket);
+    return busy;
   }
 
   #onConnection = (socket: Socket): void => {
