@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { IpcChannel } from '../common/ipc.js';
 import type { ResolvedOptions } from '../options.js';
-import type { WorkerPool } from '../primary/worker-pool.js';
+import type { PoolView } from '../primary/worker-pool.js';
 import { ClusterMetrics, type MetricsSource } from './cluster-aggregator.js';
 import { libraryRegistry } from './library-metrics.js';
 import { registerPoolMetrics } from './pool-metrics.js';
@@ -11,7 +11,7 @@ import { registerPoolMetrics } from './pool-metrics.js';
  * final snapshot each worker sends after draining, and the services sibling while one runs.
  */
 export function createClusterMetrics(
-  pool: WorkerPool,
+  pool: PoolView,
   options: ResolvedOptions,
   logger: Logger,
   siblingChannel: () => IpcChannel | undefined = () => undefined,
@@ -38,7 +38,7 @@ export function createClusterMetrics(
 }
 
 /** Booting workers are left out: they have served nothing and may be busy loading the application. */
-function workerSources(pool: WorkerPool): MetricsSource[] {
+function workerSources(pool: PoolView): MetricsSource[] {
   const sources: MetricsSource[] = [];
   for (const handle of pool.handles) {
     if (handle.state !== 'ready' && handle.state !== 'draining') continue;

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ExitCause, WorkerPool } from '../primary/worker-pool.js';
+import type { ExitCause, PoolView } from '../primary/worker-pool.js';
 
 const WORKER_STATES = ['booting', 'ready', 'draining'] as const;
 const EXIT_CAUSES: readonly ExitCause[] = [
@@ -14,7 +14,7 @@ const EXIT_CAUSES: readonly ExitCause[] = [
 const LIFECYCLE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Worker pool metrics of the primary: states read at scrape time, lifecycle counted from pool events. */
-export function registerPoolMetrics(pool: WorkerPool, registry: Registry): void {
+export function registerPoolMetrics(pool: PoolView, registry: Registry): void {
   const registers = [registry];
   new Gauge({
     name: 'steward_workers',

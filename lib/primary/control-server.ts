@@ -7,12 +7,12 @@ import type { StatusUpdate } from '../common/messages.js';
 import { coerceError, StewardError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { PoolView } from './worker-pool.js';
 
 /** What the control server reads from the supervisor. */
 export interface ControlTarget {
   readonly options: ResolvedOptions;
-  readonly pool: WorkerPool;
+  readonly pool: PoolView;
   readonly metrics: ClusterMetrics;
   statusUpdate(): StatusUpdate;
 }

@@ -23,6 +23,44 @@ export interface WorkerPoolEvents {
 }
 
 /**
+ * What metrics and the control server read of a set of workers: this pool, or the view the throng
+ * adapter keeps of the workers throng forks.
+ */
+export interface PoolView extends EventEmitter<WorkerPoolEvents> {
+  readonly handles: WorkerHandle[];
+  readonly stopping: boolean;
+}
+
+/**
+ * Retires a worker: it stops accepting, finishes in-flight requests with `Connection: close` and
+ * exits; it is killed after `timeout` ms. Resolves when it has exited.
+ */
+export function drainWorker(handle: WorkerHandle, reason: string, timeout: number): Promise<WorkerExit> {
+  if (handle.state === 'dead') return handle.exited;
+  if (handle.state !== 'draining') {
+    handle.retireReason = reason;
+    handle.transition('draining', { reason });
+    handle.channel.send('worker:drain', { timeout, reason });
+    // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
+    const killTimer = setTimeout(() => {
+      handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
+      handle.worker.process.kill('SIGKILL');
+    }, timeout + 1_000);
+    void handle.exited.then(() => clearTimeout(killTimer));
+  }
+  return handle.exited;
+}
+
+/** Why a worker left, from what the primary knew of it when it exited. */
+export function exitCause(handle: WorkerHandle, exit: WorkerExit): ExitCause {
+  if (handle.retireReason === 'shutdown') return 'shutdown';
+  if (handle.retireReason !== null) return exit.code === 0 ? 'retired' : 'drain_timeout';
+  if (handle.bootError?.code === 'STEWARD_ERR_BOOT_TIMEOUT') return 'boot_timeout';
+  if (handle.readyAt === null) return 'boot_failure';
+  return 'crash';
+}
+
+/**
  * Keeps `workers` HTTP workers alive: forks them, re-forks crashed ones with jittered backoff, stops
  * a crash loop, and drains workers on request. Recycling policies and shutdown build on `fork` and
  * `drain`.
@@ -97,19 +135,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
    * exits; it is killed after `timeout` ms. Resolves when it has exited.
    */
   drain(handle: WorkerHandle, reason: string, timeout: number): Promise<WorkerExit> {
-    if (handle.state === 'dead') return handle.exited;
-    if (handle.state !== 'draining') {
-      handle.retireReason = reason;
-      handle.transition('draining', { reason });
-      handle.channel.send('worker:drain', { timeout, reason });
-      // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
-      const killTimer = setTimeout(() => {
-        handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
-        handle.worker.process.kill('SIGKILL');
-      }, timeout + 1_000);
-      void handle.exited.then(() => clearTimeout(killTimer));
-    }
-    return handle.exited;
+    return drainWorker(handle, reason, timeout);
   }
 
   /** Sends the latest services status to every live worker. */
@@ -135,19 +161,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   #onExit(handle: WorkerHandle, exit: WorkerExit): void {
     this.#handles.delete(handle.id);
-    const cause = this.#exitCause(handle, exit);
+    const cause = exitCause(handle, exit);
     this.emit('worker:exit', handle, cause);
     if (this.#stopping) return;
     if (cause !== 'retired' && cause !== 'drain_timeout') this.#recordCrash(handle, exit, cause);
     this.#replenish();
-  }
-
-  #exitCause(handle: WorkerHandle, exit: WorkerExit): ExitCause {
-    if (handle.retireReason === 'shutdown') return 'shutdown';
-    if (handle.retireReason !== null) return exit.code === 0 ? 'retired' : 'drain_timeout';
-    if (handle.bootError?.code === 'STEWARD_ERR_BOOT_TIMEOUT') return 'boot_timeout';
-    if (handle.readyAt === null) return 'boot_failure';
-    return 'crash';
   }
 
   #recordCrash(handle: WorkerHandle, exit: WorkerExit, cause: ExitCause): void {
