@@ -1,0 +1,21 @@
+// A demo-like app for bench/memory: Express workers that each hold APP_MB of application state
+// (caches, loaded code), and a services module of listener-like services placed by PLACEMENT.
+import http from 'node:http';
+import { steward } from 'cluster-steward';
+
+const appMb = Number(process.env.APP_MB ?? 50);
+
+await steward({
+  workers: Number(process.env.WORKERS ?? 2),
+  logger: { level: 'info' },
+  placement: process.env.PLACEMENT ?? 'sibling',
+  services: new URL('./memory-services.js', import.meta.url),
+  worker: async () => {
+    const { default: express } = await import('express');
+    // Filled, so every page is resident, as a warmed-up application's heap and caches are.
+    const state = Buffer.alloc(appMb * 1024 * 1024, 7);
+    const app = express();
+    app.get('/', (_req, res) => res.json({ pid: process.pid, state: state.length }));
+    return http.createServer(app).listen(Number(process.env.PORT), '127.0.0.1');
+  },
+});

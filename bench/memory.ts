@@ -1,0 +1,104 @@
+/** RSS per process role (primary, workers, services sibling) of a demo-like app, beside a bare node process. */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { benchDir, freePort, machineNote, median, writeBenchmarkSection } from './lib/load.js';
+
+const APP_MB = 50;
+const SAMPLES = 5;
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+async function sampleRss(pid: number): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    values.push(rssMiB(pid));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return median(values);
+}
+
+interface Row {
+  run: string;
+  role: string;
+  pid: number;
+  rss: number;
+}
+
+/** A bare `node` process that only keeps its event loop alive: the floor of any Node process. */
+async function measureBare(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const rss = await sampleRss(child.pid!);
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  return rss;
+}
+
+/** Starts the app, waits for workers and services, and reads the RSS of each role. */
+async function measureApp(placement: 'sibling' | 'primary'): Promise<Row[]> {
+  const child = spawn(process.execPath, [`${benchDir}apps/memory-app.js`], {
+    env: { ...process.env, PORT: String(await freePort()), APP_MB: String(APP_MB), PLACEMENT: placement },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buffered = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    for (const part of parts) if (part.startsWith('{')) lines.push(JSON.parse(part));
+  });
+  const deadline = Date.now() + 30_000;
+  const ready = () => lines.filter((line) => line.msg === 'worker:ready');
+  const servicesUp = () => placement === 'primary' || lines.some((line) => line.msg === 'services:running');
+  while (ready().length < 2 || !servicesUp()) {
+    if (Date.now() > deadline) throw new Error(`memory-app (${placement}) did not get ready`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Let startup garbage be collected and the services run for a while.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const rows: Row[] = [{ run: placement, role: 'primary', pid: child.pid!, rss: 0 }];
+  for (const line of ready())
+    rows.push({ run: placement, role: 'worker', pid: line.workerPid as number, rss: 0 });
+  const sibling = lines.find((line) => line.msg === 'services:running');
+  if (sibling)
+    rows.push({ run: placement, role: 'services sibling', pid: sibling.siblingPid as number, rss: 0 });
+  for (const row of rows) row.rss = await sampleRss(row.pid);
+  process.kill(-child.pid!, 'SIGTERM');
+  await once(child, 'exit');
+  return rows;
+}
+
+const bare = await measureBare();
+const rows = [...(await measureApp('sibling')), ...(await measureApp('primary'))];
+const worker = median(
+  rows.filter((row) => row.run === 'sibling' && row.role === 'worker').map((row) => row.rss),
+);
+const sibling = rows.find((row) => row.role === 'services sibling')!.rss;
+const table = [
+  '| placement | process | RSS MiB | ratio to bare node | above bare MiB |',
+  '| --- | --- | ---: | ---: | ---: |',
+  `| — | bare node (\`setInterval\` only) | ${bare.toFixed(1)} | 1.00 | 0.0 |`,
+  ...rows.map(
+    (row) =>
+      `| ${row.run} | ${row.role} | ${row.rss.toFixed(1)} | ${(row.rss / bare).toFixed(2)} | ${(row.rss - bare).toFixed(1)} |`,
+  ),
+].join('\n');
+const met = sibling - bare < APP_MB / 2;
+const body = `Two Express workers that each hold ${APP_MB} MiB of application state, two listener-like services
+handling an event every 10 ms; RSS from \`/proc/<pid>/status\`, median of ${SAMPLES} samples once running;
+${machineNote()}.
+
+${table}
+
+The sibling imports only the services module: it sits ${(sibling - bare).toFixed(1)} MiB above a bare node
+process, a worker ${(worker - bare).toFixed(1)} MiB. Goal: the sibling carries none of the HTTP app's
+${APP_MB} MiB (sibling − bare < ${APP_MB / 2} MiB): **${met ? 'met' : 'not met'}**.`;
+console.log(body);
+writeBenchmarkSection('memory', body);
