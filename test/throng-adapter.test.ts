@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { get } from './helpers/http.js';
+import { get, getJson } from './helpers/http.js';
 import { event, isAlive, type LogLine, type Spawned, spawnFixture, until } from './helpers/process.js';
 
 const spawned: Spawned[] = [];
@@ -84,7 +84,7 @@ test('placement sibling: services run in the forked sibling only; SIGTERM drains
 });
 
 test('maxRequests: a worker is drained, throng re-forks it, and no request fails', async () => {
-  const fixture = start({ recycle: { maxRequests: 25, minLifetime: 0 } });
+  const fixture = start({ recycle: { maxRequests: 25, minLifetime: 0 }, control: { port: 0 } });
   const address = await readyAddress(fixture);
   const failures: string[] = [];
   let ok = 0;
@@ -115,9 +115,22 @@ test('maxRequests: a worker is drained, throng re-forks it, and no request fails
     'a worker re-forked by throng',
   );
   assert.ok(reforked);
-  // Drain-then-refork: never more than one of the two workers out of service (concurrency 1).
-  const starts = fixture.logs.filter(event('worker:recycle:start'));
-  assert.ok(starts.length >= 1);
+  // The control server sees throng's workers like steward()'s: /status and the recycle counters.
+  const control = await fixture.waitForLog(event('control:listening'));
+  const base = `http://127.0.0.1:${control.port as number}`;
+  const status = await until(
+    async () => {
+      const document = await getJson<{ workers: { state: string }[] }>(`${base}/status`);
+      return document.workers.filter((worker) => worker.state === 'ready').length === 2 && document;
+    },
+    10_000,
+    'two ready workers in /status',
+  );
+  assert.ok(status);
+  const metrics = (await get(`${base}/metrics`)).body;
+  const recycled = /steward_worker_recycles_total\{reason="max-requests"\} (\d+)/.exec(metrics);
+  assert.ok(recycled && Number(recycled[1]) >= 1, `recycles counted in /metrics:\n${metrics.slice(0, 2000)}`);
+  assert.match(metrics, /steward_workers\{state="ready"\} 2/);
   fixture.child.kill('SIGTERM');
   assert.deepEqual(await fixture.exited, { code: 0, signal: null });
 });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { WorkerExit, WorkerHandle } from '../primary/worker-handle.js';
+import type { WorkerHandle } from '../primary/worker-handle.js';
+import { drainWorker, type PoolView } from '../primary/worker-pool.js';
 
 /**
  * Drain-then-refork recycling for a primary that does not fork its own workers (throng forks a new one
@@ -8,77 +9,59 @@ import type { WorkerExit, WorkerHandle } from '../primary/worker-handle.js';
  * one worker's capacity is missing at any moment.
  */
 export class DrainQueue {
+  readonly #pool: PoolView;
   readonly #concurrency: number;
   readonly #drainTimeout: number;
   readonly #logger: Logger;
-  readonly #live: () => Iterable<WorkerHandle>;
   readonly #waiting: { handle: WorkerHandle; reason: string }[] = [];
-  readonly #drainStarted = new WeakMap<WorkerHandle, number>();
-  #closed = false;
 
-  constructor(options: {
-    concurrency: number;
-    drainTimeout: number;
-    logger: Logger;
-    live: () => Iterable<WorkerHandle>;
-  }) {
+  constructor(pool: PoolView, options: { concurrency: number; drainTimeout: number; logger: Logger }) {
+    this.#pool = pool;
     this.#concurrency = options.concurrency;
     this.#drainTimeout = options.drainTimeout;
     this.#logger = options.logger;
-    this.#live = options.live;
   }
 
   /** Queues a ready worker for retirement; a worker already queued or draining is left as it is. */
   request(handle: WorkerHandle, reason: string): void {
-    if (this.#closed || handle.state !== 'ready') return;
+    if (this.#pool.stopping || handle.state !== 'ready') return;
     if (this.#waiting.some((entry) => entry.handle === handle)) return;
     this.#waiting.push({ handle, reason });
+    handle.logger.debug({ reason, queued: this.#waiting.length }, 'worker:recycle:queued');
     this.next();
   }
 
   /** Starts queued drains while capacity allows; called again whenever a worker becomes ready or exits. */
   next(): void {
-    while (!this.#closed && this.#waiting.length > 0 && this.#outOfService() < this.#concurrency) {
+    if (this.#pool.stopping) {
+      if (this.#waiting.length > 0)
+        this.#logger.debug({ dropped: this.#waiting.length }, 'worker:recycle:dropped');
+      this.#waiting.length = 0;
+      return;
+    }
+    while (this.#waiting.length > 0 && this.#outOfService() < this.#concurrency) {
       const { handle, reason } = this.#waiting.shift()!;
-      if (handle.state !== 'ready') continue;
-      handle.logger.info({ reason, age: handle.age, requests: handle.requests }, 'worker:recycle:start');
-      void this.drain(handle, reason, this.#drainTimeout).then((exit) => {
-        const drainMs = Date.now() - (this.#drainStarted.get(handle) ?? Date.now());
-        if (exit.code === 0) handle.logger.info({ reason, drainMs }, 'worker:recycle:done');
-      });
+      if (handle.state === 'ready') void this.#recycle(handle, reason);
     }
   }
 
-  /**
-   * Tells a worker to stop accepting, finish in-flight requests with `Connection: close` and exit; it
-   * is killed if it is still there `timeout` ms (plus a second) later. Resolves when it has exited.
-   */
-  drain(handle: WorkerHandle, reason: string, timeout: number): Promise<WorkerExit> {
-    if (handle.state === 'dead' || handle.state === 'draining') return handle.exited;
-    handle.retireReason = reason;
-    this.#drainStarted.set(handle, Date.now());
-    handle.transition('draining', { reason });
-    handle.channel.send('worker:drain', { timeout, reason });
-    // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
-    const killTimer = setTimeout(() => {
-      handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
-      handle.worker.process.kill('SIGKILL');
-    }, timeout + 1_000);
-    void handle.exited.then(() => clearTimeout(killTimer));
-    return handle.exited;
-  }
-
-  /** No more recycles (shutdown): queued workers are left to the shutdown drain. */
-  close(): void {
-    this.#closed = true;
-    if (this.#waiting.length > 0)
-      this.#logger.debug({ dropped: this.#waiting.length }, 'worker:recycle:dropped');
-    this.#waiting.length = 0;
+  async #recycle(handle: WorkerHandle, reason: string): Promise<void> {
+    const { age, requests } = handle;
+    handle.logger.info({ reason, age, requests, queued: this.#waiting.length }, 'worker:recycle:start');
+    const started = Date.now();
+    const exit = await drainWorker(handle, reason, this.#drainTimeout);
+    const drainMs = Date.now() - started;
+    // Once drained, throng forks the replacement (it re-forks on every disconnect).
+    this.#pool.emit('worker:recycled', handle, reason, drainMs);
+    const fields = { reason, age, requests: handle.requests, drainMs, code: exit.code, signal: exit.signal };
+    if (exit.code === 0) handle.logger.info(fields, 'worker:recycle:done');
+    else handle.logger.warn({ ...fields, drainTimeout: this.#drainTimeout }, 'worker:recycle:done');
   }
 
   #outOfService(): number {
     let count = 0;
-    for (const handle of this.#live()) if (handle.state === 'draining' || handle.state === 'booting') count++;
+    for (const handle of this.#pool.handles)
+      if (handle.state === 'draining' || handle.state === 'booting') count++;
     return count;
   }
 }

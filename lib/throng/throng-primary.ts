@@ -1,14 +1,18 @@
-import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { createLogger } from '../common/logger.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
+import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
+import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
+import { ControlServer } from '../primary/control-server.js';
 import { createPolicies, type RecyclePolicy, type WorkerLimit } from '../primary/recycle-policies/index.js';
 import { createServicesSupervisor, type ServicesSupervisor } from '../primary/services-supervisor.js';
-import { WorkerHandle } from '../primary/worker-handle.js';
+import type { WorkerHandle } from '../primary/worker-handle.js';
+import { drainWorker } from '../primary/worker-pool.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { DrainQueue } from './drain-queue.js';
+import { ThrongWorkers } from './throng-workers.js';
 
 /**
  * The cluster primary of a throng application. throng forks `count` workers after its `master` hook and
@@ -20,12 +24,16 @@ import { DrainQueue } from './drain-queue.js';
 export class ThrongPrimary {
   readonly options: ResolvedOptions;
   readonly logger: Logger;
+  /** The workers throng forked, as a pool view (read by metrics and the control server). */
+  readonly pool: ThrongWorkers;
+  /** Cluster-wide metrics, served by the control server's `/metrics`. */
+  readonly metrics: ClusterMetrics;
   /** The services host (in this process or the sibling); undefined for a web-only server. */
   services: ServicesSupervisor | undefined;
-  readonly #handles = new Map<number, WorkerHandle>();
   readonly #policies: RecyclePolicy[];
   readonly #queue: DrainQueue;
   readonly #startedAt = Date.now();
+  #control: ControlServer | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<never> | undefined;
   #signalsSeen = 0;
@@ -33,22 +41,17 @@ export class ThrongPrimary {
   constructor(options: ResolvedOptions, logger: Logger) {
     this.options = options;
     this.logger = logger;
+    this.pool = new ThrongWorkers(options, logger, () => this.statusUpdate());
+    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
     this.#policies = createPolicies(options.recycle);
-    this.#queue = new DrainQueue({
+    this.#queue = new DrainQueue(this.pool, {
       concurrency: options.recycle.concurrency,
       drainTimeout: options.recycle.drainTimeout,
       logger,
-      live: () => this.#handles.values(),
     });
-  }
-
-  /** Live workers, oldest first. */
-  get handles(): WorkerHandle[] {
-    return [...this.#handles.values()];
-  }
-
-  get stopping(): boolean {
-    return this.#shutdown !== undefined;
+    this.pool.on('worker:forked', (handle) => this.#attachLimits(handle));
+    this.pool.on('worker:ready', () => this.#queue.next());
+    this.pool.on('worker:exit', () => this.#afterExit());
   }
 
   /** Runs inside throng's `master` hook, so everything here is in place before the first fork. */
@@ -58,9 +61,11 @@ export class ThrongPrimary {
       { workers: this.options.workers, pid: process.pid, forker: 'throng' },
       'cluster:starting',
     );
-    cluster.on('fork', (worker) => this.#adopt(worker));
+    this.pool.watch();
     if (this.options.primary) await this.options.primary();
     if (this.options.services) await this.#startServices();
+    if (this.options.control)
+      this.#control = await ControlServer.start(this, this.options.control, this.logger);
   }
 
   /** The services status pushed to workers; null until a services host exists. */
@@ -70,7 +75,7 @@ export class ThrongPrimary {
 
   /** Drains and re-forks every worker, at most `recycle.concurrency` out of service at once (SIGHUP). */
   rollingRestart(reason: string): void {
-    for (const handle of this.handles) this.#queue.request(handle, reason);
+    for (const handle of this.pool.handles) this.#queue.request(handle, reason);
   }
 
   /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
@@ -91,38 +96,21 @@ export class ThrongPrimary {
   #publishStatus(): void {
     const update = this.statusUpdate();
     applyStatusUpdate(update, true, this.options.statusInterval * 3);
-    for (const handle of this.#handles.values()) handle.channel.send('status:update', update);
+    this.pool.broadcastStatus();
   }
 
-  /** Every worker throng forks: tracked, given the status, its recycle limits drawn. */
-  #adopt(worker: Worker): void {
-    const handle = new WorkerHandle(worker, this.logger);
-    this.#handles.set(handle.id, handle);
-    handle.logger.info({ state: 'booting' }, 'worker:booting');
-    handle.channel.send('status:update', this.statusUpdate());
+  /** Draws the worker's recycle limits; the request limit is sent once it is ready, as steward() does. */
+  #attachLimits(handle: WorkerHandle): void {
     const limits = this.#policies.map((policy) => policy.forWorker(Math.random));
     const maxRequests = limits.find((limit) => limit.limits.maxRequests !== undefined)?.limits.maxRequests;
     handle.channel.on('worker:heartbeat', () => this.#checkLimits(handle, limits));
-    // The agent reports `max-requests` the moment it crosses the limit sent below; anything else is the
+    // The agent reports `max-requests` the moment it crosses the limit; anything else is the
     // application's own `disconnect()`, named as the steward() recycler names it.
     handle.channel.on('worker:recycle-request', (message) =>
       this.#queue.request(handle, message.reason === 'max-requests' ? message.reason : 'worker-request'),
     );
-    const bootTimer = setTimeout(() => {
-      if (handle.state !== 'booting') return;
-      handle.logger.error({ bootTimeout: this.options.bootTimeout }, 'worker:boot:timeout');
-      worker.process.kill('SIGKILL');
-    }, this.options.bootTimeout);
-    void handle.whenReady().then(() => {
-      clearTimeout(bootTimer);
-      if (maxRequests !== undefined) handle.channel.send('worker:recycle-limit', { maxRequests });
-      this.#queue.next();
-    });
-    void handle.exited.then(() => {
-      clearTimeout(bootTimer);
-      this.#handles.delete(handle.id);
-      this.#afterExit();
-    });
+    if (maxRequests !== undefined)
+      void handle.whenReady().then(() => handle.channel.send('worker:recycle-limit', { maxRequests }));
   }
 
   /** Runs on every heartbeat so memory hysteresis sees each sample; acts only past `minLifetime`. */
@@ -135,9 +123,9 @@ export class ThrongPrimary {
   }
 
   #afterExit(): void {
-    if (this.stopping) return;
+    if (this.pool.stopping) return;
     // throng stops re-forking once `lifetime` has passed; with the last worker gone, the primary ends.
-    if (this.#handles.size === 0 && Date.now() - this.#startedAt >= this.options.lifetime) {
+    if (this.pool.handles.length === 0 && Date.now() - this.#startedAt >= this.options.lifetime) {
       this.logger.info({ lifetime: this.options.lifetime }, 'cluster:lifetime:ended');
       void this.shutdown('lifetime', 0);
       return;
@@ -151,10 +139,11 @@ export class ThrongPrimary {
     // throng's own handler exits at `grace` with process.exitCode: a forced end must not look clean.
     process.exitCode = 1;
     this.logger.info({ reason, grace }, 'cluster:shutdown:start');
-    this.#queue.close();
+    this.pool.markStopping();
+    this.#queue.next();
     clearInterval(this.#statusTimer);
-    const workers = this.handles.map(async (handle) => {
-      const exit = await this.#queue.drain(handle, 'shutdown', grace);
+    const workers = this.pool.handles.map(async (handle) => {
+      const exit = await drainWorker(handle, 'shutdown', grace);
       // throng signals every worker itself; one still booting dies of it before the agent can ignore
       // it. It never served a request, so nothing was cut.
       const killedBooting = handle.readyAt === null && this.options.signals.includes(exit.signal!);
@@ -174,6 +163,7 @@ export class ThrongPrimary {
     }
     const exitCode = code !== 0 ? code : clean ? 0 : 1;
     this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
+    await this.#control?.close();
     process.exit(exitCode);
   }
 
@@ -187,7 +177,7 @@ export class ThrongPrimary {
         this.#signalsSeen++;
         if (this.#signalsSeen > 1) {
           this.logger.warn({ signal }, 'cluster:shutdown:forced');
-          for (const handle of this.#handles.values()) handle.worker.process.kill('SIGKILL');
+          for (const handle of this.pool.handles) handle.worker.process.kill('SIGKILL');
           process.exit(1);
         }
         void this.shutdown(signal, 0);
