@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import pino from 'pino';
 import { StewardError } from '../lib/errors.js';
+import { loadServices } from '../lib/services/load-services.js';
 import { ServiceHost } from '../lib/services/service-host.js';
 import { resolveService, resolveServices } from '../lib/services/service-options.js';
 import { serviceRecords } from '../lib/services/service-record.js';
@@ -237,4 +238,38 @@ test('changes are coalesced into few snapshots, and records are disposed when th
   await host.stop(1_000);
   assert.equal(serviceRecords.size, before - 1);
   assert.equal(snapshots.at(-1)!.services[0]!.state, 'stopped');
+});
+
+test('loadServices: a module without defineServices, a throwing factory or bad services give coded errors', async () => {
+  const fixture = new URL('./fixtures/services-invalid.js', import.meta.url);
+  const expectations: Array<[string, string, RegExp]> = [
+    ['plain-array', 'STEWARD_ERR_SERVICES_MODULE', /must `export default defineServices/],
+    ['factory-throws', 'STEWARD_ERR_SERVICES_MODULE', /factory .* threw: AMQP_URL is not set/],
+    ['missing-run', 'STEWARD_ERR_SERVICE_INVALID', /services\.a\.run must be a function/],
+    ['duplicate-name', 'STEWARD_ERR_SERVICE_INVALID', /"a" is used twice/],
+    [
+      'bad-option',
+      'STEWARD_ERR_INVALID_OPTION',
+      /`services\.a\.restart\.intensity` to be an integer >= 1, got `0`/,
+    ],
+  ];
+  for (const [mode, code, message] of expectations) {
+    process.env.FIXTURE_INVALID = mode;
+    // A fresh URL per mode: ES modules are cached by URL.
+    const url = new URL(`${fixture.href}?mode=${mode}`);
+    await assert.rejects(loadServices(url), (error: unknown) => {
+      assert.ok(error instanceof StewardError, mode);
+      assert.equal(error.code, code, mode);
+      assert.match(error.message, message, mode);
+      return true;
+    });
+  }
+  delete process.env.FIXTURE_INVALID;
+  await assert.rejects(
+    loadServices(new URL('./fixtures/no-such-services.js', import.meta.url)),
+    (error: unknown) =>
+      error instanceof StewardError &&
+      error.code === 'STEWARD_ERR_SERVICES_MODULE' &&
+      /Could not import the services module/.test(error.message),
+  );
 });

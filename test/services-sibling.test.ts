@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { get } from './helpers/http.js';
 import { event, isAlive, type Spawned, until } from './helpers/process.js';
 import { allRunning, startServicesApp } from './helpers/services.js';
 
@@ -87,4 +88,27 @@ test('the sibling leaves on its own when the primary is killed with SIGKILL', as
     5_000,
   );
   await until(() => !isAlive(sibling), 5_000, 'orphaned sibling exited');
+});
+
+test('a services module that cannot load: coded error from the sibling, re-forks with backoff, workers serve, ping 503', async () => {
+  const app = await startServicesApp(
+    spawned,
+    'services-invalid.js',
+    { statusInterval: STATUS_INTERVAL },
+    { FIXTURE_INVALID: 'factory-throws' },
+  );
+  const failed = await app.waitForLog(event('services:load:failed'), 10_000);
+  assert.equal((failed.err as { code?: string }).code, 'STEWARD_ERR_SERVICES_MODULE');
+  const crash = await app.waitForLog(event('services:crash'), 10_000);
+  assert.equal(crash.code, 78);
+  assert.match(String(crash.cause), /services module could not be loaded/);
+  // Backoff grows: the primary never spins forking a sibling that cannot start.
+  const crashes = await app.waitForLogs(event('services:crash'), 3, 10_000);
+  assert.ok((crashes[2]!.retryInMs as number) > 0);
+  for (let i = 0; i < 5; i++) assert.equal((await get(`http://${app.address}/`)).status, 200);
+  const ping = await get(`http://${app.address}/ping`);
+  assert.equal(ping.status, 503);
+  assert.equal((JSON.parse(ping.body) as { host: unknown }).host, null);
+  app.child.kill('SIGTERM');
+  assert.equal((await app.exited).code, 0);
 });

@@ -7,7 +7,7 @@ import { IpcChannel } from '../common/ipc.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type SerializedError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import { loadServices } from '../services/load-services.js';
+import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
 import type { ServiceState, ServicesSnapshot } from '../services/types.js';
 
@@ -247,7 +247,15 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       : attempt < 0
         ? 0
         : backoffDelay(attempt, this.#options.restart);
-    const fields = { siblingPid: sibling.pid, ...exit, crashes: this.#crashes.recent, retryInMs: wait };
+    const fields = {
+      siblingPid: sibling.pid,
+      ...exit,
+      crashes: this.#crashes.recent,
+      retryInMs: wait,
+      ...(exit.code === EXIT_SERVICES_MODULE
+        ? { cause: 'the services module could not be loaded (see services:load:failed)' }
+        : {}),
+    };
     if (tooMany) this.#logger.error(fields, 'services:crash-loop');
     else this.#logger.warn(fields, 'services:crash');
     this.#forkTimer = setTimeout(() => this.#fork(), wait);

@@ -4,20 +4,17 @@ import { IpcChannel } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError } from '../errors.js';
 import { collectLocalMetrics } from '../metrics/local-metrics.js';
-import { loadServices } from './load-services.js';
+import { EXIT_SERVICES_MODULE, loadServices } from './load-services.js';
 import { ServiceHost } from './service-host.js';
 
-/** Exit code of a sibling whose services module cannot be loaded (EX_CONFIG). */
-export const EXIT_CONFIG = 78;
-
 /** What the primary passes in the environment (`STEWARD_SIBLING_*`). */
-export interface SiblingConfig {
+interface SiblingConfig {
   moduleUrl: URL;
   statusInterval: number;
   grace: number;
 }
 
-export function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
+function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
   const moduleUrl = env.STEWARD_SIBLING_MODULE;
   const statusInterval = Number(env.STEWARD_SIBLING_STATUS_INTERVAL);
   const grace = Number(env.STEWARD_SIBLING_GRACE);
@@ -30,7 +27,7 @@ async function main(): Promise<void> {
   const logger = createLogger(undefined, { role: 'sibling' });
   if (typeof process.send !== 'function') {
     logger.fatal('sibling:start:no-ipc');
-    process.exit(EXIT_CONFIG);
+    process.exit(EXIT_SERVICES_MODULE);
   }
   const config = readSiblingConfig(process.env);
   const primary = new IpcChannel(process, { peerName: 'primary' });
@@ -47,7 +44,7 @@ async function main(): Promise<void> {
     });
   } catch (error) {
     logger.fatal({ err: coerceError(error), module: config.moduleUrl.href }, 'services:load:failed');
-    process.exit(EXIT_CONFIG);
+    process.exit(EXIT_SERVICES_MODULE);
   }
   const push = () => primary.send('services:status', { snapshot: host.snapshot() });
   const periodic = setInterval(push, config.statusInterval);
