@@ -1,6 +1,7 @@
 export { redactSecrets } from './common/logger.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
+export type { ClusterMetrics } from './metrics/cluster-aggregator.js';
 export type { ControlOptions, Placement, RecycleOptions, StewardOptions } from './options.js';
 export type { Supervisor } from './primary/supervisor.js';
 export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';

@@ -89,7 +89,7 @@ test('the bearer token is enforced on every path, in constant time, before routi
     15_000,
     '/healthz 200 once the worker and the ticker service run',
   );
-  assert.deepEqual(JSON.parse(healthy.body), { ok: true, problems: [] });
+  assert.deepEqual(JSON.parse(healthy!.body), { ok: true, problems: [] });
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
@@ -105,7 +105,7 @@ test('/status and /healthz report a service that stopped running; secrets are re
     15_000,
     '/healthz 503 naming the failed service',
   );
-  assert.deepEqual(JSON.parse(health.body), { ok: false, problems: ['service broken is failed'] });
+  assert.deepEqual(JSON.parse(health!.body), { ok: false, problems: ['service broken is failed'] });
 
   const statusReply = await get(`${base}/status`);
   assert.equal(statusReply.status, 200);
