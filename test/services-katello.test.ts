@@ -47,6 +47,14 @@ test('the daemon never lands in a worker: the module is imported once, in the si
   );
   const view = await app.view();
   assert.equal(view.host?.role, 'sibling');
+  // What a worker sees is never older than one push interval.
+  for (let i = 0; i < 5; i++) {
+    const sample = await app.view();
+    const age = Date.now() - sample.at!;
+    assert.ok(age <= STATUS_INTERVAL, `snapshot ${age} ms old`);
+    assert.equal(sample.stale, false);
+    assert.equal(sample.healthy, true);
+  }
   const importers = app.importers();
   assert.equal(importers.length, 1, 'imported exactly once');
   assert.equal(importers[0]!.pid, view.host!.pid);

@@ -47,12 +47,12 @@ test('SIGUSR2 restarts the services host only: a new sibling, the same workers',
   const before = (await app.view()).host!.pid;
   const workersBefore = app.workerPids();
   process.kill(app.pid, 'SIGUSR2');
-  await app.waitForLog(event('services:restart:done'), 10_000);
+  await app.waitForLog(event('services:restart:done'), 20_000);
   const view = await app.viewWhen(
     (current) => {
       return current.host!.pid !== before && allRunning(current);
     },
-    10_000,
+    20_000,
     'running in a new sibling',
   );
   assert.equal(app.service(view, 'ticker').restarts, 0);

@@ -35,27 +35,16 @@ async function main(): Promise<void> {
   // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
   process.on('SIGINT', () => {});
 
-  let host: ServiceHost;
-  try {
-    host = new ServiceHost(await loadServices(config.moduleUrl), {
-      role: 'sibling',
-      logger,
-      onSnapshot: (snapshot) => primary.send('services:status', { snapshot }),
-    });
-  } catch (error) {
-    logger.fatal({ err: coerceError(error), module: config.moduleUrl.href }, 'services:load:failed');
-    process.exit(EXIT_SERVICES_MODULE);
-  }
-  const push = () => primary.send('services:status', { snapshot: host.snapshot() });
-  const periodic = setInterval(push, config.statusInterval);
-
+  let host: ServiceHost | undefined;
+  let periodic: NodeJS.Timeout | undefined;
   let stopping = false;
   const stop = async (timeout: number, reason: string) => {
     if (stopping) return;
     stopping = true;
     clearInterval(periodic);
     logger.info({ reason, timeout }, 'sibling:stop');
-    const clean = await host.stop(timeout);
+    // A stop that arrives while the module is still loading: nothing has started yet.
+    const clean = host ? await host.stop(timeout) : true;
     primary.close('sibling exiting');
     process.exit(clean ? 0 : 1);
   };
@@ -64,7 +53,23 @@ async function main(): Promise<void> {
   // The primary is gone (even killed with -9): nobody supervises us any more, so settle and leave.
   process.on('disconnect', () => void stop(config.grace, 'primary-disconnected'));
 
-  host.start();
+  let services: Awaited<ReturnType<typeof loadServices>>;
+  try {
+    services = await loadServices(config.moduleUrl);
+  } catch (error) {
+    logger.fatal({ err: coerceError(error), module: config.moduleUrl.href }, 'services:load:failed');
+    process.exit(EXIT_SERVICES_MODULE);
+  }
+  if (stopping) return;
+  const started = new ServiceHost(services, {
+    role: 'sibling',
+    logger,
+    onSnapshot: (snapshot) => primary.send('services:status', { snapshot }),
+  });
+  host = started;
+  const push = () => primary.send('services:status', { snapshot: started.snapshot() });
+  periodic = setInterval(push, config.statusInterval);
+  started.start();
   push();
 }
 
