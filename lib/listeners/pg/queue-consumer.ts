@@ -62,6 +62,7 @@ export class QueueConsumer {
   readonly #owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #types: string[];
   #pool!: pg.Pool;
+  #claimPool!: pg.Pool;
   #book!: LeaseBook;
   #ready: Claimed[] = [];
   #readyHead = 0;
@@ -82,13 +83,12 @@ export class QueueConsumer {
   async run(): Promise<void> {
     const s = this.#settings;
     const signal = this.#ctx.signal;
-    this.#pool = new pg.Pool({
-      connectionString: s.connectionString,
-      max: s.poolSize,
-      keepAlive: true,
-      application_name: 'cluster-steward:queue',
-    });
-    this.#pool.on('error', (error) => this.#ctx.logger.warn({ err: error }, 'queue:pool:error'));
+    this.#pool = this.#createPool(s.poolSize);
+    // A claim need not wait for the WAL flush: if PostgreSQL crashes before it is flushed, the claim is
+    // gone and the event runs again, as after a consumer crash. Outcomes keep the server's setting, so a
+    // key's next event is never claimed on the strength of a completion that could still be lost.
+    // (An `options` parameter in the connection string replaces this one: claims then wait for the flush.)
+    this.#claimPool = this.#createPool(1, '-c synchronous_commit=off');
     try {
       if (s.migrate) await migrate(this.#pool, s.names, this.#ctx.logger);
       this.#book = new LeaseBook(this.#pool, s.names, this.#owner, s.lease, this.#ctx, {
@@ -102,8 +102,20 @@ export class QueueConsumer {
       await Promise.all([listening, depth]);
     } finally {
       clearTimeout(this.#retryTimer);
-      await this.#pool.end().catch(() => {});
+      await Promise.all([this.#pool.end().catch(() => {}), this.#claimPool.end().catch(() => {})]);
     }
+  }
+
+  #createPool(max: number, options?: string): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.#settings.connectionString,
+      max,
+      ...(options ? { options } : {}),
+      keepAlive: true,
+      application_name: 'cluster-steward:queue',
+    });
+    pool.on('error', (error) => this.#ctx.logger.warn({ err: error }, 'queue:pool:error'));
+    return pool;
   }
 
   #listen(signal: AbortSignal): Promise<void> {
@@ -152,7 +164,7 @@ export class QueueConsumer {
       const limit = Math.min(s.batchSize, capacity);
       let rows: ClaimedRow[];
       try {
-        rows = await claimEvents(this.#pool, s.names, {
+        rows = await claimEvents(this.#claimPool, s.names, {
           owner: this.#owner,
           limit,
           leaseMs: s.lease,
