@@ -165,3 +165,26 @@ test("the services sibling's metrics appear, and its counters survive a restart 
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
+
+test("with placement 'primary' the service metrics come from the primary itself", async () => {
+  const fixture = start({ workers: 1, placement: 'primary' }, { FIXTURE_SERVICES: 'metrics-services.js' });
+  const { port } = await ready(fixture, 1);
+  const processed = { service: 'ticker', outcome: 'processed' };
+  let samples: Sample[] = [];
+  await until(
+    async () => {
+      samples = await scrape(port);
+      return total(samples, 'steward_events_total', processed) > 0;
+    },
+    15_000,
+    'events from the services hosted in the primary',
+  );
+  assert.equal(
+    total(samples, 'steward_event_handler_seconds_count', processed),
+    total(samples, 'steward_events_total', processed),
+  );
+  assert.equal(total(samples, 'steward_service_up', { service: 'ticker' }), 1);
+  assert.equal(total(samples, 'process_resident_memory_bytes', { role: 'sibling' }), 0, 'no sibling process');
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0);
+});

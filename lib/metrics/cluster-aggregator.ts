@@ -49,11 +49,13 @@ export class ClusterMetrics {
 
   constructor(options: ClusterMetricsOptions) {
     this.#options = options;
+    const registry = libraryRegistry('primary');
+    registry.removeSingleMetric('steward_scrape_errors_total');
     this.#scrapeErrors = new Counter({
       name: 'steward_scrape_errors_total',
       help: 'Processes left out of a scrape because they did not answer in time, died or sent invalid metrics.',
       labelNames: ['role'],
-      registers: [libraryRegistry('primary')],
+      registers: [registry],
     });
     for (const role of ['worker', 'sibling'] as const) this.#scrapeErrors.inc({ role }, 0);
   }

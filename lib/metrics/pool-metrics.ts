@@ -10,11 +10,20 @@ const EXIT_CAUSES: readonly ExitCause[] = [
   'drain_timeout',
   'shutdown',
 ];
+const POOL_METRICS = [
+  'steward_workers',
+  'steward_worker_recycles_total',
+  'steward_worker_exits_total',
+  'steward_worker_boot_seconds',
+  'steward_worker_drain_seconds',
+];
 /** Boot and drain durations: from a fast `listen()` to a slow application start or a long request. */
 const LIFECYCLE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** Worker pool metrics of the primary: states read at scrape time, lifecycle counted from pool events. */
 export function registerPoolMetrics(pool: PoolView, registry: Registry): void {
+  // A new pool (a second supervisor in one process) replaces the figures of the previous one.
+  for (const name of POOL_METRICS) registry.removeSingleMetric(name);
   const registers = [registry];
   new Gauge({
     name: 'steward_workers',
