@@ -174,7 +174,7 @@ export class Recycler {
       this.#pauseTimer ??= setTimeout(() => {
         this.#pauseTimer = undefined;
         this.#pump();
-      }, wait);
+      }, wait).unref();
       return;
     }
     while (this.#active.size < this.#options.recycle.concurrency && this.#queue.length > 0) {
