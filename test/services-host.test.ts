@@ -273,3 +273,36 @@ test('loadServices: a module without defineServices, a throwing factory or bad s
       /Could not import the services module/.test(error.message),
   );
 });
+
+test('an abandoned run cannot mark the service running again', async () => {
+  let zombieCalledReady = false;
+  let runs = 0;
+  const { host, state, logged } = hostOf([
+    {
+      name: 'zombie',
+      stallTimeout: 100,
+      stopTimeout: 100,
+      restart: { initialDelay: 2_000, maxDelay: 2_000 },
+      run(ctx) {
+        runs++;
+        ctx.setConnected(true);
+        ctx.ready();
+        // Ignores its signal; long after being abandoned it "reconnects".
+        ctx.signal.addEventListener('abort', () => {
+          setTimeout(() => {
+            ctx.ready();
+            zombieCalledReady = true;
+          }, 300);
+        });
+        return new Promise(() => {});
+      },
+    },
+  ]);
+  host.start();
+  await until(() => zombieCalledReady, 5_000, 'the abandoned run called ready()');
+  assert.equal(logged('service:stop:timeout').length, 1);
+  assert.equal(runs, 1);
+  assert.equal(state('zombie').state, 'backoff');
+  assert.equal(state('zombie').lastError?.code, 'STEWARD_ERR_SERVICE_STALLED');
+  await host.stop(1_000);
+});

@@ -102,17 +102,20 @@ export class ServiceHost {
     }, this.#options.debounce ?? 50);
   }
 
-  /** The runner whose async context raised the error, if it belongs to this host. */
-  #culprit(): ServiceRunner | undefined {
-    const runner = serviceScope.getStore();
-    return runner && this.#runners.includes(runner) ? runner : undefined;
+  /** The run whose async context raised the error, if it belongs to this host. */
+  #culprit() {
+    const scope = serviceScope.getStore();
+    return scope && this.#runners.includes(scope.runner) ? scope : undefined;
   }
 
   #onUncaught = (error: unknown): void => {
-    const runner = this.#culprit();
-    if (runner) {
-      this.#logger.error({ err: coerceError(error), service: runner.name }, 'service:uncaught-exception');
-      runner.crash(error);
+    const scope = this.#culprit();
+    if (scope) {
+      this.#logger.error(
+        { err: coerceError(error), service: scope.runner.name },
+        'service:uncaught-exception',
+      );
+      scope.runner.crash(error, scope.run);
       return;
     }
     // Not a service's error: behave as Node would without this listener, unless someone else handles it.
@@ -122,10 +125,13 @@ export class ServiceHost {
   };
 
   #onUnhandled = (reason: unknown): void => {
-    const runner = this.#culprit();
-    if (runner) {
-      this.#logger.error({ err: coerceError(reason), service: runner.name }, 'service:unhandled-rejection');
-      runner.crash(reason);
+    const scope = this.#culprit();
+    if (scope) {
+      this.#logger.error(
+        { err: coerceError(reason), service: scope.runner.name },
+        'service:unhandled-rejection',
+      );
+      scope.runner.crash(reason, scope.run);
       return;
     }
     if (process.listenerCount('unhandledRejection') > 1) return;

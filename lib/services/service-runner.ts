@@ -5,6 +5,7 @@ import { coerceError, StewardError, serializeError } from '../errors.js';
 import type { SingletonLease } from '../listeners/pg/singleton-lock.js';
 import type { ResolvedService } from './service-options.js';
 import { ServiceRecord } from './service-record.js';
+import type { ServiceContext } from './types.js';
 
 /** How one run of a service ended. */
 type RunEnd =
@@ -15,7 +16,7 @@ type RunEnd =
  * The service whose code is executing, carried through its timers and promises, so an exception the
  * service throws outside `run` (a stray callback) is charged to it instead of killing the process.
  */
-export const serviceScope = new AsyncLocalStorage<ServiceRunner>();
+export const serviceScope = new AsyncLocalStorage<{ runner: ServiceRunner; run: AbortController }>();
 
 /**
  * Supervises one service for the life of its host: runs it, restarts it after a crash with jittered
@@ -61,14 +62,16 @@ export class ServiceRunner {
     return this.#clean;
   }
 
-  /** An exception the service threw outside `run` (see `serviceScope`): handled as a crash of this run. */
-  crash(error: unknown): void {
-    const current = this.#current;
-    if (!current || current.signal.aborted) {
+  /**
+   * An exception the service threw outside `run` (see `serviceScope`): a crash of the run it came from,
+   * if that run is still the current one (an abandoned run cannot abort its successor).
+   */
+  crash(error: unknown, run: AbortController): void {
+    if (run !== this.#current || run.signal.aborted) {
       this.#logger.warn({ err: coerceError(error) }, 'service:uncaught:after-stop');
       return;
     }
-    current.abort(coerceError(error));
+    run.abort(coerceError(error));
   }
 
   async #supervise(lost?: AbortSignal): Promise<void> {
@@ -111,18 +114,41 @@ export class ServiceRunner {
     this.record.update({ connected: null });
     this.record.setState('starting');
     this.#logger.info({ restarts: this.record.status.restarts }, 'service:starting');
-    const context = this.record.createContext(controller.signal, this.#logger);
-    const settled = serviceScope.run(this, () => this.#invoke(context));
+    const context = this.#createContext(controller);
+    const settled = serviceScope.run({ runner: this, run: controller }, () => this.#invoke(context.ctx));
     const watchdog = this.#watch(controller);
     const outcome = await Promise.race([settled, this.#deadline(controller.signal)]);
+    context.end();
     clearInterval(watchdog);
     stop.removeEventListener('abort', forward);
     this.#current = undefined;
     return this.#classify(outcome, controller.signal, stop);
   }
 
+  /**
+   * The context of one run. Once the run is stopping or over, its state reports are ignored: a run that
+   * was abandoned, or is reconnecting while told to stop, must not mark the service `running` again.
+   * Events it still handles are counted: they happened.
+   */
+  #createContext(run: AbortController): { ctx: ServiceContext; end(): void } {
+    const base = this.record.createContext(run.signal, this.#logger);
+    let live = true;
+    const current = () => live && !run.signal.aborted;
+    const ctx: ServiceContext = {
+      ...base,
+      ready: () => current() && base.ready(),
+      standby: (reason) => current() && base.standby(reason),
+      setConnected: (connected) => live && base.setConnected(connected),
+      setQueueDepth: (depth, oldestAgeMs) => live && base.setQueueDepth(depth, oldestAgeMs),
+    };
+    const end = () => {
+      live = false;
+    };
+    return { ctx, end };
+  }
+
   /** A synchronous throw and a rejection are the same thing here: a crash. */
-  #invoke(context: ReturnType<ServiceRecord['createContext']>): Promise<{ error?: Error }> {
+  #invoke(context: ServiceContext): Promise<{ error?: Error }> {
     let result: Promise<void>;
     try {
       result = Promise.resolve(this.#service.run(context));
