@@ -112,3 +112,25 @@ test('a services module that cannot load: coded error from the sibling, re-forks
   app.child.kill('SIGTERM');
   assert.equal((await app.exited).code, 0);
 });
+
+test('a sibling whose event loop is blocked is killed after ten silent push intervals and re-forked', async () => {
+  const app = await startServicesApp(
+    spawned,
+    'services-failing.js',
+    { statusInterval: 200 },
+    { FIXTURE_ONLY: 'blocks-loop' },
+  );
+  const first = await app.waitForLog(event('services:running'), 10_000);
+  const hung = await app.waitForLog(event('services:unresponsive', { siblingPid: first.siblingPid }), 10_000);
+  assert.ok((hung.silentMs as number) >= 2_000);
+  const crash = await app.waitForLog(event('services:crash', { siblingPid: first.siblingPid }), 5_000);
+  assert.equal(crash.signal, 'SIGKILL');
+  await app.waitForLog(
+    (line) => line.msg === 'services:running' && line.siblingPid !== first.siblingPid,
+    10_000,
+    'a new sibling running',
+  );
+  const view = await app.viewWhen((current) => current.host?.pid !== first.siblingPid, 5_000);
+  assert.equal(view.host?.role, 'sibling');
+  app.killAll();
+});

@@ -124,7 +124,18 @@ interface Sibling {
   /** Set when the primary asked it to stop: its exit is not a crash. */
   expected: boolean;
   reportedRunning: boolean;
+  /** When its last status push arrived (null before the first one). */
+  lastReportAt: number | null;
+  hangTimer: NodeJS.Timeout | undefined;
+  /** Why the primary killed it, when it did. */
+  killedFor: string | null;
 }
+
+/**
+ * A sibling that reported once and then stays silent for this many push intervals is hung (a blocked event
+ * loop): it is killed and re-forked. Before its first report it may still be loading its module.
+ */
+const HANG_INTERVALS = 10;
 
 /** Node flags a child must not inherit: a second inspector on the same port would fail to start. */
 const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.test(flag);
@@ -197,7 +208,12 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       exited,
       expected: false,
       reportedRunning: false,
+      lastReportAt: null,
+      hangTimer: undefined,
+      killedFor: null,
     };
+    sibling.hangTimer = setInterval(() => this.#checkHang(sibling), this.#options.statusInterval);
+    sibling.hangTimer.unref();
     this.#sibling = sibling;
     this.#logger.info({ siblingPid: sibling.pid }, 'services:fork');
     sibling.channel.on('services:status', (message) => this.#onStatus(sibling, message.snapshot));
@@ -207,6 +223,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
 
   #onStatus(sibling: Sibling, snapshot: ServicesSnapshot): void {
     if (this.#sibling !== sibling) return;
+    sibling.lastReportAt = Date.now();
     this.#last = snapshot;
     if (!sibling.reportedRunning && snapshot.services.every((s) => s.state === 'running')) {
       sibling.reportedRunning = true;
@@ -222,11 +239,23 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     this.emit('change');
   }
 
+  #checkHang(sibling: Sibling): void {
+    if (sibling.lastReportAt === null || sibling.expected || sibling.killedFor) return;
+    const silentMs = Date.now() - sibling.lastReportAt;
+    if (silentMs < HANG_INTERVALS * this.#options.statusInterval) return;
+    sibling.killedFor = `it sent no status for ${silentMs} ms`;
+    this.#logger.error({ siblingPid: sibling.pid, silentMs }, 'services:unresponsive');
+    sibling.child.kill('SIGKILL');
+  }
+
   #onExit(sibling: Sibling, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+    clearInterval(sibling.hangTimer);
     sibling.channel.close('services sibling exited');
     if (this.#sibling === sibling) this.#sibling = undefined;
     const expected = sibling.expected || this.#stopping;
-    const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+    const how =
+      (exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`) +
+      (sibling.killedFor ? ` (killed: ${sibling.killedFor})` : '');
     const error = expected
       ? null
       : { name: 'Error', message: `The services sibling (pid ${sibling.pid}) exited with ${how}` };
