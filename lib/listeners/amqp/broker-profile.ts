@@ -19,6 +19,13 @@ export interface BrokerProfile {
    * only clears `first_acquirer`), so the listener counts failures per message itself.
    */
   countsDeliveries: boolean;
+  /**
+   * Grant new credit only once the link used up the credit it had. RabbitMQ 3.x forwards a flow frame
+   * to the queue as an absolute credit while messages may still travel from the queue to the link,
+   * so topping up early lets it send more than the credit (rhea logs "Received transfer when credit
+   * was 0") and breaks the bound on unsettled deliveries.
+   */
+  refillWhenEmpty: boolean;
   /** The address that consumes an existing queue named `queue`. */
   queueAddress(queue: string): string;
 }
@@ -27,6 +34,7 @@ const rabbitmq: BrokerProfile = {
   name: 'rabbitmq',
   retryOutcome: 'released',
   countsDeliveries: false,
+  refillWhenEmpty: true,
   // `/queue/NAME` and bare names re-declare the queue as non-durable, which fails with
   // PRECONDITION_FAILED on a durable queue; `/amq/queue/NAME` consumes the queue as it was declared.
   queueAddress: (queue) => `/amq/queue/${queue}`,
@@ -38,6 +46,7 @@ const artemis: BrokerProfile = {
   // redelivery delay and max-delivery-attempts address settings.
   retryOutcome: 'modified',
   countsDeliveries: true,
+  refillWhenEmpty: false,
   queueAddress: (queue) => queue,
 };
 
@@ -45,6 +54,7 @@ const generic: BrokerProfile = {
   name: 'generic',
   retryOutcome: 'modified',
   countsDeliveries: true,
+  refillWhenEmpty: false,
   queueAddress: (queue) => queue,
 };
 

@@ -6,10 +6,13 @@
 export class CreditWindow {
   readonly limit: number;
   readonly refillAt: number;
+  readonly refillWhenEmpty: boolean;
   #unsettled = 0;
 
-  constructor(limit: number, refillAt = Math.max(1, Math.ceil(limit / 2))) {
+  /** `refillWhenEmpty`: top up only once the link credit reached 0 (see `BrokerProfile`). */
+  constructor(limit: number, refillWhenEmpty = false, refillAt = Math.max(1, Math.ceil(limit / 2))) {
     this.limit = limit;
+    this.refillWhenEmpty = refillWhenEmpty;
     this.refillAt = Math.min(refillAt, limit);
   }
 
@@ -28,6 +31,7 @@ export class CreditWindow {
 
   /** Credit to add now, given the credit the link still holds; 0 while the free room is below `refillAt`. */
   toGrant(linkCredit: number): number {
+    if (this.refillWhenEmpty && linkCredit > 0) return 0;
     const room = this.limit - this.#unsettled - linkCredit;
     return room >= this.refillAt ? room : 0;
   }

@@ -2,7 +2,7 @@ import type { Delivery, Message, Receiver } from 'rhea';
 import { redactSecrets } from '../../common/logger.js';
 import { coerceError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
-import type { RetryOutcome } from './broker-profile.js';
+import type { BrokerProfile, RetryOutcome } from './broker-profile.js';
 import { CreditWindow } from './credit-window.js';
 import { type DedupWindow, type DeliveryCounter, messageIdOf } from './dedup-window.js';
 import type { AmqpDeliveryInfo, ResolvedAmqpOptions } from './options.js';
@@ -40,11 +40,11 @@ export class LinkConsumer {
   #state: LinkState = 'open';
   readonly #idleWaiters = new Set<() => void>();
 
-  constructor(receiver: Receiver, deps: ConsumerDeps, retryOutcome: RetryOutcome) {
+  constructor(receiver: Receiver, deps: ConsumerDeps, profile: BrokerProfile, retryOutcome: RetryOutcome) {
     this.#receiver = receiver;
     this.#deps = deps;
     this.#retryOutcome = retryOutcome;
-    this.#window = new CreditWindow(deps.options.prefetch);
+    this.#window = new CreditWindow(deps.options.prefetch, profile.refillWhenEmpty);
   }
 
   /** Handlers running now. */
@@ -149,13 +149,33 @@ export class LinkConsumer {
     pending.done = true;
     const { delivery } = pending;
     if (outcome === 'accepted') delivery.accept();
-    else if (outcome === 'released') delivery.release();
-    else if (outcome === 'rejected')
-      delivery.reject({ condition: 'amqp:internal-error', description: reason ?? 'handler failed' });
-    else if (this.#retryOutcome === 'modified') delivery.modified({ delivery_failed: true });
-    else delivery.release();
+    else {
+      this.#flushDispositions();
+      if (outcome === 'released') delivery.release();
+      else if (outcome === 'rejected')
+        delivery.reject({ condition: 'amqp:internal-error', description: reason ?? 'handler failed' });
+      else if (this.#retryOutcome === 'modified') delivery.modified({ delivery_failed: true });
+      else delivery.release();
+      this.#flushDispositions();
+    }
     this.#window.settled();
     this.#grant();
+  }
+
+  /**
+   * Writes the dispositions rhea has queued, so that a release or reject goes out in a frame of its
+   * own. rhea 3.0 merges consecutive delivery ids into one disposition range and compares outcomes only
+   * once a range holds two deliveries (`write_dispositions` in rhea/lib/session.js): an accept followed
+   * by a release of the next delivery id would be sent as one range "accepted", losing the message.
+   * Accepts alone are batched, which is both safe and what makes settlement cheap.
+   */
+  #flushDispositions(): void {
+    const session = this.#receiver.session as unknown as { incoming: { process(session: unknown): void } };
+    try {
+      session.incoming.process(session);
+    } catch {
+      // A dead socket: the link-lost path hands every unsettled delivery back to the broker.
+    }
   }
 
   #info(pending: Pending, attempt: number): AmqpDeliveryInfo {

@@ -83,6 +83,15 @@ export function connectionFailure(options: ResolvedAmqpOptions, error: Error): S
 }
 
 /**
+ * Closes the socket through rhea's own `abort_socket`, which also clears its heartbeat timers; a bare
+ * `socket.destroy()` emits no 'end', so rhea would keep an idle timer (and the process) alive.
+ */
+function abortSocket(connection: Connection): void {
+  const internal = connection as unknown as { socket?: unknown; abort_socket(socket: unknown): void };
+  if (internal.socket) internal.abort_socket(internal.socket);
+}
+
+/**
  * One connection, one session, one receiver. Resolves when the link is lost (the caller reconnects)
  * or once a requested stop settled everything; rejects with STEWARD_ERR_AMQP_CONNECTION on failures
  * no reconnect can fix.
@@ -130,11 +139,13 @@ export class LinkSession {
     const connection = container.connect(connectionOptions(options, containerId));
     this.#connection = connection;
     connection.on('connection_error', (c) =>
-      this.#lost(describeError(c.connection.error, 'connection error')),
+      this.#lost(describeError(c.error ?? c.connection.error, 'connection error')),
     );
     connection.on('connection_close', () => this.#lost(new Error('connection closed by the broker')));
     connection.on('disconnected', (c) => this.#lost(describeError(c.error, 'disconnected')));
-    connection.on('session_error', (c) => this.#lost(describeError(c.session?.error, 'session error')));
+    connection.on('session_error', (c) =>
+      this.#lost(describeError(c.session?.error ?? c.error, 'session error')),
+    );
     connection.on('session_close', () => this.#lost(new Error('session ended by the broker')));
     connection.on('connection_open', () => this.#attach(connection));
     this.#timers.push(
@@ -158,12 +169,14 @@ export class LinkSession {
     const session = connection.create_session();
     session.begin();
     const receiver = session.attach_receiver(receiverOptions(options, address));
-    receiver.on('receiver_error', (c) => this.#lost(describeError(c.receiver?.error, 'link error')));
+    receiver.on('receiver_error', (c) =>
+      this.#lost(describeError(c.receiver?.error ?? c.error, 'link error')),
+    );
     receiver.on('receiver_close', () => this.#lost(new Error('link detached by the broker')));
     receiver.on('message', (c) => this.#consumer?.onMessage(c.message!, c.delivery!));
     receiver.on('receiver_open', () => {
       const retryOutcome = retryOutcomeFor(profile, receiver.source?.outcomes);
-      this.#consumer = new LinkConsumer(receiver, this.#deps, retryOutcome);
+      this.#consumer = new LinkConsumer(receiver, this.#deps, profile, retryOutcome);
       this.#consumer.start();
       this.#ctx.setConnected(true);
       this.#ctx.ready();
@@ -209,8 +222,7 @@ export class LinkSession {
     } catch {
       // The socket may already be gone; closing is best effort.
     }
-    const socket = (connection as unknown as { socket?: { destroy(): void } }).socket;
-    setTimeout(() => socket?.destroy(), 1_000).unref();
+    setTimeout(() => abortSocket(connection), 1_000).unref();
   }
 
   /** Graceful stop: settle in-flight work within `graceMs`, then detach (durable) or close the link. */
@@ -235,10 +247,12 @@ export class LinkSession {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        (connection as unknown as { socket?: { destroy(): void } }).socket?.destroy();
         resolve();
       };
-      const timer = setTimeout(done, 2_000);
+      const timer = setTimeout(() => {
+        abortSocket(connection);
+        done();
+      }, 2_000);
       connection.once('connection_close', done);
       connection.once('disconnected', done);
       try {
