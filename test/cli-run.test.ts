@@ -174,3 +174,17 @@ test('status with a token: refused without it, answered with it', async () => {
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
+
+test('run: a server module without a start function ends in a crash loop that names it (exit 1)', async () => {
+  const fixture = spawnFixture('../../dist/cli/main.js', {}, [
+    'run',
+    'test/fixtures/throng-services.js',
+    '--workers',
+    '1',
+  ]);
+  spawned.push(fixture);
+  assert.equal((await fixture.exited).code, 1);
+  const fatal = fixture.logs.find((line) => String(line.msg).startsWith('cluster:crash-loop'));
+  assert.ok(fatal, 'one fatal line');
+  assert.match(String((fatal.err as { message: string }).message), /exports no start function/);
+});

@@ -145,3 +145,33 @@ test('the disconnect function given to the start function recycles its worker gr
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
+
+test('SIGHUP drains and re-forks every worker, one at a time, while requests keep succeeding', async () => {
+  const fixture = start({}, 'throng-services.js');
+  const address = await readyAddress(fixture);
+  const before = await pidsServing(address, 2);
+  process.kill(fixture.pid, 'SIGHUP');
+  let failures = 0;
+  const done = fixture.waitForLogs(event('worker:recycle:done', { reason: 'rolling-restart' }), 2, 15_000);
+  let finished = false;
+  void done.then(() => {
+    finished = true;
+  });
+  while (!finished) {
+    const reply = await get(`http://${address}/`).catch(() => null);
+    if (reply?.status !== 200) failures++;
+  }
+  await done;
+  assert.equal(failures, 0);
+  const after = await pidsServing(address, 2);
+  for (const pid of before) assert.ok(!after.has(pid), `worker ${pid} was replaced`);
+  const starts = fixture.logs.filter(event('worker:recycle:start'));
+  const secondStart = starts[1]!.time as number;
+  const firstReplacementReady = fixture.logs.find(
+    (line) => line.msg === 'worker:ready' && (line.worker as number) === 3,
+  )!.time as number;
+  assert.ok(secondStart >= firstReplacementReady, 'the second drain waited for the first replacement');
+  assert.equal(fixture.logs.filter(event('fixture:service:run')).length, 1, 'the services kept running');
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0);
+});
