@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { event, isAlive } from './helpers/process.js';
-import { get, maxConcurrentRecycles, recycleTimeline, startRecycleCluster } from './helpers/recycle-http.js';
+import {
+  get,
+  maxConcurrentRecycles,
+  minReadyWorkers,
+  recycleTimeline,
+  startRecycleCluster,
+} from './helpers/recycle-http.js';
 
 /** Sends requests one after another until stopped; counts answers and failures. */
 function keepRequesting(port: number) {
@@ -61,6 +67,31 @@ test('SIGHUP replaces every worker, one at a time, while every request is answer
   const now = await get(port);
   assert.ok(!original.includes(now.pid));
   for (const pid of original) assert.equal(isAlive(pid), false, `old worker ${pid} exited`);
+  assert.equal(minReadyWorkers(cluster, 2), 2, 'never fewer ready workers than configured');
+});
+
+test('one budget across triggers: with concurrency 2, a rolling restart and a worker request share it', async (t) => {
+  const { cluster, port, readyPids } = await startRecycleCluster(t, {
+    workers: 3,
+    recycle: { concurrency: 2 },
+  });
+  await cluster.waitForLogs(event('worker:ready'), 3, 20_000);
+  const original = readyPids();
+  process.kill(cluster.pid, 'SIGHUP');
+  await cluster.waitForLog(event('worker:recycle:start'), 10_000);
+  // A worker asking for itself while the rolling restart runs: queued once, never twice.
+  const asking = await get(port, '/disconnect');
+  await cluster.waitForLog(event('cluster:rolling-restart:done'), 30_000);
+  await cluster.waitForLog(
+    (line) => line.msg === 'worker:recycle:done' && line.workerPid === asking.pid,
+    30_000,
+    'the asking worker retired',
+  );
+  const done = cluster.logs.filter(event('worker:recycle:done'));
+  const retiredOriginals = done.filter((line) => original.includes(line.workerPid as number));
+  assert.equal(retiredOriginals.length, 3, 'each original worker retired exactly once');
+  assert.equal(maxConcurrentRecycles(cluster), 2, 'two at a time, never three');
+  assert.equal(minReadyWorkers(cluster, 3), 3);
 });
 
 test('a replacement that fails to boot aborts the recycle: the old worker keeps serving, then backs off', async (t) => {

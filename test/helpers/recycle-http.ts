@@ -89,3 +89,21 @@ export function maxConcurrentRecycles(cluster: Spawned): number {
   }
   return max;
 }
+
+/**
+ * The fewest ready workers at any moment after `workers` were first ready, replayed from the primary's
+ * log lines in order (a draining worker no longer counts).
+ */
+export function minReadyWorkers(cluster: Spawned, workers: number): number {
+  const ready = new Set<unknown>();
+  let min = Number.POSITIVE_INFINITY;
+  let reached = false;
+  for (const line of cluster.logs) {
+    if (line.msg === 'worker:ready') ready.add(line.worker);
+    else if (line.msg === 'worker:draining' || line.msg === 'worker:dead') ready.delete(line.worker);
+    else continue;
+    reached ||= ready.size >= workers;
+    if (reached) min = Math.min(min, ready.size);
+  }
+  return min;
+}
