@@ -16,35 +16,54 @@ const MAX_SERIES_PER_FAMILY = 1_000_000;
  */
 export function isMetricList(value: unknown): value is MetricJson[] {
   if (!Array.isArray(value) || value.length > MAX_FAMILIES) return false;
-  return value.every(isMetricFamily);
+  // Names repeat in every sample (`le`, `_bucket`): each distinct one is matched against its pattern once.
+  const names = new NameCheck();
+  return value.every((family) => isMetricFamily(family, names));
 }
 
-function isMetricFamily(value: unknown): boolean {
+class NameCheck {
+  readonly #metricNames = new Set<string>();
+  readonly #labelNames = new Set<string>();
+
+  metric(name: unknown): boolean {
+    return typeof name === 'string' && check(this.#metricNames, METRIC_NAME, name);
+  }
+
+  label(name: string): boolean {
+    return check(this.#labelNames, LABEL_NAME, name);
+  }
+}
+
+function check(seen: Set<string>, pattern: RegExp, name: string): boolean {
+  if (seen.has(name)) return true;
+  if (!pattern.test(name)) return false;
+  seen.add(name);
+  return true;
+}
+
+function isMetricFamily(value: unknown, names: NameCheck): boolean {
   if (!isRecord(value)) return false;
   const { name, help, type, aggregator, values } = value;
-  if (typeof name !== 'string' || !METRIC_NAME.test(name) || typeof help !== 'string') return false;
+  if (!names.metric(name) || typeof help !== 'string') return false;
   if (typeof type !== 'string' || !TYPES.has(type)) return false;
   if (typeof aggregator !== 'string' || !AGGREGATORS.has(aggregator)) return false;
   if (!Array.isArray(values) || values.length > MAX_SERIES_PER_FAMILY) return false;
-  return values.every(isSample);
+  for (const sample of values) if (!isSample(sample, names)) return false;
+  return true;
 }
 
-function isSample(value: unknown): boolean {
+function isSample(value: unknown, names: NameCheck): boolean {
   if (!isRecord(value)) return false;
   if (value.value === null) value.value = Number.NaN;
   else if (typeof value.value !== 'number') return false;
-  if (
-    value.metricName !== undefined &&
-    (typeof value.metricName !== 'string' || !METRIC_NAME.test(value.metricName))
-  )
-    return false;
+  if (value.metricName !== undefined && !names.metric(value.metricName)) return false;
   const labels = value.labels;
   if (labels === undefined) return true;
   if (!isRecord(labels)) return false;
   for (const key in labels) {
     const label = labels[key];
     // Label names are written unescaped by prom-client: a stray quote would corrupt the exposition.
-    if (!LABEL_NAME.test(key) || (typeof label !== 'string' && typeof label !== 'number')) return false;
+    if (!names.label(key) || (typeof label !== 'string' && typeof label !== 'number')) return false;
   }
   return true;
 }
