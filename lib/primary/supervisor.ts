@@ -5,10 +5,10 @@ import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
-import { ControlServer } from './control-server.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
-import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
+import { ControlServer } from './control-server.js';
 import { type RecycleResult, Recycler } from './recycler.js';
+import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
