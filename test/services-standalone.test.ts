@@ -54,6 +54,17 @@ test('runServices: a service that ignores its stop signal is abandoned after sto
   assert.equal((timeout?.err as { code?: string })?.code, 'STEWARD_ERR_SERVICE_STOP_TIMEOUT');
 });
 
+test('runServices: a second signal exits at once without waiting for stopTimeout', async () => {
+  const fixture = start({ FIXTURE_SERVICES: 'services-failing.js', FIXTURE_ONLY: 'ignores-stop' });
+  await fixture.waitForLog(event('fixture:standalone:started'), 10_000);
+  fixture.child.kill('SIGTERM');
+  await fixture.waitForLog(event('services:signal'), 5_000);
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 1);
+  assert.ok(fixture.logs.some(event('services:stop:forced')));
+  assert.ok(!fixture.logs.some(event('service:stop:timeout')), 'did not wait for stopTimeout');
+});
+
 test('singleton across hosts: one leader, the other in standby; takeover on lock loss and on kill -9', async (t) => {
   const suffix = randomSuffix();
   const key = `steward-services-test-${suffix}`;

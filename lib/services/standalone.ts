@@ -20,7 +20,8 @@ export interface RunServicesOptions {
   grace?: number;
   /**
    * Signals that stop the services gracefully and then exit the process (code 1 if a service did not
-   * settle in time). `false` leaves signals to the caller, who then calls `stop()`.
+   * settle in time); a second one exits at once with code 1. `false` leaves signals to the caller, who
+   * then calls `stop()`.
    * @default ['SIGTERM', 'SIGINT']
    */
   signals?: NodeJS.Signals[] | false;
@@ -90,7 +91,11 @@ export async function runServices(
     let received = false;
     for (const signal of options.signals) {
       process.on(signal, () => {
-        if (received) return;
+        // A second signal means "now": services that are still settling are abandoned.
+        if (received) {
+          logger.warn({ signal }, 'services:stop:forced');
+          process.exit(1);
+        }
         received = true;
         logger.info({ signal }, 'services:signal');
         void stop().then((clean) => process.exit(clean ? 0 : 1));
