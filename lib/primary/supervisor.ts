@@ -49,10 +49,10 @@ export class Supervisor {
     this.#installSignals();
     this.logger.info({ workers: this.options.workers, pid: process.pid }, 'cluster:starting');
     if (this.options.primary) await this.options.primary();
-    // Services start first: with `placement: 'primary'` they are up before any worker is forked.
     // First, so a port in use fails the start before anything is forked; /healthz says 503 until ready.
     if (this.options.control)
       this.#control = await ControlServer.start(this, this.options.control, this.logger);
+    // Services start first: with `placement: 'primary'` they are up before any worker is forked.
     if (this.options.services) await this.#startServices();
     if (this.options.worker) this.pool.start();
   }
