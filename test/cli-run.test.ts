@@ -123,6 +123,7 @@ test('run: workers serve, flags reach every process, status prints the cluster, 
     async () => {
       const result = await runCli(['status', '--port', port, '--json']);
       const document = JSON.parse(result.stdout) as {
+        pid: number;
         workers: unknown[];
         services: { services: { state: string }[] };
       };
@@ -131,7 +132,8 @@ test('run: workers serve, flags reach every process, status prints the cluster, 
     10_000,
     'status --json with two workers and a running service',
   );
-  assert.equal((json as { pid: number }).pid, fixture.pid);
+  assert.ok(json);
+  assert.equal(json.pid, fixture.pid);
 
   const table = await runCli(['status', '-p', port]);
   assert.equal(table.code, 0, table.stderr);
