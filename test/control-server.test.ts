@@ -132,3 +132,23 @@ test('/status and /healthz report a service that stopped running; secrets are re
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
+
+test('a control port in use fails the start with STEWARD_ERR_CONTROL_LISTEN before anything is forked', async () => {
+  const occupier = http.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => occupier.once('listening', resolve));
+  const { port } = occupier.address() as { port: number };
+  try {
+    const fixture = spawnFixture('metrics-cluster.js', {
+      FIXTURE_OPTIONS: JSON.stringify({ workers: 1, control: { port } }),
+      FIXTURE_SERVICES: 'metrics-services.js',
+    });
+    spawned.push(fixture);
+    const exit = await fixture.exited;
+    assert.notEqual(exit.code, 0);
+    assert.match(fixture.stderr.join(''), /STEWARD_ERR_CONTROL_LISTEN/);
+    assert.match(fixture.stderr.join(''), new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.ok(!fixture.logs.some((line) => line.msg === 'worker:booting' || line.msg === 'services:fork'));
+  } finally {
+    occupier.close();
+  }
+});
