@@ -65,6 +65,11 @@ test('after.js: one changed import runs the same application under steward()', a
 
 test('keep-throng.js: throng still forks, the adapter recycles by request count without errors', async () => {
   const { app, port } = await startExample('keep-throng.js', { MAX_REQUESTS: '10' });
+  assert.ok(
+    app.logs.some((line) => /^primary \d+ starting 2 workers$/.test(String(line.msg))),
+    'master ran',
+  );
+  assert.ok(app.logs.some(event('cluster:starting', { forker: 'throng' })), 'the adapter runs in the master');
   for (let i = 0; i < 40; i++) assert.equal((await get(`http://127.0.0.1:${port}/`)).status, 200);
   await app.waitForLog(event('worker:recycle:done', { reason: 'max-requests' }), 10_000);
   await app.waitForLog((line) => line.msg === 'worker:ready' && (line.worker as number) > 2, 10_000);
