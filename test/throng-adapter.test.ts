@@ -175,3 +175,20 @@ test('SIGHUP drains and re-forks every worker, one at a time, while requests kee
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
+
+test('a worker killed with SIGKILL is re-forked by throng; the services keep running untouched', async () => {
+  const fixture = start({ placement: 'sibling' }, 'throng-services.js');
+  const address = await readyAddress(fixture);
+  await fixture.waitForLog(event('fixture:service:run'));
+  const victim = fixture.logs.find(event('worker:ready'))!;
+  process.kill(victim.workerPid as number, 'SIGKILL');
+  const crash = await fixture.waitForLog(event('worker:crash', { worker: victim.worker }));
+  assert.equal(crash.cause, 'crash');
+  assert.equal(crash.signal, 'SIGKILL');
+  await fixture.waitForLog((line) => line.msg === 'worker:ready' && (line.worker as number) > 2);
+  await pidsServing(address, 2);
+  assert.equal(fixture.logs.filter(event('services:fork')).length, 1, 'the sibling was never restarted');
+  assert.equal(fixture.logs.filter(event('fixture:service:run')).length, 1);
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0);
+});

@@ -9,7 +9,7 @@ import { ControlServer } from '../primary/control-server.js';
 import { createPolicies, type RecyclePolicy, type WorkerLimit } from '../primary/recycle-policies/index.js';
 import { createServicesSupervisor, type ServicesSupervisor } from '../primary/services-supervisor.js';
 import type { WorkerHandle } from '../primary/worker-handle.js';
-import { drainWorker } from '../primary/worker-pool.js';
+import { drainWorker, type ExitCause } from '../primary/worker-pool.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { DrainQueue } from './drain-queue.js';
 import { ThrongWorkers } from './throng-workers.js';
@@ -51,7 +51,7 @@ export class ThrongPrimary {
     });
     this.pool.on('worker:forked', (handle) => this.#attachLimits(handle));
     this.pool.on('worker:ready', () => this.#queue.next());
-    this.pool.on('worker:exit', () => this.#afterExit());
+    this.pool.on('worker:exit', (handle, cause) => this.#afterExit(handle, cause));
   }
 
   /** Runs inside throng's `master` hook, so everything here is in place before the first fork. */
@@ -122,8 +122,13 @@ export class ThrongPrimary {
       this.#queue.request(handle, reason);
   }
 
-  #afterExit(): void {
+  #afterExit(handle: WorkerHandle, cause: ExitCause): void {
     if (this.pool.stopping) return;
+    if (cause !== 'retired' && cause !== 'drain_timeout') {
+      const { code, signal } = handle.exit ?? { code: null, signal: null };
+      // No backoff here: throng has already forked the next worker on the disconnect.
+      handle.logger.warn({ cause, code, signal, error: handle.bootError ?? undefined }, 'worker:crash');
+    }
     // throng stops re-forking once `lifetime` has passed; with the last worker gone, the primary ends.
     if (this.pool.handles.length === 0 && Date.now() - this.#startedAt >= this.options.lifetime) {
       this.logger.info({ lifetime: this.options.lifetime }, 'cluster:lifetime:ended');
