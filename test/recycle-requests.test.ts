@@ -12,7 +12,7 @@ test('max-requests: the worker reports its drawn limit the moment it crosses it,
   const original = readyPids();
   let sent = 0;
   while (!cluster.logs.some(event('worker:recycle:start'))) {
-    assert.ok(sent < 80, `no recycle after ${sent} requests with maxRequests 30 on 2 workers`);
+    assert.ok(sent < 120, `no recycle after ${sent} requests with maxRequests 30 on 2 workers`);
     assert.equal((await get(port)).status, 200);
     sent++;
   }

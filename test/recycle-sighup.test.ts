@@ -75,7 +75,6 @@ test('one budget across triggers: with concurrency 2, a rolling restart and a wo
     workers: 3,
     recycle: { concurrency: 2 },
   });
-  await cluster.waitForLogs(event('worker:ready'), 3, 20_000);
   const original = readyPids();
   process.kill(cluster.pid, 'SIGHUP');
   await cluster.waitForLog(event('worker:recycle:start'), 10_000);
@@ -131,4 +130,23 @@ test('a replacement that fails to boot aborts the recycle: the old worker keeps 
   const last = cluster.logs.filter(event('cluster:rolling-restart:done'))[1]!;
   assert.equal(last.recycled, 2);
   assert.ok(!original.includes((await get(port)).pid));
+});
+
+test('a replacement that never gets ready is killed at bootTimeout and the recycle aborted', async (t) => {
+  const marker = join(tmpdir(), `steward-recycle-hang-${process.pid}-${Date.now()}`);
+  t.after(() => rmSync(marker, { force: true }));
+  const { cluster, port, readyPids } = await startRecycleCluster(
+    t,
+    { workers: 1, bootTimeout: 1_500, restart: { initialDelay: 60_000, maxDelay: 60_000 } },
+    { BOOT_HANG_MARKER: marker },
+  );
+  const [original] = readyPids();
+  writeFileSync(marker, 'boot hangs');
+  process.kill(cluster.pid, 'SIGHUP');
+  const aborted = await cluster.waitForLog(event('worker:recycle:aborted'), 20_000);
+  assert.equal((aborted.error as { code: string }).code, 'STEWARD_ERR_BOOT_TIMEOUT');
+  assert.equal(aborted.signal, 'SIGKILL');
+  const answer = await get(port);
+  assert.equal(answer.pid, original, 'the old worker still serves');
+  assert.equal(cluster.logs.filter(event('worker:draining')).length, 0);
 });

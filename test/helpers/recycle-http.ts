@@ -54,7 +54,7 @@ export interface RecycleCluster {
   readyPids(): number[];
 }
 
-/** Starts `test/fixtures/recycle-cluster.js` on a free port and waits for its first two ready workers. */
+/** Starts `test/fixtures/recycle-cluster.js` on a free port and waits for its first ready workers (2 unless `options.workers`). */
 export async function startRecycleCluster(
   t: { after(fn: () => void): void },
   options: Record<string, unknown>,
@@ -67,7 +67,7 @@ export async function startRecycleCluster(
     ...env,
   });
   t.after(() => cluster.killAll());
-  await cluster.waitForLogs(event('worker:ready'), 2, 20_000);
+  await cluster.waitForLogs(event('worker:ready'), (options.workers as number | undefined) ?? 2, 20_000);
   const readyPids = () => cluster.logs.filter(event('worker:ready')).map((line) => line.workerPid as number);
   return { cluster, port, readyPids };
 }
