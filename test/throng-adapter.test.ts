@@ -66,6 +66,23 @@ test('placement sibling: services run in the forked sibling only; SIGTERM drains
   assert.equal(pidOf(run), siblingPid, 'the service runs in the sibling');
   assert.notEqual(siblingPid, fixture.pid);
   assert.ok(!serving.has(siblingPid), 'no worker runs the services');
+  // The primary pushes the sibling's status to throng's workers: any worker can answer a health check.
+  const seen = await until(
+    async () => {
+      const reply = await getJson<{ healthy: boolean; host: { pid: number }; services: { name: string }[] }>(
+        `http://${address}/services`,
+      );
+      return reply.healthy && reply;
+    },
+    10_000,
+    'a worker reporting healthy services',
+  );
+  assert.ok(seen);
+  assert.equal(seen.host.pid, siblingPid);
+  assert.deepEqual(
+    seen.services.map((service) => service.name),
+    ['ticker'],
+  );
 
   const slow = Array.from({ length: 4 }, () => get(`http://${address}/slow?delay=600`));
   await fixture.waitForLogs(event('fixture:request'), 4, 10_000);
