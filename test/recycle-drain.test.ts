@@ -55,6 +55,28 @@ test('a worker stuck in a request past drainTimeout is killed; its replacement s
   assert.ok(!original.includes(answer.pid));
 });
 
+test('a worker whose event loop is blocked past drainTimeout is killed by the primary', async (t) => {
+  const { cluster, port, readyPids } = await startRecycleCluster(t, {
+    workers: 1,
+    recycle: { drainTimeout: 1_000 },
+  });
+  const [original] = readyPids();
+  const blocked = hang(port, '/block?ms=8000');
+  t.after(() => blocked.destroy());
+  await cluster.waitForLog(event('fixture:block'));
+  process.kill(cluster.pid, 'SIGHUP');
+  const done = await cluster.waitForLog(event('worker:recycle:done'), 20_000);
+  assert.equal(done.workerPid, original);
+  assert.equal(done.signal, 'SIGKILL');
+  // The worker's own deadline cannot fire in a blocked loop; the primary's, one second later, does.
+  assert.ok(
+    (done.drainMs as number) >= 2_000 && (done.drainMs as number) < 8_000,
+    `killed after ${done.drainMs} ms`,
+  );
+  assert.ok(cluster.logs.some(event('worker:drain:kill', { workerPid: original })));
+  assert.notEqual((await get(port)).pid, original);
+});
+
 test('a request on an idle keep-alive connection during the drain is answered with Connection: close', async (t) => {
   // Idle keep-alive connections are only closed after the server's keep-alive timeout: make it obvious.
   const { cluster, port } = await startRecycleCluster(t, {}, { KEEP_ALIVE_TIMEOUT: '10000' });
