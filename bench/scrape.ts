@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
+import { loadavg } from 'node:os';
 import { benchDir, freePort, machineNote, median, writeBenchmarkSection } from './lib/load.js';
 
 const WORKER_COUNTS = [2, 8];
@@ -121,6 +122,7 @@ function p95(times: number[]): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]!;
 }
 
+const loadAtStart = loadavg()[0]!;
 const rows: string[] = [];
 for (const workers of WORKER_COUNTS) {
   const { baseline, steward } = await measure(workers);
@@ -145,7 +147,8 @@ writeBenchmarkSection(
 The baseline is prom-client's own \`AggregatorRegistry.clusterMetrics()\` in a bare \`node:cluster\` primary,
 running at the same time and scraped in alternation with cluster-steward. cluster-steward also collects the
 library's and Node's process metrics of every process (labelled by role), validates every family it receives,
-and merges the retired workers' totals.
+and merges the retired workers' totals. One-minute load average at the start: ${loadAtStart.toFixed(1)}
+(other work shares the machine, so absolute times vary between runs; the ratio is what to compare).
 
 | workers | scrape | median ms | ratio to clusterMetrics | p95 ms | body KiB | failed scrapes |
 | ---: | --- | ---: | ---: | ---: | ---: | ---: |
