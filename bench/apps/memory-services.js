@@ -1,5 +1,5 @@
 // Listener-like services for bench/memory: they handle a small event every 10 ms, nothing else.
-import { defineServices } from 'cluster-steward';
+import { defineServices } from 'cluster-steward/services';
 
 const listener = (name) => ({
   name,
