@@ -117,7 +117,9 @@ export class ServiceRunner {
     const context = this.#createContext(controller);
     const settled = serviceScope.run({ runner: this, run: controller }, () => this.#invoke(context.ctx));
     const watchdog = this.#watch(controller);
-    const outcome = await Promise.race([settled, this.#deadline(controller.signal)]);
+    const deadline = this.#deadline(controller.signal);
+    const outcome = await Promise.race([settled, deadline.expired]);
+    deadline.cancel();
     context.end();
     clearInterval(watchdog);
     stop.removeEventListener('abort', forward);
@@ -162,17 +164,21 @@ export class ServiceRunner {
   }
 
   /** Resolves `stopTimeout` ms after the run's signal aborted: the run is then abandoned. */
-  #deadline(signal: AbortSignal): Promise<{ timedOut: true }> {
-    return new Promise((resolve) => {
-      signal.addEventListener(
-        'abort',
-        () => {
-          this.record.setState('stopping');
-          setTimeout(() => resolve({ timedOut: true }), this.#service.stopTimeout).unref();
-        },
-        { once: true },
-      );
+  #deadline(signal: AbortSignal): { expired: Promise<{ timedOut: true }>; cancel(): void } {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = () => {};
+    const expired = new Promise<{ timedOut: true }>((resolve) => {
+      onAbort = () => {
+        this.record.setState('stopping');
+        timer = setTimeout(() => resolve({ timedOut: true }), this.#service.stopTimeout);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
     });
+    const cancel = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    };
+    return { expired, cancel };
   }
 
   #classify(outcome: { error?: Error; timedOut?: true }, run: AbortSignal, stop: AbortSignal): RunEnd {
@@ -184,7 +190,7 @@ export class ServiceRunner {
       );
       this.#logger.error({ err: error, stopTimeout: this.#service.stopTimeout }, 'service:stop:timeout');
       this.record.status.lastError = { name: error.name, message: error.message, code: error.code };
-      if (stop.aborted) this.#clean = false;
+      if (this.#stopping.signal.aborted) this.#clean = false;
     }
     // Aborted by the host or a lost lock: a stop, whatever `run` did while settling.
     if (aborted && stop.aborted) {
