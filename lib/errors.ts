@@ -23,6 +23,8 @@ export const errorCodes = {
   STEWARD_ERR_SHUTDOWN: 'One or more steps of a shutdown failed (an AggregateError lists them).',
   STEWARD_ERR_INVALID_IDENTIFIER: 'A SQL schema or table name is not a plain identifier.',
   STEWARD_ERR_NO_HANDLER: 'An event arrived whose type has no handler.',
+  STEWARD_ERR_HANDLER_TIMEOUT:
+    'An event handler did not settle within `handlerTimeout`: the event failed and its promise was abandoned.',
   STEWARD_ERR_AMQP_CONNECTION:
     'The AMQP connection failed in a way retrying cannot fix (for example authentication).',
   STEWARD_ERR_PG_CONNECTION: 'A dedicated PostgreSQL connection was lost or failed its liveness check.',

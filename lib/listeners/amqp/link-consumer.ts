@@ -2,6 +2,7 @@ import type { Delivery, Message, Receiver } from 'rhea';
 import { redactSecrets } from '../../common/logger.js';
 import { coerceError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
+import { runWithTimeout } from '../handler-timeout.js';
 import type { BrokerProfile, RetryOutcome } from './broker-profile.js';
 import { CreditWindow } from './credit-window.js';
 import { type DedupWindow, type DeliveryCounter, messageIdOf } from './dedup-window.js';
@@ -211,7 +212,17 @@ export class LinkConsumer {
     let failure: unknown;
     let failed = false;
     try {
-      await options.handler(message, this.#info(pending, attempt));
+      const info = this.#info(pending, attempt);
+      await runWithTimeout(() => options.handler(message, info), {
+        timeout: options.handlerTimeout,
+        abort: (reason) => {
+          pending.controller ??= new AbortController();
+          pending.controller.abort(reason);
+        },
+        fields: { messageId: message.message_id, attempt },
+        logger: ctx.logger,
+        prefix: 'amqp',
+      });
     } catch (error) {
       failed = true;
       failure = error;

@@ -68,6 +68,13 @@ export interface AmqpListenerOptions extends ServiceOptions {
   prefetch?: number;
   /** Deliveries of one message before it is rejected to the broker's dead-letter path. @default 5 */
   maxDeliveries?: number;
+  /**
+   * A handler still pending after this long (ms or `'30s'`) fails its delivery with
+   * STEWARD_ERR_HANDLER_TIMEOUT (released for redelivery, or rejected at `maxDeliveries`) and gives back its
+   * concurrency slot and its credit; its signal aborts and its promise is abandoned. 0 means no limit.
+   * @default 0
+   */
+  handlerTimeout?: number | string;
   /** Remember this many recently handled `message_id`s and accept repeats without running the handler; 0 disables. @default 0 */
   dedupWindow?: number;
   /** Broker dialect; `'auto'` reads the product name the broker sends when the connection opens. @default 'auto' */
@@ -98,6 +105,7 @@ export interface ResolvedAmqpOptions {
   concurrency: number;
   prefetch: number;
   maxDeliveries: number;
+  handlerTimeout: number;
   dedupWindow: number;
   broker: BrokerName | 'auto';
   containerId: string | undefined;
@@ -115,6 +123,7 @@ export const amqpDefaults = {
   concurrency: 1,
   prefetch: 100,
   maxDeliveries: 5,
+  handlerTimeout: 0,
   dedupWindow: 0,
   broker: 'auto' as const,
   reconnect: { initialDelay: 100, maxDelay: 30_000, jitter: 0.2 },
@@ -139,6 +148,7 @@ const KEYS = [
   'concurrency',
   'prefetch',
   'maxDeliveries',
+  'handlerTimeout',
   'dedupWindow',
   'broker',
   'containerId',
@@ -311,6 +321,7 @@ export function resolveAmqpOptions(input: unknown): ResolvedAmqpOptions {
     concurrency,
     prefetch,
     maxDeliveries: optionalInteger(raw, 'maxDeliveries', amqpDefaults.maxDeliveries, 1, 1_000),
+    handlerTimeout: optionalDuration(raw, 'handlerTimeout', amqpDefaults.handlerTimeout, 0),
     dedupWindow: optionalInteger(raw, 'dedupWindow', amqpDefaults.dedupWindow, 0, 1_000_000),
     broker: broker as ResolvedAmqpOptions['broker'],
     containerId,

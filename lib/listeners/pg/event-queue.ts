@@ -40,6 +40,12 @@ export interface PgEventQueueOptions extends ServiceOptions {
   lease?: number | string;
   /** Runs of an event (the first included) before it moves to the dead-letter table. @default 10 */
   maxAttempts?: number;
+  /**
+   * A handler still pending after this long (ms or `'30s'`) fails its event with STEWARD_ERR_HANDLER_TIMEOUT
+   * (retried with backoff, or dead-lettered at `maxAttempts`), which frees its concurrency slot and its key;
+   * its signal aborts and its promise is abandoned. 0 means no limit. @default 0
+   */
+  handlerTimeout?: number | string;
   /** Delay before a failed event runs again, doubling per attempt. @default { initialDelay: 1000, maxDelay: 300000, jitter: 0.2 } */
   retry?: Partial<BackoffOptions>;
   /** Claim at least this often without a NOTIFY wake-up (delayed events, lost notifications). @default 2000 */
@@ -64,6 +70,7 @@ export const eventQueueDefaults = {
   batchSize: 100,
   lease: 30_000,
   maxAttempts: 10,
+  handlerTimeout: 0,
   retry: { initialDelay: 1_000, maxDelay: 300_000, jitter: 0.2 },
   pollInterval: 2_000,
   depthInterval: 5_000,
@@ -84,6 +91,7 @@ const KEYS = [
   'batchSize',
   'lease',
   'maxAttempts',
+  'handlerTimeout',
   'retry',
   'pollInterval',
   'depthInterval',
@@ -144,6 +152,7 @@ export function resolveEventQueueOptions(input: unknown): Resolved {
     batchSize: opt('batchSize', d.batchSize, (v) => integerOption('batchSize', v, 1, 10_000)),
     lease,
     maxAttempts: opt('maxAttempts', d.maxAttempts, (v) => integerOption('maxAttempts', v, 1, 1_000)),
+    handlerTimeout: opt('handlerTimeout', d.handlerTimeout, (v) => durationOption('handlerTimeout', v, 0)),
     retry: backoffOption('retry', raw.retry, d.retry),
     reconnect: backoffOption('reconnect', raw.reconnect, d.reconnect),
     pollInterval: opt('pollInterval', d.pollInterval, (v) => durationOption('pollInterval', v, 10)),

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
+import { runWithTimeout } from '../handler-timeout.js';
 import type { QueueNames } from './identifiers.js';
 import { LeaseBook } from './lease-book.js';
 import { migrate } from './migrate.js';
@@ -36,6 +37,8 @@ export interface ConsumerSettings {
   batchSize: number;
   lease: number;
   maxAttempts: number;
+  /** ms after which a pending handler fails its event (0: no limit). */
+  handlerTimeout: number;
   retry: BackoffOptions;
   reconnect: BackoffOptions;
   pollInterval: number;
@@ -221,7 +224,6 @@ export class QueueConsumer {
   }
 
   async #handle(row: Claimed): Promise<void> {
-    const s = this.#settings;
     const started = Date.now();
     const lagMs = Math.max(0, Math.round(row.lag_ms + (started - row.claimedAt)));
     try {
@@ -233,7 +235,7 @@ export class QueueConsumer {
         createdAt: new Date(row.created_ms),
         attempts: row.attempts,
       };
-      await s.handlers[row.type]!(event, this.#ctx.signal);
+      await this.#runHandler(event);
       this.#book.complete(row);
       this.#ctx.recordEvent({ outcome: 'processed', durationMs: Date.now() - started, lagMs });
     } catch (thrown) {
@@ -243,6 +245,22 @@ export class QueueConsumer {
     this.#dispatch();
     if (this.#waitingForCapacity) this.#nudge();
     if (this.#running === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** With a `handlerTimeout`, the handler gets its own signal, aborted when it times out or at stop. */
+  #runHandler(event: QueueEvent): Promise<unknown> {
+    const { handlers, handlerTimeout } = this.#settings;
+    const handler = handlers[event.type]!;
+    if (handlerTimeout <= 0) return Promise.resolve(handler(event, this.#ctx.signal));
+    const controller = new AbortController();
+    const signal = AbortSignal.any([this.#ctx.signal, controller.signal]);
+    return runWithTimeout(() => handler(event, signal), {
+      timeout: handlerTimeout,
+      abort: (reason) => controller.abort(reason),
+      fields: { eventId: event.id, type: event.type, key: event.key, attempts: event.attempts },
+      logger: this.#ctx.logger,
+      prefix: 'queue',
+    });
   }
 
   #fail(row: Claimed, error: Error, durationMs: number, lagMs: number): void {

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pg from 'pg';
+import { amqpListener } from '../lib/amqp.js';
+import { resolveAmqpOptions } from '../lib/listeners/amqp/options.js';
+import { resolveEventQueueOptions } from '../lib/listeners/pg/event-queue.js';
+import { enqueue, pgEventQueue, type QueueEvent } from '../lib/pg.js';
+import {
+  BROKER,
+  declareQueue,
+  deleteQueues,
+  drainQueue,
+  publish,
+  runService,
+  uniqueQueue,
+} from './helpers/amqp.js';
+import { adminQuery, dropSchema, pgUrl, runService as runPgService, testSchema } from './helpers/pg.js';
+import { until } from './helpers/process.js';
+
+/** A handler that never settles and ignores its signal: the worst case a listener must survive. */
+const never = () => new Promise<never>(() => {});
+
+test('AMQP: a handler that never returns fails its delivery at handlerTimeout; the slot and credit come back', async (t) => {
+  const queue = uniqueQueue('stuck');
+  await declareQueue(queue, true);
+  t.after(() => deleteQueues(queue, `${queue}.dead`));
+  const handled: string[] = [];
+  const signals: AbortSignal[] = [];
+  const service = runService(
+    amqpListener({
+      name: 'stuck-amqp',
+      ...BROKER,
+      queue,
+      // One slot and one credit: without the timeout the stuck message would block the queue forever.
+      concurrency: 1,
+      prefetch: 1,
+      maxDeliveries: 2,
+      handlerTimeout: 300,
+      handler: (message, info) => {
+        if (message.message_id === 'stuck') {
+          signals.push(info.signal);
+          return never();
+        }
+        handled.push(String(message.message_id));
+      },
+    }),
+  );
+  t.after(() => service.stop());
+  await publish(queue, [
+    { message_id: 'stuck', body: 'x' },
+    { message_id: 'a', body: 'x' },
+    { message_id: 'b', body: 'x' },
+  ]);
+  await until(() => handled.length === 2, 10_000, 'the messages behind the stuck one');
+  assert.deepEqual(handled.sort(), ['a', 'b']);
+  const dead = await drainQueue(`${queue}.dead`, (ids) => ids.length >= 1, 10_000);
+  assert.deepEqual(dead, ['stuck'], 'dead-lettered after maxDeliveries timed-out runs');
+  const timeouts = service.logs.filter((line) => line.msg === 'amqp:handler:timeout');
+  assert.equal(timeouts.length, 2);
+  assert.equal(timeouts[0]!.messageId, 'stuck');
+  assert.equal(timeouts[0]!.handlerTimeout, 300);
+  assert.ok(signals.length === 2 && signals.every((signal) => signal.aborted), 'each run was told to stop');
+  const deadLine = service.logs.find((line) => line.msg === 'amqp:message:dead-lettered');
+  assert.equal((deadLine?.err as { code?: string } | undefined)?.code, 'STEWARD_ERR_HANDLER_TIMEOUT');
+  const status = service.record.status;
+  assert.equal(status.processed, 2);
+  assert.equal(status.failed, 1);
+  assert.equal(status.deadLettered, 1);
+  assert.equal(status.state, 'running');
+});
+
+test('pg queue: a handler that never returns fails at handlerTimeout, frees its key, and is dead-lettered', async (t) => {
+  const schema = testSchema();
+  const url = pgUrl('steward-test-stuck');
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  t.after(async () => {
+    await pool.end();
+    await dropSchema(schema);
+  });
+  const handled: string[] = [];
+  let stuckRuns = 0;
+  const consumer = runPgService(
+    pgEventQueue({
+      name: 'stuck-queue',
+      connectionString: url,
+      schema,
+      concurrency: 1,
+      maxAttempts: 2,
+      handlerTimeout: 300,
+      retry: { initialDelay: 50, maxDelay: 50 },
+      pollInterval: 200,
+      handlers: {
+        stuck: () => {
+          stuckRuns++;
+          return never();
+        },
+        work: (event: QueueEvent) => void handled.push(String(event.payload)),
+      },
+    }),
+  );
+  t.after(() => consumer.stop());
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+  await enqueue(
+    pool,
+    [
+      { type: 'stuck', key: 'k' },
+      // Same type and key: it may only run once the stuck event let go of the key.
+      { type: 'stuck', key: 'k', runAt: new Date(Date.now() + 60_000) },
+      { type: 'work', key: 'k', payload: 'other type, same key' },
+      { type: 'work', key: 'j', payload: 'other key' },
+    ],
+    { schema },
+  );
+  await until(() => handled.length === 2, 10_000, 'the events behind the stuck one');
+  await until(async () => (await deadRows(schema)).length === 1, 10_000, 'the stuck event dead-lettered');
+  const [dead] = await deadRows(schema);
+  assert.equal(dead!.attempts, 2);
+  assert.match(dead!.last_error, /STEWARD_ERR_HANDLER_TIMEOUT|handlerTimeout \(300 ms\)/);
+  assert.equal(stuckRuns, 2);
+  assert.equal(consumer.record.status.state, 'running');
+  assert.equal(consumer.record.status.deadLettered, 1);
+});
+
+async function deadRows(schema: string) {
+  return adminQuery<{ attempts: number; last_error: string }>(
+    `SELECT attempts, last_error FROM "${schema}".events_dead`,
+  );
+}
+
+test('handlerTimeout is validated in both listeners', () => {
+  const amqp = { name: 'a', queue: 'q', handler() {} };
+  assert.equal(resolveAmqpOptions(amqp).handlerTimeout, 0, 'no limit by default');
+  assert.equal(resolveAmqpOptions({ ...amqp, handlerTimeout: '2s' }).handlerTimeout, 2_000);
+  const queue = { name: 'q', connectionString: pgUrl('x'), handlers: { a() {} } };
+  assert.equal(resolveEventQueueOptions(queue).handlerTimeout, 0);
+  assert.equal(resolveEventQueueOptions({ ...queue, handlerTimeout: '1m' }).handlerTimeout, 60_000);
+  for (const bad of [-1, 1.5, 'soon', null]) {
+    assert.throws(() => resolveAmqpOptions({ ...amqp, handlerTimeout: bad }), {
+      code: 'STEWARD_ERR_INVALID_OPTION',
+      message: /`handlerTimeout`.*>= 0 ms/,
+    });
+    assert.throws(() => resolveEventQueueOptions({ ...queue, handlerTimeout: bad }), {
+      code: 'STEWARD_ERR_INVALID_OPTION',
+      message: /`handlerTimeout`.*>= 0 ms/,
+    });
+  }
+});
