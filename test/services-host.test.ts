@@ -135,6 +135,26 @@ test('a service that crashes every time reaches `failed` and keeps retrying at t
   assert.equal(await host.stop(1_000), true);
 });
 
+test('errors in snapshots are redacted: a connection URL never carries its password to the workers', async () => {
+  const { host, state, snapshots } = hostOf([
+    {
+      name: 'leaky',
+      restart: { initialDelay: 5_000, maxDelay: 5_000 },
+      async run() {
+        throw new Error('connect failed: amqp://katello:s3cr3t@broker:5671 and password=hunter2');
+      },
+    },
+  ]);
+  host.start();
+  await until(() => snapshots.some((s) => s.services[0]!.state === 'backoff'), 2_000, 'crash reported');
+  const error = snapshots.at(-1)!.services[0]!.lastError!;
+  assert.equal(error.message, 'connect failed: amqp://katello:***@broker:5671 and password=***');
+  assert.ok(!JSON.stringify(snapshots).includes('s3cr3t'));
+  assert.ok(!JSON.stringify(host.snapshot()).includes('hunter2'));
+  assert.equal(state('leaky').restarts, 1);
+  await host.stop(1_000);
+});
+
 test('run() resolving before its signal aborted is a crash too', async () => {
   const { host, state } = hostOf([
     { name: 'quitter', restart: { initialDelay: 1_000, maxDelay: 1_000 }, async run() {} },

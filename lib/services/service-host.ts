@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { delay, type Random } from '../common/backoff.js';
+import { redactDeep } from '../common/logger.js';
 import { coerceError } from '../errors.js';
 import type { ResolvedService } from './service-options.js';
 import { ServiceRunner, serviceScope } from './service-runner.js';
@@ -56,13 +57,19 @@ export class ServiceHost {
     for (const runner of this.#runners) runner.start();
   }
 
-  /** The status of every service now, with this host's role and pid. */
+  /**
+   * The status of every service now, with this host's role and pid. Errors are redacted: snapshots reach
+   * every worker and its health endpoint, and a connection error often quotes its URL.
+   */
   snapshot(): ServicesSnapshot {
     return {
       role: this.#options.role,
       pid: process.pid,
       at: Date.now(),
-      services: this.#runners.map((runner) => ({ ...runner.record.status })),
+      services: this.#runners.map(({ record }) => ({
+        ...record.status,
+        lastError: record.status.lastError && redactDeep(record.status.lastError),
+      })),
     };
   }
 
