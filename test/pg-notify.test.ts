@@ -148,3 +148,24 @@ test('listener options and channel names are validated', () => {
     (error: Error) => !error.message.includes('42'),
   );
 });
+
+test('stopping while still connecting settles at once (listener and queue)', {
+  timeout: 20_000,
+}, async (t) => {
+  const app = `steward-test-quickstop-${randomSuffix()}`;
+  const schema = testSchema();
+  t.after(() => dropSchema(schema));
+  for (const wait of [0, 5, 20, 60]) {
+    const listener = runService(
+      pgNotifyListener({ name: 'n', connectionString: pgUrl(app), channels: 'c', handler() {} }),
+    );
+    const queue = runService(
+      pgEventQueue({ name: 'q', connectionString: pgUrl(app), schema, handlers: { a() {} } }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    const started = Date.now();
+    await Promise.all([listener.stop(), queue.stop()]);
+    assert.ok(Date.now() - started < 3_000, `stop after ${wait} ms took ${Date.now() - started} ms`);
+  }
+  await until(async () => (await countBackends(app)) === 0, 5_000, 'every connection closed');
+});

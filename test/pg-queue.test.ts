@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
-import { enqueue, pgEventQueue, type QueueEvent } from '../lib/pg.js';
+import { enqueue, migrate, pgEventQueue, type QueueEvent, queueNames } from '../lib/pg.js';
 import { adminQuery, dropSchema, pgUrl, randomSuffix, runService, testSchema } from './helpers/pg.js';
 import { until } from './helpers/process.js';
 
@@ -209,6 +209,46 @@ test('graceful stop releases claimed but unstarted events at once, without count
     ids.slice(1).map((id) => ({ id, attempts: 0, locked_by: null })),
     'the running event completed; the others are free again',
   );
+});
+
+test('migrations apply once under concurrent starts and are idempotent', async (t) => {
+  const { schema, pool } = setup(t);
+  const names = queueNames(schema, 'jobs');
+  const applied = await Promise.all([migrate(pool, names), migrate(pool, names), migrate(pool, names)]);
+  assert.deepEqual(applied.map((ids) => ids.length).sort(), [0, 0, 1]);
+  assert.deepEqual(await migrate(pool, names), []);
+  const tables = await adminQuery<{ table_name: string }>(
+    'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name',
+    [schema],
+  );
+  assert.deepEqual(
+    tables.map((row) => row.table_name),
+    ['jobs', 'jobs_dead', 'jobs_migrations'],
+  );
+});
+
+test('a delayed event runs at its time through the polling fallback; depth and oldest age are reported', async (t) => {
+  const { schema, url, pool } = setup(t);
+  const ran: number[] = [];
+  const consumer = runService(
+    pgEventQueue({
+      name: 'q',
+      connectionString: url,
+      schema,
+      pollInterval: 100,
+      depthInterval: 100,
+      handlers: { later: () => void ran.push(Date.now()) },
+    }),
+  );
+  t.after(() => consumer.stop());
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+  const runAt = new Date(Date.now() + 700);
+  await enqueue(pool, { type: 'later', runAt }, { schema });
+  await until(() => consumer.record.status.queueDepth === 1, 5_000, 'depth 1 while waiting');
+  assert.ok((consumer.record.status.oldestAgeMs ?? -1) >= 0);
+  await until(() => ran.length === 1, 5_000, 'delayed event');
+  assert.ok(ran[0]! >= runAt.getTime() - 20, `ran ${runAt.getTime() - ran[0]!} ms early`);
+  await until(() => consumer.record.status.queueDepth === 0, 5_000, 'depth back to 0');
 });
 
 test('schema and table names are validated identifiers: injection attempts are refused', async () => {

@@ -127,6 +127,8 @@ export class NotifyConnection {
         resolve(reason);
       };
       const onAbort = () => finish(undefined);
+      // The signal may have aborted while connecting: 'abort' would never fire again.
+      if (signal.aborted) return finish(undefined);
       signal.addEventListener('abort', onAbort, { once: true });
       client.once('error', (error) => finish(error));
       client.once('end', () =>

@@ -74,7 +74,7 @@ export class QueueConsumer {
   #waiter: (() => void) | null = null;
   #waitingForCapacity = false;
   #retryTimer: NodeJS.Timeout | undefined;
-  #retryAt = Number.POSITIVE_INFINITY;
+  #retryTimes: number[] = [];
   #idleWaiters: Array<() => void> = [];
 
   constructor(settings: ConsumerSettings, ctx: ServiceContext) {
@@ -293,15 +293,24 @@ export class QueueConsumer {
 
   /** A retried event becomes due at `at` (epoch ms): wake up then, even without a notification. */
   #wakeAt(at: number): void {
-    if (at >= this.#retryAt) return;
+    // Sorted due times; one timer for the earliest, re-armed for the next when it fires.
+    const index = this.#retryTimes.findIndex((time) => time > at);
+    this.#retryTimes.splice(index < 0 ? this.#retryTimes.length : index, 0, at);
+    if (index === 0 || this.#retryTimes.length === 1) this.#armRetryTimer();
+  }
+
+  #armRetryTimer(): void {
     clearTimeout(this.#retryTimer);
-    this.#retryAt = at;
+    const next = this.#retryTimes[0];
+    if (next === undefined) return;
     this.#retryTimer = setTimeout(
       () => {
-        this.#retryAt = Number.POSITIVE_INFINITY;
+        const now = Date.now();
+        while (this.#retryTimes.length > 0 && this.#retryTimes[0]! <= now) this.#retryTimes.shift();
         this.#wake();
+        this.#armRetryTimer();
       },
-      Math.max(0, at - Date.now()),
+      Math.max(0, next - Date.now()),
     );
   }
 
