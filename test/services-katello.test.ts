@@ -5,7 +5,6 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { get } from './helpers/http.js';
 import { event, isAlive, type Spawned, until } from './helpers/process.js';
 import { allRunning, type ServicesApp, startServicesApp, type WorkerView } from './helpers/services.js';
 
@@ -35,16 +34,21 @@ const siblingPid = async () => (await app.view()).host!.pid;
 const processed = async () => app.service(await app.view(), 'ticker').processed;
 
 test('the daemon never lands in a worker: the module is imported once, in the sibling, whoever serves requests', async () => {
-  const servedBy = new Set<number>();
+  // Every worker answers with the same host: the status reaches all of them.
+  const seen = new Map<number, WorkerView>();
   await until(
     async () => {
-      const reply = await get(`http://${app.address}/`);
-      servedBy.add((JSON.parse(reply.body) as { pid: number }).pid);
-      return servedBy.size === 2;
+      const view = await app.view();
+      seen.set(view.pid, view);
+      return seen.size === 2;
     },
     10_000,
     'both workers served a request',
   );
+  const servedBy = new Set(seen.keys());
+  const hosts = [...seen.values()].map((view) => view.host?.pid);
+  assert.equal(new Set(hosts).size, 1, `hosts seen by the workers: ${hosts}`);
+  assert.ok([...seen.values()].every((view) => view.healthy));
   const view = await app.view();
   assert.equal(view.host?.role, 'sibling');
   // What a worker sees is never older than one push interval.

@@ -14,9 +14,7 @@ test('placement primary: services run in the primary, never in a worker, started
     placement: 'primary',
     statusInterval: 300,
   });
-  const view = await app.viewWhen((current) => {
-    return allRunning(current);
-  }, 10_000);
+  const view = await app.viewWhen(allRunning, 10_000);
   assert.deepEqual(view.host, { role: 'primary', pid: app.pid });
   assert.deepEqual(
     app.importers().map((line) => line.pid),
@@ -27,19 +25,29 @@ test('placement primary: services run in the primary, never in a worker, started
   assert.ok(servicesStart >= 0 && servicesStart < firstFork, 'services start before the first worker');
   assert.ok(!app.logs.some(event('services:fork')), 'no sibling');
 
+  // A rolling restart of the workers (SIGHUP) leaves the in-process services alone.
+  const ticker = app.service(view, 'ticker');
+  process.kill(app.pid, 'SIGHUP');
+  await app.waitForLogs(event('worker:ready'), 4, 20_000);
+  await app.waitForLogs(event('worker:dead'), 2, 20_000);
+  const recycled = await app.viewWhen(
+    (current) => app.service(current, 'ticker').processed > ticker.processed,
+  );
+  assert.equal(app.service(recycled, 'ticker').since, ticker.since);
+  assert.equal(app.service(recycled, 'ticker').restarts, 0);
+  assert.equal(app.importers().length, 1);
+
   // SIGUSR2 restarts the in-process host; workers are untouched.
-  const workers = app.workerPids();
+  const workers = app.workerPids().filter(isAlive);
   const since = app.service(view, 'ticker').since;
   process.kill(app.pid, 'SIGUSR2');
   await app.waitForLog(event('services:restart:done'), 10_000);
   await app.viewWhen(
-    (current) => {
-      return allRunning(current) && app.service(current, 'ticker').since > since;
-    },
+    (current) => allRunning(current) && app.service(current, 'ticker').since > since,
     10_000,
     'a fresh ticker run',
   );
-  assert.deepEqual(app.workerPids(), workers);
+  assert.deepEqual(app.workerPids().filter(isAlive), workers);
   assert.ok(workers.every(isAlive));
   app.child.kill('SIGTERM');
   assert.equal((await app.exited).code, 0);
