@@ -188,3 +188,38 @@ test("with placement 'primary' the service metrics come from the primary itself"
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
 });
+
+test('a gracefully restarted sibling reports its final metrics: event totals stay exact', async () => {
+  // Each sibling handles exactly 100 events (90 processed, 10 failed) in about 2 s, then idles.
+  const fixture = start(
+    { workers: 1 },
+    { FIXTURE_SERVICES: 'metrics-services.js', FIXTURE_TICK_LIMIT: '100' },
+  );
+  const { port } = await ready(fixture, 1);
+  const events = (samples: Sample[]) => total(samples, 'steward_events_total', { service: 'ticker' });
+  /** Events handled by the sibling with this pid, as its own last status report says. */
+  const handledBy = async (pid: unknown) => {
+    const status = JSON.parse((await get(`http://127.0.0.1:${port}/status`)).body);
+    if (status.services?.pid !== pid) return 0;
+    const ticker = status.services.services.find((s: { name: string }) => s.name === 'ticker');
+    return ticker ? ticker.processed + ticker.failed : 0;
+  };
+  // One scrape while the first sibling is busy: its last scraped figures fall short of its final ones.
+  const early = await until(async () => events(await scrape(port)), 15_000, 'first events scraped');
+  assert.ok(early < 100, `the first scrape already saw ${early} events`);
+  const firstSibling = fixture.logs.find(event('services:fork'))!.siblingPid;
+  await until(async () => (await handledBy(firstSibling)) === 100, 15_000, 'the first sibling done');
+  fixture.child.kill('SIGUSR2');
+  const second = await fixture.waitForLog(
+    (line) => line.msg === 'services:fork' && line.siblingPid !== firstSibling,
+    15_000,
+    'a new sibling',
+  );
+  await until(async () => (await handledBy(second.siblingPid)) === 100, 15_000, 'the second sibling done');
+  const samples = await scrape(port);
+  assert.equal(events(samples), 200, 'the first sibling counted through its final report');
+  assert.equal(total(samples, 'steward_events_total', { service: 'ticker', outcome: 'failed' }), 20);
+  assert.equal(total(samples, 'steward_event_handler_seconds_count', { service: 'ticker' }), 200);
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0);
+});

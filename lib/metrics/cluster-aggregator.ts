@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
+import type { IpcChannel } from '../common/ipc.js';
 import { coerceError } from '../errors.js';
 import { type LocalRole, libraryRegistry, type MetricJson } from './library-metrics.js';
 import { collectLocalMetrics } from './local-metrics.js';
@@ -62,6 +63,11 @@ export class ClusterMetrics {
 
   get contentType(): string {
     return AggregatorRegistry.PROMETHEUS_CONTENT_TYPE;
+  }
+
+  /** Takes the final report the process behind `channel` sends once it has stopped, right before exiting. */
+  acceptFinalReport(token: object, channel: IpcChannel): void {
+    channel.handle('metrics:final', (message) => this.recordFinal(token, message.metrics));
   }
 
   /** Stores the exact final snapshot a process sent right before exiting. Returns false if invalid. */

@@ -8,7 +8,8 @@ import { registerPoolMetrics } from './pool-metrics.js';
 
 /**
  * Cluster metrics of the primary: pool metrics, every ready or draining worker as a source, the exact
- * final snapshot each worker sends after draining, and the services sibling while one runs.
+ * final snapshot each worker sends after draining, and the services sibling while one runs (the
+ * supervisor passes each forked sibling's channel to `acceptFinalReport`).
  */
 export function createClusterMetrics(
   pool: PoolView,
@@ -31,7 +32,7 @@ export function createClusterMetrics(
     logger,
   });
   pool.on('worker:forked', (handle) => {
-    handle.channel.handle('metrics:final', (message) => metrics.recordFinal(handle, message.metrics));
+    metrics.acceptFinalReport(handle, handle.channel);
   });
   pool.on('worker:exit', (handle) => metrics.retire(handle));
   return metrics;

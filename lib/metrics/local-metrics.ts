@@ -31,12 +31,17 @@ export async function collectLocalMetrics(
 const FINAL_REPORT_TIMEOUT_MS = 1_000;
 
 /**
- * Sends this worker's metrics once it has drained and waits for the primary to store them, so the
- * cluster totals include every request it served, not only those up to its last scrape.
+ * Sends this process's metrics once it has drained (a worker) or stopped its services (the sibling) and
+ * waits for the primary to store them, so the cluster totals include everything it did, not only what
+ * its last scrape saw.
  */
-export async function reportFinalMetrics(primary: IpcChannel, register: Registry | undefined): Promise<void> {
+export async function reportFinalMetrics(
+  primary: IpcChannel,
+  register: Registry | undefined,
+  role: LocalRole = 'worker',
+): Promise<void> {
   try {
-    const metrics = await collectLocalMetrics('worker', register);
+    const metrics = await collectLocalMetrics(role, register);
     await primary.request('metrics:final', { metrics }, FINAL_REPORT_TIMEOUT_MS);
   } catch {
     // The primary is gone or too busy: the figures of its last successful collect stand in.

@@ -12,7 +12,7 @@ const STATES: readonly ServiceState[] = [
   'failed',
 ];
 
-const OUTCOME_FIELDS: readonly [EventOutcome, keyof ServiceStatus][] = [
+const OUTCOME_FIELDS: readonly [EventOutcome, 'processed' | 'failed' | 'deadLettered' | 'duplicates'][] = [
   ['processed', 'processed'],
   ['failed', 'failed'],
   ['dead_lettered', 'deadLettered'],
@@ -36,16 +36,55 @@ function observeEvent(service: string, event: EventRecord): void {
   handlerSeconds.observe({ service, outcome: event.outcome }, event.durationMs / 1000);
 }
 
+type Counts = Pick<ServiceStatus, 'restarts' | 'processed' | 'failed' | 'deadLettered' | 'duplicates'>;
+const COUNT_FIELDS: readonly (keyof Counts)[] = [
+  'restarts',
+  'processed',
+  'failed',
+  'deadLettered',
+  'duplicates',
+];
+
+/** Records created in this process whose counts are not yet folded into `disposedCounts`. */
+const createdRecords = new Set<ServiceRecord>();
+/**
+ * Counts of records whose host has stopped (disposed records leave `serviceRecords`), by service name,
+ * so the counters of this process never go backwards: a stopped sibling still reports its last events,
+ * and a services host restarted inside the primary continues the totals of the previous one.
+ */
+const disposedCounts = new Map<string, Counts>();
+
 function subscribe(record: ServiceRecord): void {
+  createdRecords.add(record);
   record.on('event', observeEvent);
+}
+
+/** Cumulative counts per service name: live records plus every disposed one. */
+function cumulativeCounts(): Map<string, Counts> {
+  for (const record of createdRecords) {
+    if (serviceRecords.has(record)) continue;
+    createdRecords.delete(record);
+    addCounts(disposedCounts, record.status.name, record.status);
+  }
+  const counts = new Map<string, Counts>();
+  for (const [name, disposed] of disposedCounts) addCounts(counts, name, disposed);
+  for (const record of createdRecords) addCounts(counts, record.status.name, record.status);
+  return counts;
+}
+
+function addCounts(into: Map<string, Counts>, name: string, from: Counts): void {
+  const counts = into.get(name) ?? { restarts: 0, processed: 0, failed: 0, deadLettered: 0, duplicates: 0 };
+  for (const field of COUNT_FIELDS) counts[field] += from[field];
+  into.set(name, counts);
 }
 
 serviceRecordCreated.add(subscribe);
 for (const record of serviceRecords) subscribe(record);
 
 /**
- * Service metrics of the process hosting services, read from the live service records at scrape time
- * (records outlive service restarts, so their counters are cumulative for the process).
+ * Service metrics of the process hosting services, read from the service records at scrape time: gauges
+ * from the live records, counters from every record this process has had (records outlive restarts of a
+ * service; disposed ones, of a stopped host, are folded in by name).
  */
 export function registerServiceMetrics(registry: Registry): void {
   const registers = [registry];
@@ -85,7 +124,7 @@ function registerServiceCounters(registers: Registry[]): void {
     registers,
     collect() {
       this.reset();
-      for (const { status } of serviceRecords) this.inc({ service: status.name }, status.restarts);
+      for (const [service, counts] of cumulativeCounts()) this.inc({ service }, counts.restarts);
     },
   });
   new Counter({
@@ -95,9 +134,8 @@ function registerServiceCounters(registers: Registry[]): void {
     registers,
     collect() {
       this.reset();
-      for (const { status } of serviceRecords)
-        for (const [outcome, field] of OUTCOME_FIELDS)
-          this.inc({ service: status.name, outcome }, status[field] as number);
+      for (const [service, counts] of cumulativeCounts())
+        for (const [outcome, field] of OUTCOME_FIELDS) this.inc({ service, outcome }, counts[field]);
     },
   });
 }

@@ -14,6 +14,8 @@ import type { ServiceState, ServicesSnapshot } from '../services/types.js';
 export interface ServicesSupervisorEvents {
   /** The snapshot changed (a push from the host, or the host died): the primary re-broadcasts it. */
   change: [];
+  /** A sibling was forked; the cluster metrics take its final report through this channel. */
+  'sibling:forked': [IpcChannel];
 }
 
 /** The primary's handle on the services host, wherever it runs. */
@@ -215,6 +217,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     sibling.hangTimer = setInterval(() => this.#checkHang(sibling), this.#options.statusInterval);
     sibling.hangTimer.unref();
     this.#sibling = sibling;
+    this.emit('sibling:forked', sibling.channel);
     this.#logger.info({ siblingPid: sibling.pid }, 'services:fork');
     sibling.channel.on('services:status', (message) => this.#onStatus(sibling, message.snapshot));
     child.on('error', (error) => this.#logger.error({ err: error }, 'services:fork:error'));

@@ -3,7 +3,8 @@
 import { IpcChannel } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError } from '../errors.js';
-import { collectLocalMetrics } from '../metrics/local-metrics.js';
+import { libraryRegistry } from '../metrics/library-metrics.js';
+import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import { EXIT_SERVICES_MODULE, loadServices } from './load-services.js';
 import { ServiceHost } from './service-host.js';
 
@@ -32,6 +33,8 @@ async function main(): Promise<void> {
   const config = readSiblingConfig(process.env);
   const primary = new IpcChannel(process, { peerName: 'primary' });
   primary.handle('metrics:collect', () => collectLocalMetrics('sibling', undefined));
+  // Process metrics (GC, event loop) observed from the start, not from the first scrape.
+  libraryRegistry('sibling');
   // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
   process.on('SIGINT', () => {});
 
@@ -45,6 +48,8 @@ async function main(): Promise<void> {
     logger.info({ reason, timeout }, 'sibling:stop');
     // A stop that arrives while the module is still loading: nothing has started yet.
     const clean = host ? await host.stop(timeout) : true;
+    // Every event counted up to the last one: the cluster totals stay exact across a restart.
+    await reportFinalMetrics(primary, undefined, 'sibling');
     primary.close('sibling exiting');
     process.exit(clean ? 0 : 1);
   };
