@@ -63,10 +63,6 @@ export class LeaseBook {
     this.#renewTimer = setInterval(() => void this.#renew(), Math.max(100, Math.floor(leaseMs / 3)));
   }
 
-  get size(): number {
-    return this.#held.size;
-  }
-
   hold(row: ClaimedRow): void {
     this.#held.set(row.id, row);
   }
