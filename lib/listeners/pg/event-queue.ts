@@ -52,7 +52,7 @@ export interface PgEventQueueOptions extends ServiceOptions {
   pollInterval?: number | string;
   /** How often queue depth and the oldest event's age are measured. @default 5000 */
   depthInterval?: number | string;
-  /** Pooled connections for claims, outcomes, lease renewal and depth (the LISTEN connection is extra). @default 4 */
+  /** Pooled connections for outcomes, lease renewal and depth (claims and LISTEN have one each). @default 4 */
   poolSize?: number;
   /** Apply the schema migrations at start (under an advisory lock). @default true */
   migrate?: boolean;
