@@ -93,7 +93,8 @@ test('kill -9 mid-handler: the event runs again elsewhere once its lease expires
   );
   assert.equal(runs[0]!.event.id, id);
   assert.equal(runs[0]!.event.attempts, 2, 'the crashed run counts as an attempt');
-  assert.ok(after >= lease - 50, `not before the lease expired (${after} ms)`);
+  // The lease started at the claim, a moment before the handler's first start was logged.
+  assert.ok(after >= lease - 200, `not before the lease expired (${after} ms)`);
   await until(
     async () => {
       const rows = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."events"`);

@@ -159,8 +159,9 @@ test('failures retry with exponential backoff, then move to the dead-letter tabl
   );
   const gaps = [attempts[1]!.at - attempts[0]!.at, attempts[2]!.at - attempts[1]!.at];
   t.diagnostic(`retry gaps: ${gaps.join(', ')} ms (expected 300, 600)`);
-  assert.ok(gaps[0]! >= 290 && gaps[0]! < 1_000, `first retry after ${gaps[0]} ms`);
-  assert.ok(gaps[1]! >= 590 && gaps[1]! < 1_400, `second retry after ${gaps[1]} ms`);
+  // Lower bounds prove the doubling; upper bounds leave room for a loaded machine.
+  assert.ok(gaps[0]! >= 290 && gaps[0]! < 1_500, `first retry after ${gaps[0]} ms`);
+  assert.ok(gaps[1]! >= 590 && gaps[1]! < 2_000, `second retry after ${gaps[1]} ms`);
   assert.equal(consumer.record.status.failed, 2);
   await until(async () => (await remaining(schema)) === 0, 5_000, 'moved out of the queue');
   const dead = await adminQuery<{ id: string; attempts: number; last_error: string; payload: unknown }>(
