@@ -20,10 +20,9 @@ export interface BrokerProfile {
    */
   countsDeliveries: boolean;
   /**
-   * Grant new credit only once the link used up the credit it had. RabbitMQ 3.x forwards a flow frame
-   * to the queue as an absolute credit while messages may still travel from the queue to the link,
-   * so topping up early lets it send more than the credit (rhea logs "Received transfer when credit
-   * was 0") and breaks the bound on unsettled deliveries.
+   * RabbitMQ 3.x turns each flow frame into an absolute credit at the queue while messages granted
+   * earlier may still travel from the queue to the link, so a top-up before the credit ran out lets it
+   * send more than granted. Such brokers get credit only once the link used it up (see `CreditWindow`).
    */
   refillWhenEmpty: boolean;
   /** The address that consumes an existing queue named `queue`. */

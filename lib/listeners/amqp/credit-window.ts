@@ -2,6 +2,12 @@
  * Explicit link credit for one receiver: the credit granted plus the deliveries not yet settled never
  * exceed `limit`, so memory stays bounded whatever the backlog. Credit is granted in batches (once at
  * least `refillAt` slots are free) because every grant is a flow frame and a broker round of work.
+ *
+ * With `refillWhenEmpty` new credit is granted only once the link used up what it had: RabbitMQ 3.x hands
+ * a flow frame to the queue as an absolute credit while messages granted earlier may still travel from
+ * the queue to the link, and those arrive on top of the new credit (rhea then logs "Received transfer
+ * when credit was 0" and the bound is gone). With nothing outstanding nothing can travel. Measured
+ * against reserving the outstanding credit twice, it was as fast (bench/amqp.ts) and never overshoots.
  */
 export class CreditWindow {
   readonly limit: number;
@@ -9,7 +15,6 @@ export class CreditWindow {
   readonly refillWhenEmpty: boolean;
   #unsettled = 0;
 
-  /** `refillWhenEmpty`: top up only once the link credit reached 0 (see `BrokerProfile`). */
   constructor(limit: number, refillWhenEmpty = false, refillAt = Math.max(1, Math.ceil(limit / 2))) {
     this.limit = limit;
     this.refillWhenEmpty = refillWhenEmpty;

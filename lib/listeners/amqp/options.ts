@@ -31,6 +31,7 @@ export interface AmqpDeliveryInfo {
 /** Resolving settles the message as accepted; throwing (or rejecting) asks for a redelivery. */
 export type AmqpHandler = (message: Message, info: AmqpDeliveryInfo) => unknown;
 
+/** A named (optionally durable) subscription, for topic-style addresses. */
 export interface AmqpSubscriptionOptions {
   /** Link name; with `durable` and a fixed `containerId` it names the subscription on the broker. */
   name: string;
