@@ -88,6 +88,7 @@ export class ThrongPrimary {
     const services = createServicesSupervisor(this.options, this.logger);
     this.services = services;
     services.on('change', () => this.#publishStatus());
+    services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
     this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
     this.#statusTimer.unref();
     await services.start();
