@@ -212,6 +212,27 @@ test('graceful stop releases claimed but unstarted events at once, without count
   );
 });
 
+test('the lease is renewed while a handler runs longer than it: no other consumer takes the event', async (t) => {
+  const { schema, url, pool } = setup(t);
+  const runs: string[] = [];
+  const slow = async (event: QueueEvent) => {
+    runs.push(event.id);
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+  };
+  const options = { connectionString: url, schema, lease: 1_000, pollInterval: 100, handlers: { slow } };
+  const first = runService(pgEventQueue({ name: 'first', ...options }));
+  t.after(() => first.stop());
+  await until(() => first.record.status.state === 'running', 10_000, 'first running');
+  await enqueue(pool, { type: 'slow' }, { schema });
+  await until(() => runs.length === 1, 5_000, 'handler started');
+  const second = runService(pgEventQueue({ name: 'second', ...options }));
+  t.after(() => second.stop());
+  await until(() => first.record.status.processed === 1, 10_000, 'handler finished');
+  assert.equal(runs.length, 1, 'three leases long, one run');
+  assert.equal(second.record.status.processed, 0);
+  await until(async () => (await remaining(schema)) === 0, 5_000, 'completed');
+});
+
 test('migrations apply once under concurrent starts and are idempotent', async (t) => {
   const { schema, pool } = setup(t);
   const names = queueNames(schema, 'jobs');
