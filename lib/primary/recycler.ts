@@ -12,6 +12,7 @@ import type { WorkerPool } from './worker-pool.js';
  */
 export type RecycleOutcome = 'recycled' | 'aborted' | 'skipped';
 
+/** One worker's recycle: which worker, why, and how it ended. */
 export interface RecycleResult {
   worker: number;
   reason: string;
@@ -71,6 +72,11 @@ export class Recycler {
     this.#logger = logger;
     this.#random = recyclerOptions.random ?? Math.random;
     this.#policies = createPolicies(options.recycle);
+    if (this.#policies.length > 0) {
+      const { concurrency, drainTimeout, minLifetime } = options.recycle;
+      const policies = this.#policies.map((policy) => policy.name);
+      this.#logger.info({ policies, concurrency, drainTimeout, minLifetime }, 'cluster:recycle:configured');
+    }
     pool.on('worker:forked', (handle) => this.#attach(handle));
     pool.on('worker:ready', (handle) => this.#sendRequestLimit(handle));
     pool.on('worker:exit', (handle) => this.#tracked.delete(handle.id));
