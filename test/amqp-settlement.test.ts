@@ -130,3 +130,29 @@ test('graceful stop lets running handlers finish, releases the rest, and loses n
   assert.equal(accepted.size + rest.length, messages.length);
   assert.ok(rest.includes('m-5'));
 });
+
+test('dedupWindow accepts a repeated message_id without running the handler again; lag comes from creation_time', async (t) => {
+  const queue = await freshQueue('dedup');
+  const calls: string[] = [];
+  const listener = amqpListener({
+    name: 'amqp-dedup',
+    ...BROKER,
+    queue,
+    dedupWindow: 100,
+    handler: (message) => void calls.push(String(message.message_id)),
+  });
+  const running = runService(listener);
+  t.after(() => running.stop().catch(() => undefined));
+  const created = new Date(Date.now() - 5_000);
+  await publish(queue, [
+    { message_id: 'event-1', body: 'a', creation_time: created },
+    { message_id: 'event-2', body: 'b', creation_time: created },
+    { message_id: 'event-1', body: 'a again', creation_time: created },
+  ]);
+  await until(() => running.record.status.duplicates === 1 && calls.length === 2, 10_000, 'duplicate seen');
+  await running.stop();
+  assert.deepEqual(calls, ['event-1', 'event-2']);
+  assert.equal(running.record.status.processed, 2);
+  assert.ok((running.record.status.lagMs ?? 0) >= 5_000, `lag ${running.record.status.lagMs}`);
+  assert.deepEqual(await queueCounts(queue), { ready: 0, unacked: 0 });
+});
