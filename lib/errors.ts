@@ -33,6 +33,7 @@ export const errorCodes = {
   STEWARD_ERR_CLI_USAGE: 'The command line has an unknown command, an unknown flag or a bad flag value.',
 } as const;
 
+/** Every `STEWARD_ERR_*` code; each is documented in docs/errors.md. */
 export type ErrorCode = keyof typeof errorCodes;
 
 /** An error with a stable `code` from the registry and optional structured details. */

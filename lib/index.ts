@@ -1,8 +1,10 @@
-export { redactSecrets } from './common/logger.js';
+export type { BackoffOptions } from './common/backoff.js';
+export { type LoggerOption, redactSecrets } from './common/logger.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
 export type { ClusterMetrics } from './metrics/cluster-aggregator.js';
 export type { ControlOptions, Placement, RecycleOptions, StewardOptions } from './options.js';
+export type { RecycleOutcome, RecycleResult } from './primary/recycler.js';
 export type { Supervisor } from './primary/supervisor.js';
 export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';
 export { defineServices, type ServicesDefinition } from './services/define-services.js';
@@ -16,6 +18,7 @@ export type {
   ServiceOptions,
   ServiceState,
   ServiceStatus,
+  ServicesHostRole,
   ServicesSnapshot,
   SingletonOptions,
 } from './services/types.js';

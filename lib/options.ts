@@ -7,8 +7,10 @@ import { parseBytes, parseDuration } from './common/units.js';
 import { StewardError } from './errors.js';
 import type { WorkerStart } from './worker/worker-context.js';
 
+/** Where services run: a dedicated forked process (`sibling`), or inside the cluster primary. */
 export type Placement = 'sibling' | 'primary';
 
+/** When HTTP workers are replaced (surge-then-drain); thresholds are drawn per worker at fork. */
 export interface RecycleOptions {
   /** Recycle a worker after this many requests (counted on its tracked servers). */
   maxRequests?: number;
@@ -32,6 +34,7 @@ export interface RecycleOptions {
   drainTimeout?: number | string;
 }
 
+/** The primary's control server: `/metrics` (whole cluster), `/status` (JSON) and `/healthz`. */
 export interface ControlOptions {
   /** TCP port of the control server (`/metrics`, `/status`, `/healthz`); 0 picks a free port. */
   port: number;
@@ -46,6 +49,7 @@ export interface ControlOptions {
   metricsTimeout?: number | string;
 }
 
+/** Options of `steward()` (and `forThrong()`); throng's names (`count`, `start`, `master`) are accepted. */
 export interface StewardOptions {
   /** HTTP workers to keep running (throng: `count`). @default os.availableParallelism() */
   workers?: number;
@@ -55,6 +59,7 @@ export interface StewardOptions {
   start?: WorkerStart;
   /** Run once in the primary before workers are forked (throng: `master`). */
   primary?: () => void | Promise<void>;
+  /** throng's name for `primary`. */
   master?: () => void | Promise<void>;
   /** Module (path or URL) whose default export is `defineServices(...)`. Omit for a web-only server. */
   services?: string | URL;

@@ -1,6 +1,7 @@
 /** Random source; tests may pass a seeded one. */
 export type Random = () => number;
 
+/** Jittered exponential backoff: reconnects, retries and restarts. */
 export interface BackoffOptions {
   /** First delay in ms. */
   initialDelay: number;

@@ -34,6 +34,7 @@ const SECRET_PATHS = [
   '*.authorization',
 ];
 
+/** A pino logger (used as a parent: its configuration stays) or pino options for a new one. */
 export type LoggerOption = Logger | LoggerOptions | undefined;
 
 function isLogger(value: unknown): value is Logger {

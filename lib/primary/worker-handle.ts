@@ -6,6 +6,7 @@ import type { SerializedError } from '../errors.js';
 /** Explicit worker lifecycle, as seen by the primary. Every transition is logged as `worker:<state>`. */
 export type WorkerState = 'booting' | 'ready' | 'draining' | 'dead';
 
+/** How a worker process ended: its exit code, or the signal that killed it. */
 export interface WorkerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -96,6 +97,7 @@ export class WorkerHandle {
     });
   }
 
+  /** Moves to `state` (never out of `dead`) and logs `worker:<state>` with `fields`. */
   transition(state: WorkerState, fields: Record<string, unknown> = {}): void {
     if (this.state === state || this.state === 'dead') return;
     this.state = state;

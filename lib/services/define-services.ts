@@ -3,6 +3,7 @@ import type { Service } from './types.js';
 /** What a services module exports by default: a factory, called only in the process that runs them. */
 export interface ServicesDefinition {
   readonly kind: 'cluster-steward:services';
+  /** Builds the services; called once per services host start. */
   create(): Service[] | Promise<Service[]>;
 }
 

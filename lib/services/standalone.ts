@@ -13,6 +13,7 @@ import { loadServices } from './load-services.js';
 import { ServiceHost } from './service-host.js';
 import type { ServicesSnapshot } from './types.js';
 
+/** Options of `runServices()`. */
 export interface RunServicesOptions {
   /** A pino logger or pino options. */
   logger?: LoggerOption;
@@ -31,6 +32,7 @@ export interface RunServicesOptions {
   statusInterval?: number;
 }
 
+/** What `runServices()` resolves with: the running services host. */
 export interface StandaloneServices {
   /** The status of every service now. */
   snapshot(): ServicesSnapshot;

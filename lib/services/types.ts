@@ -11,6 +11,7 @@ export type ServiceState = 'starting' | 'running' | 'backoff' | 'standby' | 'sto
 /** Outcome of one event handled by a listener, as counted in status and metrics. */
 export type EventOutcome = 'processed' | 'failed' | 'dead_lettered' | 'duplicate';
 
+/** One handled event, as passed to `ServiceContext.recordEvent()`. */
 export interface EventRecord {
   outcome: EventOutcome;
   /** Handler wall time in milliseconds. */
@@ -40,6 +41,7 @@ export interface ServiceContext {
   setConnected(connected: boolean): void;
 }
 
+/** How the service host restarts a crashed service: jittered exponential backoff, an intensity limit. */
 export interface RestartOptions {
   /** First delay before restarting a crashed service, in ms. @default 100 */
   initialDelay?: number;
@@ -70,6 +72,7 @@ export interface ServiceOptions {
   singleton?: SingletonOptions;
 }
 
+/** Settings of a `singleton` service's PostgreSQL advisory lock. */
 export interface SingletonOptions {
   /** PostgreSQL connection string for the dedicated lock connection. */
   connectionString: string;
@@ -82,6 +85,7 @@ export interface SingletonOptions {
 /** A long-lived listener: `run` resolves once `ctx.signal` aborted and its in-flight work settled. */
 export interface Service extends ServiceOptions {
   name: string;
+  /** Runs until `ctx.signal` aborts and in-flight work settled; a rejection or early return is a crash. */
   run(ctx: ServiceContext): Promise<void>;
 }
 
@@ -108,6 +112,7 @@ export interface ServiceStatus {
   leader: boolean | null;
 }
 
+/** Which process hosts the services: the primary, the forked sibling, or `runServices()` alone. */
 export type ServicesHostRole = 'primary' | 'sibling' | 'standalone';
 
 /** Everything a service host publishes at once. */

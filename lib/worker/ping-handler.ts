@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ClusterStatus, status } from './cluster-status.js';
 
+/** Options of `pingResult()` and the ping handlers. */
 export interface PingOptions {
   /** Where the status comes from. @default `status` (the latest snapshot pushed to this process) */
   getStatus?: () => ClusterStatus;
@@ -51,8 +52,11 @@ export function expressPingHandler(
 
 /** The part of Fastify's reply this handler uses (no type dependency on fastify). */
 export interface FastifyReplyLike {
+  /** Sets the status code. */
   code(statusCode: number): FastifyReplyLike;
+  /** Sets a response header. */
   header(name: string, value: string): FastifyReplyLike;
+  /** Sends the payload (serialised as JSON by Fastify). */
   send(payload: unknown): unknown;
 }
 

@@ -15,6 +15,7 @@ export interface NewEvent {
   runAt?: Date;
 }
 
+/** Where `enqueue()` writes: the queue's schema and table. */
 export interface EnqueueOptions {
   /** Schema of the queue table. @default 'steward' */
   schema?: string;

@@ -39,6 +39,10 @@ export interface QueueNames {
   migrationLock: string;
 }
 
+/**
+ * The validated, quoted names of a queue (events, dead-letter and migrations tables, NOTIFY channel,
+ * migration lock key); throws `STEWARD_ERR_INVALID_IDENTIFIER` for anything but plain identifiers.
+ */
 export function queueNames(schema: unknown, table: unknown): QueueNames {
   const s = quoteIdentifier('schema', schema);
   quoteIdentifier('table', table, MAX_LENGTH - TABLE_SUFFIX_ROOM);

@@ -18,6 +18,7 @@ export function quoteChannel(option: string, channel: unknown): string {
   return `"${channel}"`;
 }
 
+/** One NOTIFY as received on a LISTEN connection. */
 export interface Notification {
   channel: string;
   payload: string;

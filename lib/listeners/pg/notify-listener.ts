@@ -11,6 +11,7 @@ import {
 } from './common-options.js';
 import { type Notification, NotifyConnection, quoteChannel } from './notify-connection.js';
 
+/** What a `pgNotifyListener` handler receives for each notification. */
 export interface NotifyHandlerEvent extends Omit<Notification, 'payload'> {
   /** The raw payload string, or the parsed value with `json: true`. */
   payload: unknown;

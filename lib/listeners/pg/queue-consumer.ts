@@ -26,6 +26,10 @@ export interface QueueEvent {
   attempts: number;
 }
 
+/**
+ * Handles one claimed event: resolving completes it, throwing schedules a retry (or the dead letter after
+ * `maxAttempts`). `signal` aborts when the consumer stops.
+ */
 export type EventHandler = (event: QueueEvent, signal: AbortSignal) => void | Promise<void>;
 
 export interface ConsumerSettings {

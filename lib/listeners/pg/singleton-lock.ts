@@ -6,6 +6,7 @@ import { StewardError } from '../../errors.js';
 import { durationOption, invalidOption } from '../../options.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
 
+/** Options of `acquireSingleton()`. */
 export interface SingletonLockOptions {
   /** PostgreSQL connection string of the dedicated lock connection. */
   connectionString: string;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 
 /** Anything that runs a query: a Pool, a Client, or a pooled client inside the caller's transaction. */
 export interface Queryable {
+  /** Runs one statement with bound parameters. */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string | pg.QueryConfig,
     values?: unknown[],
