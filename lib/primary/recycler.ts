@@ -148,14 +148,20 @@ export class Recycler {
     void this.recycle(handle, WORKER_REQUEST);
   }
 
+  /** The last heartbeat's count, or the drawn limit when the worker reported crossing it since. */
+  #requestsOf(handle: WorkerHandle): number {
+    const tracked = this.#tracked.get(handle.id);
+    const reported = tracked?.requestLimitReached ? (tracked.requestLimit ?? 0) : 0;
+    return Math.max(handle.requests, reported);
+  }
+
   /** Runs every limit on the latest figures (all of them: the memory limit counts consecutive samples). */
   #evaluate(handle: WorkerHandle): void {
     const tracked = this.#tracked.get(handle.id);
     if (!tracked || tracked.limits.length === 0 || handle.state !== 'ready') return;
-    const reported = tracked.requestLimitReached ? (tracked.requestLimit ?? 0) : 0;
     const sample = {
       age: handle.age,
-      requests: Math.max(handle.requests, reported),
+      requests: this.#requestsOf(handle),
       rss: handle.rss,
       heapUsed: handle.heapUsed,
     };
@@ -207,7 +213,7 @@ export class Recycler {
   async #run(job: Job): Promise<RecycleOutcome> {
     const { handle: old, reason } = job;
     old.logger.info(
-      { reason, age: old.age, requests: old.requests, queued: this.#queue.length },
+      { reason, age: old.age, requests: this.#requestsOf(old), queued: this.#queue.length },
       'worker:recycle:start',
     );
     const replacement = this.#pool.fork();
