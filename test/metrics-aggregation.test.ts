@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { StewardError } from '../lib/errors.js';
 import { ClusterMetrics, type MetricsSource } from '../lib/metrics/cluster-aggregator.js';
+import { resolveOptions } from '../lib/options.js';
 import { parseExposition, total } from './helpers/prometheus.js';
 
 const logger = pino({ level: 'silent' });
@@ -116,4 +118,21 @@ test('concurrent scrapes share one collection', async () => {
   assert.equal(new Set(texts).size, 1);
   await metrics.scrape();
   assert.equal(a.collects, 2);
+});
+
+test('control.metricsTimeout is validated and accepts durations', () => {
+  const worker = () => undefined;
+  assert.equal(resolveOptions({ worker, control: { port: 0 } }).control?.metricsTimeout, 2_000);
+  assert.equal(
+    resolveOptions({ worker, control: { port: 0, metricsTimeout: '5s' } }).control?.metricsTimeout,
+    5_000,
+  );
+  for (const bad of [5, -1, 'soon', 1.5]) {
+    assert.throws(
+      () => resolveOptions({ worker, control: { port: 0, metricsTimeout: bad } }),
+      (error: StewardError) =>
+        error.code === 'STEWARD_ERR_INVALID_OPTION' &&
+        /`control\.metricsTimeout`.*>= 10 ms/.test(error.message),
+    );
+  }
 });
