@@ -67,6 +67,9 @@ test('cluster totals equal the requests sent, and stay monotonic across 10 recyc
   sent += await send(address, 10);
   samples = await scrape(port);
   assert.equal(total(samples, 'steward_worker_exits_total', { cause: 'retired' }), 10);
+  assert.equal(total(samples, 'steward_worker_recycles_total'), 10);
+  assert.equal(total(samples, 'steward_worker_drain_seconds_count'), 10);
+  assert.equal(total(samples, 'steward_worker_boot_seconds_count'), 12, 'two at start, ten replacements');
   assert.equal(appRequests(samples), sent, 'application counter: every request of every retired worker');
   assert.equal(total(samples, 'app_request_seconds_count'), sent, 'application histogram');
   assert.equal(total(samples, 'steward_worker_requests_total'), sent, 'library request counter');
