@@ -107,3 +107,24 @@ test('a second SIGINT forces: workers stuck in requests are killed and the prima
   assert.ok((await stuck) instanceof Error, 'the stuck request was cut by the forced stop');
   await until(() => !isAlive(-fixture.pid), 5_000, 'process group gone');
 });
+
+test('a second SIGINT also kills the services sibling: nothing of the cluster survives a forced stop', async () => {
+  // `ignores-stop` never settles, so only the forced stop can end the sibling within the test.
+  const fixture = spawnFixture('services-app.js', {
+    FIXTURE_OPTIONS: JSON.stringify({ grace: 60_000 }),
+    FIXTURE_SERVICES: 'services-failing.js',
+    FIXTURE_ONLY: 'ignores-stop',
+  });
+  spawned.push(fixture);
+  await fixture.waitForLogs(event('worker:ready'), 2, 15_000);
+  const forked = await fixture.waitForLog(event('services:fork'), 15_000);
+  await fixture.waitForLog(event('services:running'), 15_000);
+  fixture.child.kill('SIGINT');
+  await fixture.waitForLog(event('cluster:shutdown:start'));
+  fixture.child.kill('SIGINT');
+  assert.equal((await fixture.exited).code, 1);
+  await until(() => !isAlive(forked.siblingPid as number), 5_000, 'sibling killed');
+  await until(() => !isAlive(-fixture.pid), 5_000, 'process group gone');
+  // Killed, not left to finish its own graceful stop (which logs when `ignores-stop` is abandoned).
+  assert.equal(fixture.logs.filter(event('services:stop:done')).length, 0);
+});

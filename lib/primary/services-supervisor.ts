@@ -27,6 +27,8 @@ export interface ServicesSupervisor extends EventEmitter<ServicesSupervisorEvent
   restart(reason: string): Promise<void>;
   /** Stops the services within `timeout` ms; true when every service settled cleanly. */
   stop(timeout: number): Promise<boolean>;
+  /** Forced stop (second SIGINT): kills a sibling at once; services in the primary end with the process. */
+  kill(): void;
   /** The live sibling's IPC channel (metrics are collected through it); undefined in the primary. */
   readonly channel?: IpcChannel | undefined;
 }
@@ -114,6 +116,10 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
   async stop(timeout: number): Promise<boolean> {
     await this.#restarting;
     return (await this.#host?.stop(timeout)) ?? true;
+  }
+
+  kill(): void {
+    // The services live in this process, which is about to exit.
   }
 }
 
@@ -336,5 +342,11 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     if (!sibling) return true;
     const exit = await this.#stopSibling(sibling, timeout);
     return exit.code === 0;
+  }
+
+  kill(): void {
+    this.#stopping = true;
+    clearTimeout(this.#forkTimer);
+    this.#sibling?.child.kill('SIGKILL');
   }
 }

@@ -125,6 +125,7 @@ export class Supervisor {
         if (this.#signalsSeen > 1) {
           this.logger.warn({ signal }, 'cluster:shutdown:forced');
           this.pool.kill();
+          this.services?.kill();
           process.exit(1);
         }
         void this.shutdown(signal, 0);
