@@ -66,7 +66,9 @@ export class LinkConsumer {
     if (this.#state === 'lost') return;
     if (this.#state === 'stopping') {
       // Credit granted before the stop can still bring messages: hand them straight back.
+      this.#flushDispositions();
       delivery.release();
+      this.#flushDispositions();
       return;
     }
     this.#window.received();
