@@ -57,8 +57,6 @@ async function phase(name: string, run: (env: ChaosEnv) => Promise<ChaosReport>)
   }
 }
 
-const rate = (report: ChaosReport) =>
-  (report.sources.amqp.handled + report.sources.pg.handled) / (report.durationMs / 1000);
 const httpRate = (report: ChaosReport) => report.http.ok / (report.durationMs / 1000);
 
 function ensureServices(): void {
@@ -87,7 +85,8 @@ const loadAfter = loadavg()[0]!;
 const kinds = recoveryByKind(chaos.faults);
 const overall = recoveryOverall(chaos.faults);
 const lines = [
-  `Full-size run (${machineNote()}; load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after).`,
+  `${TOTAL} events per source, ${chaos.faults.length} faults (${machineNote()}; load average ${loadBefore.toFixed(1)}`,
+  `before, ${loadAfter.toFixed(1)} after).`,
   `2 HTTP workers under ${CLIENTS} keep-alive clients, the services sibling running an AMQP listener and a`,
   'PostgreSQL queue whose handlers record every event id in a results table. `npm run bench:chaos`.',
   '',
@@ -108,11 +107,11 @@ const lines = [
   `${chaos.http.attributable} of them on a connection a killed worker served, against a bound of ${chaos.http.bound}`,
   `(clients connected to the killed worker at each kill). Producer batches retried: ${chaos.producerRetries}.`,
   '',
-  `Against the fault-free baseline of the same run: events handled ${rate(chaos).toFixed(0)}/s vs`,
-  `${rate(baseline).toFixed(0)}/s (×${(rate(chaos) / rate(baseline)).toFixed(2)}, both paced by the producers),`,
-  `HTTP ${httpRate(chaos).toFixed(0)} vs ${httpRate(baseline).toFixed(0)} requests/s`,
-  `(×${(httpRate(chaos) / httpRate(baseline)).toFixed(2)}); baseline lost ${baseline.sources.amqp.lost + baseline.sources.pg.lost},`,
-  `HTTP failures ${baseline.http.failures}.`,
+  `Against a fault-free baseline of the same run (same app, load and pace, ${TOTAL / 4} events per source):`,
+  `HTTP ${httpRate(chaos).toFixed(0)} vs ${httpRate(baseline).toFixed(0)} requests/s answered`,
+  `(×${(httpRate(chaos) / httpRate(baseline)).toFixed(2)}); every event recorded ${chaos.catchUpMs} ms after the last one was`,
+  `produced vs ${baseline.catchUpMs} ms; the baseline lost ${baseline.sources.amqp.lost + baseline.sources.pg.lost} events`,
+  `and failed ${baseline.http.failures} requests.`,
 ];
 const body = lines.join('\n');
 console.log(`\n${body}\n`);

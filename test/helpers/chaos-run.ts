@@ -81,6 +81,8 @@ export interface ChaosReport {
     codes: Record<string, number>;
   };
   producerRetries: number;
+  /** From the last event produced until every event was recorded (or the drain deadline). */
+  catchUpMs: number;
   durationMs: number;
 }
 
@@ -104,10 +106,12 @@ export async function runChaos(env: ChaosEnv, options: ChaosOptions): Promise<Ch
         `fault ${faults.length}/${options.faults.length} ${kind}: recovered in ${result.recoveryMs} ms`,
       );
     }
+    producers.hurry();
     await producers.done;
   } finally {
     await load.stop();
   }
+  const producedAt = Date.now();
   await until(
     async () => {
       const rows = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${env.schema}".results`);
@@ -117,7 +121,9 @@ export async function runChaos(env: ChaosEnv, options: ChaosOptions): Promise<Ch
     'every event recorded',
     200,
   ).catch(() => undefined);
+  const catchUpMs = Date.now() - producedAt;
   return {
+    catchUpMs,
     sources: {
       amqp: await sourceReport(env, 'amqp', options.total),
       pg: await sourceReport(env, 'pg', options.total),

@@ -139,6 +139,7 @@ export class Producers {
   retries = 0;
   readonly done: Promise<void>;
   readonly #pool: pg.Pool;
+  #pause = 0;
 
   constructor(
     readonly env: ChaosEnv,
@@ -149,13 +150,16 @@ export class Producers {
     // Its own application_name: terminating the app's backends never hits the producer.
     this.#pool = new pg.Pool({ connectionString: pgUrl(`${env.pgApp}-producer`), max: 2 });
     this.#pool.on('error', () => {});
-    const pause = Math.max(5, Math.floor(durationMs / Math.ceil(total / batch)));
-    this.done = Promise.all([this.#run('amqp', batch, pause), this.#run('pg', batch, pause)]).then(() =>
-      this.#pool.end(),
-    );
+    this.#pause = Math.max(5, Math.floor(durationMs / Math.ceil(total / batch)));
+    this.done = Promise.all([this.#run('amqp', batch), this.#run('pg', batch)]).then(() => this.#pool.end());
   }
 
-  async #run(source: Source, batch: number, pause: number): Promise<void> {
+  /** Sends the rest without pausing (the faults are over). */
+  hurry(): void {
+    this.#pause = 0;
+  }
+
+  async #run(source: Source, batch: number): Promise<void> {
     for (let first = 0; first < this.total; first += batch) {
       const ids = Array.from({ length: Math.min(batch, this.total - first) }, (_, i) => first + i);
       for (;;) {
@@ -168,7 +172,7 @@ export class Producers {
         }
       }
       this.sent[source] += ids.length;
-      await sleep(pause);
+      if (this.#pause > 0) await sleep(this.#pause);
     }
   }
 
