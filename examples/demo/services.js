@@ -3,7 +3,7 @@
 //   DATABASE_URL  a PostgreSQL event queue (cluster-steward/pg) and a producer enqueuing into it
 //   AMQP_URL      an AMQP 1.0 listener (cluster-steward/amqp) and a producer sending to its queue
 //   neither       an in-process source generating events on a timer, so the demo runs anywhere
-import { defineServices } from 'cluster-steward';
+import { defineServices } from 'cluster-steward/services';
 
 /** Events produced per second by each producer. */
 const EVENTS_PER_SECOND = 10;
