@@ -5,9 +5,10 @@
 //   katello-events    PostgreSQL event queue: claimed with FOR UPDATE SKIP LOCKED and a lease, coalesced
 //                     per key, retried with backoff, dead-lettered; safe on any number of hosts (Katello's
 //                     table was claimed without locks, so only one host could run it).
-import { defineServices } from 'cluster-steward/services';
+
 import { amqpListener } from 'cluster-steward/amqp';
 import { enqueue, pgEventQueue } from 'cluster-steward/pg';
+import { defineServices } from 'cluster-steward/services';
 import pg from 'pg';
 
 const connectionString = process.env.DATABASE_URL;
