@@ -89,6 +89,7 @@ export class ThrongPrimary {
     this.services = services;
     services.on('change', () => this.#publishStatus());
     services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
+    services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
     this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
     this.#statusTimer.unref();
     await services.start();
@@ -184,6 +185,7 @@ export class ThrongPrimary {
         if (this.#signalsSeen > 1) {
           this.logger.warn({ signal }, 'cluster:shutdown:forced');
           for (const handle of this.pool.handles) handle.worker.process.kill('SIGKILL');
+          this.services?.kill();
           process.exit(1);
         }
         void this.shutdown(signal, 0);
