@@ -39,10 +39,13 @@ export async function reportFinalMetrics(
   primary: IpcChannel,
   register: Registry | undefined,
   role: LocalRole = 'worker',
+  budgetMs = FINAL_REPORT_TIMEOUT_MS,
 ): Promise<void> {
+  const timeout = Math.min(budgetMs, FINAL_REPORT_TIMEOUT_MS);
+  if (timeout < 10) return;
   try {
     const metrics = await collectLocalMetrics(role, register);
-    await primary.request('metrics:final', { metrics }, FINAL_REPORT_TIMEOUT_MS);
+    await primary.request('metrics:final', { metrics }, timeout);
   } catch {
     // The primary is gone or too busy: the figures of its last successful collect stand in.
   }

@@ -36,8 +36,8 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   primary.on('worker:drain', (message) => {
     if (draining.signal.aborted) return;
     draining.abort();
-    void drainAndExit(tracker, message.timeout, logger, primary, () =>
-      reportFinalMetrics(primary, options.register),
+    void drainAndExit(tracker, message.timeout, logger, primary, (remaining) =>
+      reportFinalMetrics(primary, options.register, 'worker', remaining),
     );
   });
   primary.on('worker:recycle-limit', (message) => {

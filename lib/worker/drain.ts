@@ -14,8 +14,8 @@ export async function drainAndExit(
   timeout: number,
   logger: Logger,
   primary: IpcChannel,
-  /** Last words before exiting, once drained (the final metrics report); bounded by its own timeout. */
-  beforeExit?: () => Promise<void>,
+  /** Last words once drained (the final metrics report), given the ms left before `timeout`. */
+  beforeExit?: (remainingMs: number) => Promise<void>,
 ): Promise<void> {
   const started = Date.now();
   logger.info(
@@ -47,7 +47,8 @@ export async function drainAndExit(
     heapUsed: memory.heapUsed,
   });
   logger.info({ drainMs: Date.now() - started, requests: tracker.requests }, 'worker:drain:done');
-  await beforeExit?.();
+  // Within the deadline (with a margin): a slow primary never turns a clean drain into a drain timeout.
+  await beforeExit?.(started + timeout - Date.now() - 100);
   primary.close('worker exiting');
   setImmediate(() => process.exit(0));
 }
