@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import { deleteQueues, uniqueQueue } from './helpers/amqp.js';
 import { get, getJson } from './helpers/http.js';
 import { dropSchema, PG_BASE, randomSuffix } from './helpers/pg.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -167,5 +168,33 @@ test('with DATABASE_URL the daemon is a PostgreSQL event queue fed by a producer
     assert.deepEqual(await demo.exited, { code: 0, signal: null });
   } finally {
     await dropSchema(schema);
+  }
+});
+
+test('with AMQP_URL the daemon is an AMQP 1.0 listener fed by a producer', async () => {
+  const queue = uniqueQueue('demo');
+  try {
+    const { demo, ping } = await startDemo({
+      AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+      DEMO_AMQP_QUEUE: queue,
+    });
+    const first = await pingUntil(
+      ping,
+      (body) => body.healthy && counter(body, 'demo-amqp') > 0,
+      'the AMQP listener handling messages',
+    );
+    assert.deepEqual(first.services.map((service) => service.name).sort(), [
+      'demo-amqp',
+      'demo-amqp-producer',
+    ]);
+    await pingUntil(
+      ping,
+      (body) => counter(body, 'demo-amqp') > counter(first, 'demo-amqp'),
+      'the AMQP counter climbing',
+    );
+    demo.child.kill('SIGTERM');
+    assert.deepEqual(await demo.exited, { code: 0, signal: null });
+  } finally {
+    await deleteQueues(queue);
   }
 });
