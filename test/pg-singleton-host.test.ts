@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
-import { enqueue } from '../lib/pg.js';
+import { enqueue, migrate, queueNames } from '../lib/pg.js';
 import { dropSchema, pgUrl, randomSuffix, testSchema } from './helpers/pg.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
 
@@ -17,6 +17,8 @@ test('a singleton event queue under two service hosts: kill -9 of the leader, th
     await producer.end();
     await dropSchema(schema);
   });
+  // Tables first: the producer must not race the leader's own migration.
+  await migrate(producer, queueNames(schema, 'events'));
   const env = {
     FIXTURE_SERVICES: 'pg-singleton-queue.js',
     FIXTURE_PG: url,
