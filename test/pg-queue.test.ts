@@ -291,6 +291,24 @@ test('schema and table names are validated identifiers: injection attempts are r
   });
 });
 
+test('enqueue validates every event before any query runs', async () => {
+  const client = { query: () => assert.fail('no query may run') } as never;
+  const cases: Array<[unknown, RegExp]> = [
+    [{ type: '' }, /`events\[0\]\.type`/],
+    [[{ type: 'a' }, { type: 'a', key: { id: 1 } }], /`events\[1\]\.key`/],
+    [{ type: 'a', runAt: new Date('nope') }, /`events\[0\]\.runAt`/],
+    [{ type: 'a', payload: 10n }, /`events\[0\]\.payload`/],
+    [{ type: 'a', payload: () => {} }, /`events\[0\]\.payload`/],
+  ];
+  for (const [events, message] of cases) {
+    await assert.rejects(enqueue(client, events as never), { code: 'STEWARD_ERR_INVALID_OPTION', message });
+  }
+  await assert.rejects(enqueue(client, { type: 'a', typo: 1 } as never), {
+    code: 'STEWARD_ERR_UNKNOWN_OPTION',
+  });
+  assert.deepEqual(await enqueue(client, []), []);
+});
+
 test('queue options are validated with coded errors naming option, range and value', () => {
   const base = { name: 'q', connectionString: pgUrl('x'), handlers: { a() {} } };
   const cases: Array<[Record<string, unknown>, string, RegExp]> = [

@@ -51,7 +51,12 @@ function toRow(event: unknown, index: number): InsertRow {
   const runAt = event.runAt;
   if (runAt !== undefined && (!(runAt instanceof Date) || Number.isNaN(runAt.getTime())))
     throw invalidOption(`${name}.runAt`, 'a valid Date', runAt);
-  const payload = JSON.stringify(event.payload ?? null);
+  let payload: string | undefined;
+  try {
+    payload = JSON.stringify(event.payload ?? null);
+  } catch {
+    // BigInt values and cycles: reported below like any other unserialisable payload.
+  }
   if (payload === undefined)
     throw invalidOption(`${name}.payload`, 'a JSON-serialisable value', event.payload);
   return {
