@@ -44,6 +44,7 @@ export class ClusterMetrics {
   readonly #retiredTokens = new WeakSet<object>();
   readonly #lastKnown = new WeakMap<object, MetricJson[]>();
   readonly #finals = new WeakMap<object, MetricJson[]>();
+  readonly #reporting = new WeakSet<IpcChannel>();
   /** Tokens listed by the previous scrape: one missing now has exited (the sibling after a restart). */
   #listed = new Set<object>();
   #inFlight: Promise<string> | undefined;
@@ -67,6 +68,9 @@ export class ClusterMetrics {
 
   /** Takes the final report the process behind `channel` sends once it has stopped, right before exiting. */
   acceptFinalReport(token: object, channel: IpcChannel): void {
+    // Idempotent: a second handler would send a second reply, which the peer would drop as unexpected.
+    if (this.#reporting.has(channel)) return;
+    this.#reporting.add(channel);
     channel.handle('metrics:final', (message) => this.recordFinal(token, message.metrics));
   }
 

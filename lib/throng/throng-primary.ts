@@ -89,7 +89,6 @@ export class ThrongPrimary {
     this.services = services;
     services.on('change', () => this.#publishStatus());
     services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
-    services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
     this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
     this.#statusTimer.unref();
     await services.start();
