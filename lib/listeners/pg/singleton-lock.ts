@@ -56,34 +56,36 @@ function openClient(options: SingletonLockOptions): pg.Client {
   });
 }
 
-/** One attempt: a fresh connection and `pg_try_advisory_lock`. Returns the client when the lock is ours. */
-async function tryLock(options: SingletonLockOptions, lockKey: string): Promise<pg.Client | null> {
+/** Connects a dedicated client; a connection error after connect() must never be an unhandled 'error'. */
+async function connect(options: SingletonLockOptions): Promise<pg.Client> {
   const client = openClient(options);
-  // A connection error after connect() must never be an unhandled 'error' event.
   client.on('error', () => {});
   try {
     await client.connect();
-    const result = await queryWithTimeout<{ locked: boolean }>(
-      client,
-      'SELECT pg_try_advisory_lock($1::bigint) AS locked',
-      [lockKey],
-      queryTimeoutOf(options.checkInterval),
-    );
-    if (result.rows[0]?.locked === true) return client;
   } catch (error) {
-    options.logger.warn({ err: error, key: options.key }, 'singleton:acquire:failed');
+    await closeQuietly(client);
+    throw error;
   }
-  await closeQuietly(client);
-  return null;
+  return client;
+}
+
+async function tryLock(client: pg.Client, lockKey: string, options: SingletonLockOptions): Promise<boolean> {
+  const result = await queryWithTimeout<{ locked: boolean }>(
+    client,
+    'SELECT pg_try_advisory_lock($1::bigint) AS locked',
+    [lockKey],
+    queryTimeoutOf(options.checkInterval),
+  );
+  return result.rows[0]?.locked === true;
 }
 
 /**
  * Waits until this process holds the PostgreSQL session advisory lock named `key`, on a dedicated
- * connection (never pooled: a session lock belongs to one backend). Retries every `checkInterval`
- * while another session holds it or the database is unreachable; resolves null once `signal` aborts.
- * While held, a liveness query runs every `checkInterval`: a failed or slow query, a connection error
- * or its end aborts `lost`. When the holder dies, PostgreSQL ends its backend as soon as it reads the
- * closed socket, which releases the lock for the next holder.
+ * connection (never pooled: a session lock belongs to one backend). Retries every `checkInterval` on the
+ * same connection while another session holds it, and reconnects while the database is unreachable;
+ * resolves null once `signal` aborts. While held, a liveness query runs every `checkInterval`: a failed
+ * or slow query, a connection error or its end aborts `lost`. When the holder dies, PostgreSQL ends its
+ * backend as soon as it reads the closed socket, which releases the lock for the next holder.
  */
 export async function acquireSingleton(
   options: SingletonLockOptions,
@@ -92,22 +94,33 @@ export async function acquireSingleton(
   validate(options);
   const lockKey = singletonLockKey(options.key);
   let waitingLogged = false;
+  let failing = false;
+  let client: pg.Client | null = null;
   while (!signal.aborted) {
-    const client = await tryLock(options, lockKey);
-    if (client && signal.aborted) {
-      await unlockAndClose(client, lockKey);
-      return null;
-    }
-    if (client) {
-      options.logger.info({ key: options.key }, 'singleton:acquired');
-      return holdLease(client, lockKey, options);
-    }
-    if (!waitingLogged) {
-      options.logger.info({ key: options.key }, 'singleton:acquire:waiting');
+    try {
+      client ??= await connect(options);
+      if (await tryLock(client, lockKey, options)) {
+        if (signal.aborted) break;
+        options.logger.info({ key: options.key }, 'singleton:acquired');
+        return holdLease(client, lockKey, options);
+      }
+      failing = false;
+      if (!waitingLogged) options.logger.info({ key: options.key }, 'singleton:acquire:waiting');
       waitingLogged = true;
+    } catch (error) {
+      // Once per outage at warn level; the retries every checkInterval would flood the log.
+      options.logger[failing ? 'debug' : 'warn'](
+        { err: error, key: options.key },
+        'singleton:acquire:failed',
+      );
+      failing = true;
+      if (client) await closeQuietly(client);
+      client = null;
     }
     await delay(options.checkInterval, signal);
   }
+  // Ending the session also releases a lock taken just as the signal aborted.
+  if (client) await closeQuietly(client);
   return null;
 }
 
