@@ -84,6 +84,21 @@ test('a wrong password crashes the service with STEWARD_ERR_AMQP_CONNECTION, wit
   assert.ok(!JSON.stringify(running.logs).includes('not-the-password-x9'), 'password in logs');
 });
 
+test('a queue that does not exist is a crash naming the condition, not a reconnect loop', async (t) => {
+  const missing = uniqueQueue('missing');
+  const running = runService(
+    amqpListener({ name: 'amqp-missing', ...BROKER, queue: missing, handler: () => 1 }),
+  );
+  t.after(() => running.stop().catch(() => undefined));
+  await assert.rejects(running.done, (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'STEWARD_ERR_AMQP_CONNECTION');
+    assert.match(error.message, /amqp:not-found/);
+    assert.match(error.message, new RegExp(missing));
+    return true;
+  });
+  assert.equal(running.logs.filter((l) => l.msg === 'amqp:connect:start').length, 1);
+});
+
 test('graceful stop lets running handlers finish, releases the rest, and loses nothing', async (t) => {
   const queue = await freshQueue('stop');
   const messages = messagesWithIds(40);

@@ -148,6 +148,11 @@ export class LinkSession {
     );
     connection.on('session_close', () => this.#lost(new Error('session ended by the broker')));
     connection.on('connection_open', () => this.#attach(connection));
+    // rhea prints protocol errors to stderr unless someone listens. RabbitMQ 3.x sends a second close
+    // (a crashed reader) after ending a session with an error; the first error already ended this attempt.
+    connection.on('protocol_error', (error: unknown) =>
+      this.#ctx.logger.debug({ err: error }, 'amqp:protocol-error'),
+    );
     this.#timers.push(
       setTimeout(() => {
         if (!this.#consumer) this.#lost(new Error(`not attached within ${options.connectTimeout} ms`));
