@@ -31,9 +31,27 @@ test('no log line carries a secret', async () => {
   await fixture.exited;
   const output = fixture.logs.map((line) => JSON.stringify(line)).join('\n');
   assert.ok(fixture.logs.some(event('configured')), 'the secret-bearing lines were logged');
-  for (const secret of ['s3cr3t-amqp', 's3cr3t-pg', 's3cr3t-field', 's3cr3t-nested', 's3cr3t-kv']) {
+  const errorLine = fixture.logs.find(event('connect:failed'));
+  assert.match(
+    JSON.stringify(errorLine),
+    /postgres:\/\/app:\*\*\*@db\/app failed/,
+    'the error is still logged, redacted',
+  );
+  assert.match(JSON.stringify(errorLine), /"stack":/, 'with its stack');
+  const secrets = [
+    's3cr3t-amqp',
+    's3cr3t-pg',
+    's3cr3t-field',
+    's3cr3t-nested',
+    's3cr3t-kv',
+    's3cr3t-err',
+    's3cr3t-cause',
+    's3cr3t-alone',
+  ];
+  for (const secret of secrets) {
     assert.ok(!output.includes(secret), `${secret} leaked into the logs`);
   }
   assert.match(output, /amqp:\/\/app:\*\*\*@broker:5672/);
+  assert.match(output, /"msg":"retrying redis:\/\/:\*\*\*@cache:6379"/);
   assert.match(output, /postgres:\/\/app:\*\*\*@db\/app/);
 });

@@ -17,10 +17,22 @@ export function redactDeep<T>(value: T, depth = 0): T {
   if (typeof value === 'string') return redactSecrets(value) as T;
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, depth + 1)) as T;
-  if (value instanceof Error) return value;
+  if (value instanceof Error) return redactError(value, depth) as T;
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) out[key] = redactDeep(item, depth + 1);
   return out as T;
+}
+
+/**
+ * A copy of an error (same prototype, so pino's `err` serializer still treats it as one) whose message,
+ * stack and other own fields are redacted: a connection error's message often carries the URL.
+ */
+function redactError(error: Error, depth: number): Error {
+  const copy = Object.create(Object.getPrototypeOf(error)) as Record<string, unknown>;
+  for (const key of Object.getOwnPropertyNames(error)) {
+    copy[key] = redactDeep((error as unknown as Record<string, unknown>)[key], depth + 1);
+  }
+  return copy as unknown as Error;
 }
 
 /** Keys whose values are secrets whatever they contain. */
@@ -58,7 +70,10 @@ export function createLogger(option: LoggerOption, bindings: Record<string, unkn
     hooks: {
       ...option?.hooks,
       logMethod(args, method) {
-        const redacted = args.map((arg) => (typeof arg === 'string' ? redactSecrets(arg) : arg));
+        // An Error logged alone becomes the message too (pino takes `err.message`): redact it here.
+        const redacted = args.map((arg) =>
+          typeof arg === 'string' ? redactSecrets(arg) : arg instanceof Error ? redactDeep(arg) : arg,
+        );
         return method.apply(this, redacted as Parameters<typeof method>);
       },
     },
