@@ -9,7 +9,10 @@ import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
 
 interface PingBody {
   worker: { id: number; pid: number; ageMs: number; requests: number };
-  cluster: { workers: Array<{ id: number; pid: number; state: string }> } | null;
+  cluster: {
+    workers: Array<{ id: number; pid: number; state: string }>;
+    recycles: { total: number; byReason: Record<string, number> };
+  } | null;
   services: Array<{ name: string; state: string; processed: number }>;
   host: { role: string; pid: number } | null;
   healthy: boolean;
@@ -102,6 +105,7 @@ test('npm start: page, ping and metrics; workers recycle under a burst while the
   assert.equal(page.status, 200);
   assert.match(String(page.headers['content-type']), /^text\/html/);
   assert.match(page.body, /Answered by <strong>worker [12]<\/strong>/);
+  assert.match(page.body, /Recycles so far: <strong>0<\/strong>\./);
   assert.match(page.body, /<td>demo-events<\/td><td>running<\/td>/);
   assert.match(page.body, new RegExp(`<strong>sibling</strong> process \\(pid ${sibling}\\)`));
   assert.doesNotMatch(page.body, /<(script|link|img)\b/, 'no external assets');
@@ -120,7 +124,20 @@ test('npm start: page, ping and metrics; workers recycle under a burst while the
   );
   await demo.waitForLogs(event('worker:recycle:done', { reason: 'max-requests', code: 0 }), 2, 15_000);
 
-  const later = await pingUntil(ping, (body) => body.worker.id > 2, 'a replacement worker answering');
+  const later = await pingUntil(
+    ping,
+    (body) => body.worker.id > 2 && (body.cluster?.recycles.byReason['max-requests'] ?? 0) >= 2,
+    'a replacement worker answering, two recycles counted',
+  );
+  // Each worker caches the control server's answers for a second: any page soon shows the recycles.
+  await until(
+    async () =>
+      /Recycles so far: <strong>([2-9]|\d\d+)<\/strong> \(max-requests: \d+\)/.test(
+        (await get(`${app}/`)).body,
+      ),
+    5_000,
+    'the page counting the recycles',
+  );
   assert.equal(later.host?.pid, sibling, 'the services sibling was never restarted');
   assert.ok(counter(later, 'demo-events') > counter(first, 'demo-events'), 'the daemon kept handling events');
   assert.equal(demo.logs.filter(event('services:fork')).length, 1, 'the services sibling was forked once');

@@ -28,6 +28,14 @@ function serviceRows(services) {
     .join('');
 }
 
+function recycleLine(cluster) {
+  if (!cluster) return 'Recycles: unknown (control server unreachable).';
+  const reasons = Object.entries(cluster.recycles.byReason)
+    .map(([reason, count]) => `${escapeHtml(reason)}: ${count}`)
+    .join(', ');
+  return `Recycles so far: <strong>${cluster.recycles.total}</strong>${reasons ? ` (${reasons})` : ''}.`;
+}
+
 function daemonLine({ host, healthy, stale }) {
   if (!host) return '<p>The event daemon has not reported its status yet.</p>';
   const health = healthy ? '<span class="ok">healthy</span>' : '<span class="bad">not healthy</span>';
@@ -38,7 +46,6 @@ worker: ${health}${stale ? ' (status stale)' : ''}.</p>`;
 /** `facts` is the `/ping` body: worker, cluster, services, host, stale, healthy. */
 export function renderPage(facts) {
   const { worker, cluster, services } = facts;
-  const replaced = cluster ? Math.max(...cluster.workers.map((w) => w.id)) - cluster.workers.length : 0;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="1">
 <title>cluster-steward demo</title>
@@ -50,9 +57,10 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.me{backgr
 </style></head><body>
 <h1>cluster-steward demo</h1>
 <p>Answered by <strong>worker ${worker.id}</strong> (pid ${worker.pid}), ${seconds(worker.ageMs)} old,
-${worker.requests} requests served. Workers retire after about 200 requests; each replacement starts
-before its predecessor drains, so no request fails. Replacements so far: at least ${Math.max(replaced, 0)}.</p>
+${worker.requests} requests served. Workers retire after 200 to 300 requests; each replacement is ready
+before its predecessor drains, so no request fails.</p>
 <h2>HTTP workers</h2>
+<p>${recycleLine(cluster)}</p>
 <table><tr><th>id</th><th>pid</th><th>state</th><th>age</th><th>requests</th></tr>${workerRows(cluster, worker.id)}</table>
 <h2>Event daemon</h2>
 ${daemonLine(facts)}

@@ -6,8 +6,8 @@ import http from 'node:http';
 import { pingResult } from 'cluster-steward';
 import { renderPage } from './page.js';
 
-/** How long a worker reuses the cluster's /status answer, so a burst of requests is not a burst of fetches. */
-const CLUSTER_STATUS_TTL_MS = 500;
+/** How long a worker reuses the control server's answers, so a burst of requests is not a burst of scrapes. */
+const CLUSTER_STATUS_TTL_MS = 1_000;
 
 export function startServer({ port, host, controlPort, ctx }) {
   const bornAt = Date.now();
@@ -55,20 +55,27 @@ function send(response, statusCode, contentType, body) {
 }
 
 /**
- * The workers as the primary sees them (id, pid, state, age, requests), from the control server, cached
- * briefly. `null` when the control server cannot be reached: the page still answers.
+ * The workers as the primary sees them (id, pid, state, age, requests) from the control server's `/status`,
+ * and the recycles so far by reason from its `/metrics`, cached briefly. `null` when the control server
+ * cannot be reached: the page still answers.
  */
 function cachedClusterStatus(controlPort, logger) {
   let cached = null;
   let fetchedAt = 0;
   let pending = null;
+  const control = (path) =>
+    fetch(`http://127.0.0.1:${controlPort}${path}`, { signal: AbortSignal.timeout(2_000) });
   const load = async () => {
     try {
-      const reply = await fetch(`http://127.0.0.1:${controlPort}/status`, {
-        signal: AbortSignal.timeout(1_000),
-      });
-      const status = await reply.json();
-      cached = { uptimeMs: status.uptime, workers: status.workers.map(pickWorker) };
+      const [status, metrics] = await Promise.all([
+        control('/status').then((reply) => reply.json()),
+        control('/metrics').then((reply) => reply.text()),
+      ]);
+      cached = {
+        uptimeMs: status.uptime,
+        workers: status.workers.map(pickWorker),
+        recycles: recycles(metrics),
+      };
     } catch (error) {
       logger.debug({ err: error }, 'demo:cluster-status:failed');
       cached = null;
@@ -86,4 +93,12 @@ function cachedClusterStatus(controlPort, logger) {
 
 function pickWorker({ id, pid, state, age, requests, retireReason }) {
   return { id, pid, state, ageMs: age, requests, retireReason };
+}
+
+/** `steward_worker_recycles_total{reason="max-requests"} 7` lines as `{ total: 7, byReason: {...} }`. */
+function recycles(metricsText) {
+  const byReason = {};
+  for (const match of metricsText.matchAll(/^steward_worker_recycles_total\{reason="([^"]+)"\} (\d+)/gm))
+    byReason[match[1]] = Number(match[2]);
+  return { total: Object.values(byReason).reduce((sum, count) => sum + count, 0), byReason };
 }
