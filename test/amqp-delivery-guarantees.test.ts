@@ -78,6 +78,50 @@ test('network drops mid-stream lose nothing, and deliveries of a dead link are n
   assert.equal(running.record.status.connected, false);
 });
 
+test('a peer that goes silent without closing is dropped after the idle timeout, and nothing is lost', async (t) => {
+  const queue = await freshQueue('silent');
+  const proxy = new TcpProxy();
+  const port = await proxy.listen();
+  t.after(() => proxy.close());
+  const messages = messagesWithIds(100);
+  const handled = new Set<string>();
+  const listener = amqpListener({
+    name: 'amqp-silent',
+    ...BROKER,
+    port,
+    queue,
+    prefetch: 10,
+    idleTimeout: 500,
+    reconnect: { initialDelay: 50, maxDelay: 200 },
+    handler: async (message) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      handled.add(String(message.message_id));
+    },
+  });
+  const running = runService(listener);
+  t.after(() => running.stop().catch(() => undefined));
+  await publish(queue, messages);
+  await until(() => handled.size >= 20, 10_000, '20 messages handled');
+  proxy.blackhole();
+  const silentAt = Date.now();
+  await until(() => attachedCount(running.logs) === 2, 10_000, 'link attached again after the idle timeout');
+  const detectedAfter = Date.now() - silentAt;
+  await until(() => handled.size === messages.length, 15_000, 'every message handled');
+  await until(
+    async () => {
+      const counts = await queueCounts(queue);
+      return counts.ready === 0 && counts.unacked === 0;
+    },
+    10_000,
+    'queue empty',
+  );
+  await running.stop();
+  // rhea drops a connection that stayed silent for twice the idle timeout it announced.
+  assert.ok(detectedAfter >= 900, `dropped after ${detectedAfter} ms`);
+  assert.equal(proxy.cuts, 0, 'the proxy never closed a connection itself');
+  assert.ok(running.logs.some((l) => l.msg === 'amqp:connection:lost'));
+});
+
 test('kill -9 of the process holding the listener mid-handler loses nothing', async (t) => {
   const queue = await freshQueue('kill');
   const messages = messagesWithIds(60);

@@ -130,20 +130,21 @@ export async function drainQueue(
 /** A TCP forwarder to the broker whose connections the test can cut, like a network drop. */
 export class TcpProxy {
   readonly #server: net.Server;
-  readonly #sockets = new Set<net.Socket>();
+  readonly #pairs = new Set<[net.Socket, net.Socket]>();
   cuts = 0;
 
   constructor(target = BROKER.port) {
     this.#server = net.createServer((client) => {
       const upstream = net.connect(target, BROKER.host);
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => socket.destroy());
-      }
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.#pairs.add(pair);
+      for (const socket of pair) socket.on('error', () => socket.destroy());
       client.pipe(upstream);
       upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
+      client.on('close', () => {
+        upstream.destroy();
+        this.#pairs.delete(pair);
+      });
       upstream.on('close', () => client.destroy());
     });
   }
@@ -154,14 +155,23 @@ export class TcpProxy {
     return (this.#server.address() as net.AddressInfo).port;
   }
 
-  get connections(): number {
-    return this.#sockets.size / 2;
-  }
-
   /** Destroys every forwarded connection at once (both sides), as a dropped network would. */
   cut(): void {
     this.cuts++;
-    for (const socket of this.#sockets) socket.destroy();
+    for (const pair of this.#pairs) for (const socket of pair) socket.destroy();
+  }
+
+  /**
+   * From now on the current connections lose every byte in both directions without being closed, like a
+   * peer that vanished without a FIN; closing one side still closes the other. New connections work.
+   */
+  blackhole(): void {
+    for (const [client, upstream] of this.#pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      // unpipe() leaves the sockets paused: read on (and discard) so a close still travels through.
+      for (const socket of [client, upstream]) socket.on('data', () => undefined).resume();
+    }
   }
 
   async close(): Promise<void> {
