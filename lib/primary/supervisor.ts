@@ -45,6 +45,10 @@ export class Supervisor {
     });
   }
 
+  /**
+   * Installs the signal handlers, runs the `primary` hook, starts the services, the control server and
+   * then the workers. Called by `steward()`; resolves once everything is started (workers may still boot).
+   */
   async start(): Promise<void> {
     this.#installSignals();
     this.logger.info({ workers: this.options.workers, pid: process.pid }, 'cluster:starting');
