@@ -147,6 +147,36 @@ test('katello-like: Candlepin events through the AMQP listener into a coalescing
   }
 });
 
+test('metrics-scrape: every metric the Grafana dashboard and the alerting rules query is exposed by a cluster', async () => {
+  const read = (name: string) =>
+    readFileSync(new URL(`../examples/metrics-scrape/${name}`, import.meta.url), 'utf8');
+  const dashboard = read('grafana-dashboard.json');
+  JSON.parse(dashboard);
+  const queried = new Set(
+    [...`${dashboard}\n${read('cluster-steward-alerts.yml')}`.matchAll(/\bsteward_[a-z_]+/g)].map((match) =>
+      match[0].replace(/_(bucket|sum|count)$/, ''),
+    ),
+  );
+  assert.ok(queried.size >= 10, `queries found: ${[...queried].join(', ')}`);
+  assert.match(read('prometheus.yml'), /metrics_path: \/metrics\n[\s\S]*targets: \["127\.0\.0\.1:9394"\]/);
+
+  // The demo has workers and services, so every family of the library is registered.
+  const [port, controlPort] = [await freePort(), await freePort()];
+  const demo = startExample('demo/main.js', { PORT: String(port), CONTROL_PORT: String(controlPort) });
+  await demo.waitForLogs(event('worker:ready'), 2, 15_000);
+  const exposed = await until(
+    async () => {
+      const text = (await get(`http://127.0.0.1:${controlPort}/metrics`)).body;
+      return text.includes('# HELP steward_service_up') && text;
+    },
+    10_000,
+    'service metrics in the scrape',
+  );
+  const missing = [...queried].filter((name) => !new RegExp(`^# HELP ${name} `, 'm').test(String(exposed)));
+  assert.deepEqual(missing, [], 'queried metrics absent from a real scrape');
+  await stop(demo);
+});
+
 test('deploy: the systemd unit reloads with SIGHUP, stops with SIGTERM past the grace, restarts on failure', () => {
   const unit = readFileSync(
     new URL('../examples/deploy/cluster-steward-app.service', import.meta.url),
