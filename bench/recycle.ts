@@ -226,6 +226,13 @@ const table = [
   ...verdicts,
   '',
   `Zero failed requests (no socket error, no non-2xx, no timeout) in every run: **${allZero ? 'yes' : 'NO'}**.`,
+  '',
+  'Where the throughput goes: every recycle starts a cold Node process (about 185 ms of CPU to boot here) whose',
+  "first few thousand requests run in V8's interpreter and baseline tiers at 4 to 6 times the CPU per request",
+  'of a warm worker. With a limit of 1,000 requests, no worker ever gets warm; the recycler itself adds a',
+  'drain of tens of milliseconds and never reduces the ready workers below 2. See',
+  '[recycling: cost](recycling.md#cost-choose-limits-in-the-tens-of-thousands). The machine was shared with',
+  'other work during the run (load average above), which also lengthens the replacement boots.',
 ].join('\n');
 console.log(`\n${table}`);
 writeBenchmarkSection('recycle', table);
