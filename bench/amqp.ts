@@ -7,6 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { amqpListener } from '../lib/amqp.js';
 import { ServiceRecord } from '../lib/services/service-record.js';
@@ -24,15 +26,31 @@ interface Timing {
   perSecond: number;
   /** Client CPU (user + system) per message in µs: the consumer's own cost, whatever the broker's speed. */
   cpuMicros: number;
+  /** V8 heap retained (after a full GC) at the end of the drain, above its level at the start, in MiB. */
+  heapRetainedMiB: number;
 }
 
-function timing(first: number, last: number, cpu: NodeJS.CpuUsage): Timing {
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Heap after a full GC now; the returned function gives the growth since, after another GC, in MiB. */
+function heapMark(): () => number {
+  gc();
+  const start = process.memoryUsage().heapUsed;
+  return () => {
+    gc();
+    return (process.memoryUsage().heapUsed - start) / 2 ** 20;
+  };
+}
+
+function timing(first: number, last: number, cpu: NodeJS.CpuUsage, heapRetainedMiB: number): Timing {
   const ms = last - first;
   const used = process.cpuUsage(cpu);
   return {
     ms,
     perSecond: Math.round((MESSAGES / ms) * 1000),
     cpuMicros: (used.user + used.system) / MESSAGES,
+    heapRetainedMiB,
   };
 }
 
@@ -54,6 +72,7 @@ function drainRaw(queue: string): Promise<Timing> {
   let count = 0;
   let first = 0;
   let cpu = process.cpuUsage();
+  const heap = heapMark();
   return new Promise((resolve) => {
     receiver.on('message', () => {
       if (count++ === 0) {
@@ -61,7 +80,8 @@ function drainRaw(queue: string): Promise<Timing> {
         cpu = process.cpuUsage();
       }
       if (count === MESSAGES) {
-        const result = timing(first, performance.now(), cpu);
+        const result = timing(first, performance.now(), cpu, 0);
+        result.heapRetainedMiB = heap();
         connection.close();
         resolve(result);
       }
@@ -79,6 +99,7 @@ async function drainListener(queue: string): Promise<Timing> {
   let last = 0;
   let cpu = process.cpuUsage();
   let used: NodeJS.CpuUsage | undefined;
+  let heapRetainedMiB = 0;
   const service = amqpListener({
     name: 'bench-amqp',
     ...BROKER,
@@ -92,12 +113,14 @@ async function drainListener(queue: string): Promise<Timing> {
       if (count === MESSAGES) {
         last = performance.now();
         used = process.cpuUsage(cpu);
+        heapRetainedMiB = heap();
         finished?.();
       }
     },
   });
   const record = new ServiceRecord(service.name, false);
   const controller = new AbortController();
+  const heap = heapMark();
   const running = service.run(record.createContext(controller.signal, pino({ level: 'warn' })));
   await done;
   // The last accept goes out with the next write; let the stop flush it before measuring is over.
@@ -105,7 +128,7 @@ async function drainListener(queue: string): Promise<Timing> {
   await running;
   record.dispose();
   if (record.status.processed !== MESSAGES) throw new Error(`processed ${record.status.processed}`);
-  const result = timing(first, last, cpu);
+  const result = timing(first, last, cpu, heapRetainedMiB);
   return { ...result, cpuMicros: (used!.user + used!.system) / MESSAGES };
 }
 
@@ -131,13 +154,15 @@ const rawRate = Math.round(median(raw.map((t) => t.perSecond)));
 const stewardRate = Math.round(median(steward.map((t) => t.perSecond)));
 const rawCpu = median(raw.map((t) => t.cpuMicros));
 const stewardCpu = median(steward.map((t) => t.cpuMicros));
+const rawHeap = Math.max(...raw.map((t) => t.heapRetainedMiB));
+const stewardHeap = Math.max(...steward.map((t) => t.heapRetainedMiB));
 const perRound = raw.map((t, i) => (steward[i]!.perSecond / t.perSecond).toFixed(2)).join(', ');
 const ratio = stewardRate / rawRate;
 console.log(`ratio amqpListener / raw rhea autoaccept: ${ratio.toFixed(3)} (goal >= ${GOAL})`);
 console.log(`client CPU per message: raw ${rawCpu.toFixed(1)} µs, amqpListener ${stewardCpu.toFixed(1)} µs`);
 
-const row = (name: string, rate: number, cpu: number, runs: Timing[]) =>
-  `| ${name} | ${rate} | ${(rate / rawRate).toFixed(3)} | ${cpu.toFixed(1)} | ${runs.map((t) => t.ms.toFixed(0)).join(', ')} |`;
+const row = (name: string, rate: number, cpu: number, heap: number, runs: Timing[]) =>
+  `| ${name} | ${rate} | ${(rate / rawRate).toFixed(3)} | ${cpu.toFixed(1)} | ${heap.toFixed(1)} | ${runs.map((t) => t.ms.toFixed(0)).join(', ')} |`;
 writeBenchmarkSection(
   'amqp',
   `Drain of a ${MESSAGES.toLocaleString('en')}-message backlog from RabbitMQ 3.10 (AMQP 1.0 plugin, local) with a
@@ -146,15 +171,17 @@ ${machineNote()}. The baseline is a raw rhea receiver with its default credit wi
 amqpListener accepts each message after its handler returned, with \`prefetch: ${PREFETCH}\`,
 \`concurrency: 1\` and credit refilled only when the link credit is used up (RabbitMQ 3.x).
 
-| consumer | msg/s | ratio to raw | client CPU µs/msg | drain ms per round |
-| --- | ---: | ---: | ---: | --- |
-${row('raw rhea autoaccept', rawRate, rawCpu, raw)}
-${row('amqpListener (at-least-once)', stewardRate, stewardCpu, steward)}
+| consumer | msg/s | ratio to raw | client CPU µs/msg | heap retained after GC MiB | drain ms per round |
+| --- | ---: | ---: | ---: | ---: | --- |
+${row('raw rhea autoaccept', rawRate, rawCpu, rawHeap, raw)}
+${row('amqpListener (at-least-once)', stewardRate, stewardCpu, stewardHeap, steward)}
 
 Per-round ratios: ${perRound}. One-minute load average ${loadBefore} before, ${loadavg()[0]!.toFixed(1)} after: the
 broker shares the machine with other work, so absolute rates vary between runs; the ratio is what to compare.
 When the broker is the bottleneck both consumers wait on it alike: the client CPU per message (${(stewardCpu / rawCpu).toFixed(2)}x
 the raw consumer's) is the listener's own cost for settlement after the handler, explicit credit and counting.
+Heap retained is measured after a full GC at the first and the last message (largest over the rounds): a
+backlog of any size stays on the broker, so it stays flat.
 
 Goal amqpListener / raw >= ${GOAL}: **${ratio.toFixed(3)}** (${ratio >= GOAL ? 'met' : 'not met'}).`,
 );
