@@ -9,6 +9,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import {
   benchDir,
@@ -47,6 +48,9 @@ interface Cluster {
   url: string;
   recycles: Recycles;
   slices: LoadResult[];
+  /** CPU seconds used by the primary and all its workers (live and exited) during the slices. */
+  cpuSeconds: number;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -77,7 +81,8 @@ async function startCluster(name: string, recycle: Record<string, unknown> | und
       }
     });
   });
-  return { name, url: `http://127.0.0.1:${port}/`, recycles, slices: [], stop: () => stopGroup(child) };
+  const url = `http://127.0.0.1:${port}/`;
+  return { name, url, recycles, slices: [], cpuSeconds: 0, pid: child.pid!, stop: () => stopGroup(child) };
 }
 
 function countRecycle(recycles: Recycles, line: Record<string, unknown>): void {
@@ -111,8 +116,10 @@ async function runSlices(tool: 'autocannon' | 'wrk', clusters: Cluster[]): Promi
   const recycling = clusters[1]!;
   for (let elapsed = SLICE; ; elapsed += SLICE) {
     for (const cluster of clusters) {
+      const cpuBefore = clusterCpuSeconds(cluster.pid);
       cluster.slices.push(await load(cluster.url, CONNECTIONS, SLICE));
       await settled(cluster);
+      cluster.cpuSeconds += clusterCpuSeconds(cluster.pid) - cpuBefore;
     }
     const recycled = recycling.recycles.done - counted[1]!;
     console.log(`${tool}: ${elapsed} s per cluster, ${recycled} recycles`);
@@ -130,6 +137,36 @@ async function runSlices(tool: 'autocannon' | 'wrk', clusters: Cluster[]): Promi
   });
 }
 
+/** Linux clock ticks per second (`getconf CLK_TCK`), which /proc/<pid>/stat times are counted in. */
+const CLOCK_TICKS = 100;
+
+/** utime, stime, cutime, cstime and the parent pid from /proc/<pid>/stat. */
+function procTimes(pid: number): { own: number; reaped: number; ppid: number } | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const [ppid, utime, stime, cutime, cstime] = [1, 11, 12, 13, 14].map((i) => Number(fields[i]));
+    return { own: utime! + stime!, reaped: cutime! + cstime!, ppid: ppid! };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU used so far by a cluster: the primary, its live workers, and the workers it has reaped. Unlike
+ * throughput, CPU per request does not depend on what else the shared machine runs.
+ */
+function clusterCpuSeconds(primary: number): number {
+  const root = procTimes(primary);
+  if (!root) return Number.NaN;
+  let ticks = root.own + root.reaped;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const child = procTimes(Number(entry));
+    if (child?.ppid === primary) ticks += child.own;
+  }
+  return ticks / CLOCK_TICKS;
+}
+
 /** Waits for the recycles a slice started, so no replacement boots during the next cluster's slice. */
 async function settled(cluster: Cluster): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -145,9 +182,12 @@ interface Summary {
   p99Ms: number;
   failed: number;
   detail: string;
+  /** Cluster CPU microseconds per request. */
+  cpuUs: number;
 }
 
-function summarize(slices: LoadResult[]): Summary {
+function summarize(cluster: Cluster): Summary {
+  const { slices } = cluster;
   const requests = slices.reduce((sum, slice) => sum + slice.requests, 0);
   const failed = slices.reduce((sum, slice) => sum + slice.errors, 0);
   const details = [...new Set(slices.filter((slice) => slice.errors > 0).map((slice) => slice.detail))];
@@ -157,6 +197,7 @@ function summarize(slices: LoadResult[]): Summary {
     p99Ms: median(slices.map((slice) => slice.p99Ms)),
     failed,
     detail: failed === 0 ? 'none' : details.join('; '),
+    cpuUs: (cluster.cpuSeconds * 1e6) / requests,
   };
 }
 
@@ -188,7 +229,8 @@ function verdict(tool: string, cluster: Cluster, base: Summary, run: Summary, re
     `throughput ratio **${rpsRatio.toFixed(3)}** (goal >= 0.9: ${rpsRatio >= 0.9 ? 'met' : 'not met'}), ` +
     `p99 ratio **${p99Ratio.toFixed(2)}** (goal <= 2: ${p99Ratio <= 2 ? 'met' : 'not met'}); ` +
     `replacement boot p50 ${percentile(recycles.bootMs, 50)} ms, ` +
-    `drain p50 ${percentile(recycles.drainMs, 50)} ms / max ${percentile(recycles.drainMs, 100)} ms.`
+    `drain p50 ${percentile(recycles.drainMs, 50)} ms / max ${percentile(recycles.drainMs, 100)} ms; ` +
+    `extra CPU per recycle ${(((run.cpuUs - base.cpuUs) * run.requests) / 1e6 / recycles.done).toFixed(2)} s.`
   );
 }
 
@@ -202,11 +244,11 @@ for (const tool of TOOLS) {
   }
   await runSlices(tool, clusters);
   await Promise.all(clusters.map((cluster) => cluster.stop()));
-  const summaries = clusters.map((cluster) => summarize(cluster.slices));
+  const summaries = clusters.map((cluster) => summarize(cluster));
   clusters.forEach((cluster, i) => {
     const s = summaries[i]!;
     allZero &&= s.failed === 0;
-    const row = `| ${tool} | ${cluster.name} | ${cluster.slices.length * SLICE} | ${s.requests} | ${Math.round(s.rps)} | ${s.p99Ms.toFixed(2)} | ${s.failed} (${s.detail}) | ${cluster.recycles.done} |`;
+    const row = `| ${tool} | ${cluster.name} | ${cluster.slices.length * SLICE} | ${s.requests} | ${Math.round(s.rps)} | ${s.p99Ms.toFixed(2)} | ${s.failed} (${s.detail}) | ${cluster.recycles.done} | ${s.cpuUs.toFixed(1)} |`;
     console.log(row);
     rows.push(row);
     if (i > 0) verdicts.push(verdict(tool, cluster, summaries[0]!, s, i === 1 ? MIN_RECYCLES : 0));
@@ -219,8 +261,8 @@ const table = [
     `\`recycle: ${JSON.stringify(recycle)}\` (and \`maxRequests: ${LARGE_MAX_REQUESTS}\` with wrk); ` +
     `${machineNote()}; 1-minute load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after.`,
   '',
-  '| tool | run | s | requests | req/s | p99 ms (median of slices) | failed | recycles |',
-  '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |',
+  '| tool | run | s | requests | req/s | p99 ms (median of slices) | failed | recycles | CPU µs/request |',
+  '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
   ...rows,
   '',
   ...verdicts,
