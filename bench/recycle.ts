@@ -271,10 +271,12 @@ const table = [
   '',
   'Where the throughput goes: every recycle starts a cold Node process (about 185 ms of CPU to boot here) whose',
   "first few thousand requests run in V8's interpreter and baseline tiers at 4 to 6 times the CPU per request",
-  'of a warm worker. With a limit of 1,000 requests, no worker ever gets warm; the recycler itself adds a',
-  'drain of tens of milliseconds and never reduces the ready workers below 2. See',
-  '[recycling: cost](recycling.md#cost-choose-limits-in-the-tens-of-thousands). The machine was shared with',
-  'other work during the run (load average above), which also lengthens the replacement boots.',
+  'of a warm worker. "Extra CPU per recycle" is that cost, from the CPU times of every process of each cluster',
+  '(/proc), which unlike throughput does not depend on what else the shared machine runs. With a limit of',
+  '1,000 requests no worker ever gets warm; the recycler itself adds a drain of tens of milliseconds and never',
+  'reduces the ready workers below 2. See [recycling: cost](recycling.md#cost-choose-limits-in-the-tens-of-thousands).',
+  'The machine was shared with other work during the run (load average above): throughput and p99 ratios',
+  'move by tens of per cent between runs, and replacement boots take longer than on an idle machine.',
 ].join('\n');
 console.log(`\n${table}`);
 writeBenchmarkSection('recycle', table);
