@@ -16,7 +16,7 @@ const time = (line: LogLine) => line.time as number;
 async function getRetrying(url: string, deadline: number): Promise<{ status: number; retries: number }> {
   for (let retries = 0; ; retries++) {
     try {
-      return { status: (await get(url, { timeoutMs: 5_000 })).status, retries };
+      return { status: (await get(url, { timeoutMs: 2_000 })).status, retries };
     } catch (error) {
       if (Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -82,6 +82,34 @@ test('past the restart intensity with no worker ready, the primary exits 1 namin
   assert.match(String(fatal?.msg), /exited with code/);
   const forks = app.logs.filter(event('worker:booting')).length;
   assert.ok(forks <= 2 + 3, `${forks} forks: no fork loop`);
+});
+
+test('past the restart intensity with a worker still ready, the cluster degrades but keeps serving', async () => {
+  const port = await freePort();
+  const app = spawnFixture('reliability-crashy.js', {
+    PORT: String(port),
+    CRASH_AFTER: '1',
+    CRASH_INTENSITY: '2',
+    CRASH_SPARE: '2',
+  });
+  spawned.push(app);
+  await app.waitForLogs(event('worker:ready'), 2, 15_000);
+  const degraded = app.waitForLog(event('worker:crash-loop:degraded'), 20_000, 'worker:crash-loop:degraded');
+  let logged = false;
+  void degraded.then(() => {
+    logged = true;
+  });
+  while (!logged) await get(`http://127.0.0.1:${port}/`, { timeoutMs: 2_000 }).catch(() => undefined);
+  assert.ok(((await degraded).crashes as number) > 2);
+  // Worker 2 never crashes: requests keep being answered (a connection handed to a dying worker is retried).
+  const deadline = Date.now() + 15_000;
+  for (let i = 0; i < 5; i++)
+    assert.equal((await getRetrying(`http://127.0.0.1:${port}/`, deadline)).status, 200);
+  assert.ok(!app.logs.some((line) => String(line.msg).startsWith('cluster:crash-loop')));
+  // A graceful stop; its code is 1 when a worker crashes during the drain, as the last one here may.
+  app.child.kill('SIGTERM');
+  await app.exited;
+  assert.ok(app.logs.some(event('cluster:shutdown:done')));
 });
 
 test('a hung sibling: workers see the services as not healthy at once, then it is killed and replaced', async () => {
