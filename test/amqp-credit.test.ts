@@ -49,7 +49,10 @@ test('under a backlog at most `prefetch` deliveries are unsettled and at most `c
   const heapBefore = process.memoryUsage().heapUsed;
   while (samples.length < 8) samples.push(await queueCounts(queue));
   const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+  // The broker's `available` on its flow replies becomes the service's queue depth.
+  const depth = service.record.status.queueDepth;
   await service.stop();
+  assert.ok(depth !== null && depth > backlog / 2 && depth <= backlog, `queue depth ${depth}`);
 
   const maxUnacked = Math.max(...samples.map((s) => s.unacked));
   assert.ok(maxUnacked <= prefetch, `unacked ${maxUnacked} > prefetch ${prefetch}`);

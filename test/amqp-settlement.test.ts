@@ -167,6 +167,7 @@ test('dedupWindow accepts a repeated message_id without running the handler agai
   await until(() => running.record.status.duplicates === 1 && calls.length === 2, 10_000, 'duplicate seen');
   await running.stop();
   assert.deepEqual(calls, ['event-1', 'event-2']);
+  assert.equal(running.record.status.queueDepth, 0, 'an emptied queue shows no backlog');
   assert.equal(running.record.status.processed, 2);
   assert.ok((running.record.status.lagMs ?? 0) >= 5_000, `lag ${running.record.status.lagMs}`);
   assert.deepEqual(await queueCounts(queue), { ready: 0, unacked: 0 });

@@ -40,6 +40,9 @@ export class LinkConsumer {
   readonly #running = new Set<Pending>();
   #state: LinkState = 'open';
   readonly #idleWaiters = new Set<() => void>();
+  /** Messages the broker still holds for this link, from its last flow frame minus those received since. */
+  #available: number | undefined;
+  #depthReportedAt = 0;
 
   constructor(receiver: Receiver, deps: ConsumerDeps, profile: BrokerProfile, retryOutcome: RetryOutcome) {
     this.#receiver = receiver;
@@ -73,7 +76,26 @@ export class LinkConsumer {
     }
     this.#window.received();
     this.#buffer.push({ message, delivery, done: false, controller: undefined });
+    if (this.#available !== undefined) this.#reportDepth(Math.max(0, this.#available - 1));
     this.#pump();
+  }
+
+  /**
+   * The broker's `available` from a flow frame (RabbitMQ sends it in every reply to a credit grant):
+   * the queue depth behind this link, reported to the service status at most every 500 ms, and at once
+   * when it reaches 0 so an emptied queue never shows a stale backlog.
+   */
+  onFlow(available: number): void {
+    this.#depthReportedAt = 0;
+    this.#reportDepth(available);
+  }
+
+  #reportDepth(available: number): void {
+    this.#available = available;
+    const now = Date.now();
+    if (available !== 0 && now - this.#depthReportedAt < 500) return;
+    this.#depthReportedAt = now;
+    this.#deps.ctx.setQueueDepth(available);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { Connection, ConnectionOptions, ReceiverOptions } from 'rhea';
+import type { Connection, ConnectionOptions, Receiver, ReceiverOptions } from 'rhea';
 import { redactSecrets } from '../../common/logger.js';
 import { StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
@@ -80,6 +80,20 @@ export function connectionFailure(options: ResolvedAmqpOptions, error: Error): S
     ),
     { cause: error, details: { host: options.host, port: options.port, condition } },
   );
+}
+
+/**
+ * Calls `onAvailable` with the `available` field of every flow frame the broker sends on this link.
+ * rhea's `receiver_flow` event does not carry the frame, so its `on_flow` is wrapped.
+ */
+function watchAvailable(receiver: Receiver, onAvailable: (available: number) => void): void {
+  const link = receiver as unknown as { on_flow(frame: { performative?: { available?: unknown } }): void };
+  const onFlow = link.on_flow.bind(link);
+  link.on_flow = (frame) => {
+    const available = frame.performative?.available;
+    if (typeof available === 'number') onAvailable(available);
+    onFlow(frame);
+  };
 }
 
 /**
@@ -179,6 +193,7 @@ export class LinkSession {
     );
     receiver.on('receiver_close', () => this.#lost(new Error('link detached by the broker')));
     receiver.on('message', (c) => this.#consumer?.onMessage(c.message!, c.delivery!));
+    watchAvailable(receiver, (available) => this.#consumer?.onFlow(available));
     receiver.on('receiver_open', () => {
       const retryOutcome = retryOutcomeFor(profile, receiver.source?.outcomes);
       this.#consumer = new LinkConsumer(receiver, this.#deps, profile, retryOutcome);
