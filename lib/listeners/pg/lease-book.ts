@@ -63,6 +63,11 @@ export class LeaseBook {
     this.#renewTimer = setInterval(() => void this.#renew(), Math.max(100, Math.floor(leaseMs / 3)));
   }
 
+  /** Events leased by this consumer whose outcome is not written yet. */
+  get held(): number {
+    return this.#held.size;
+  }
+
   hold(row: ClaimedRow): void {
     this.#held.set(row.id, row);
   }

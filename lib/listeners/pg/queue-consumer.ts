@@ -80,6 +80,9 @@ export class QueueConsumer {
   #retryTimer: NodeJS.Timeout | undefined;
   #retryTimes: number[] = [];
   #idleWaiters: Array<() => void> = [];
+  /** Last measured depth; until then, assume a deep queue. */
+  #depth = Number.POSITIVE_INFINITY;
+  #lastFullClaimAt = 0;
 
   constructor(settings: ConsumerSettings, ctx: ServiceContext) {
     this.#settings = settings;
@@ -148,6 +151,7 @@ export class QueueConsumer {
         const { depth, oldestAgeMs } = await queueDepth(this.#pool, this.#settings.names, {
           types: this.#types,
         });
+        this.#depth = depth;
         this.#ctx.setQueueDepth(depth, oldestAgeMs);
       } catch (error) {
         this.#ctx.logger.debug({ err: error }, 'queue:depth:failed');
@@ -171,13 +175,7 @@ export class QueueConsumer {
       const limit = Math.min(s.batchSize, capacity);
       let rows: ClaimedRow[];
       try {
-        rows = await claimEvents(this.#claimPool, s.names, {
-          owner: this.#owner,
-          limit,
-          leaseMs: s.lease,
-          types: this.#types,
-          coalesce: s.coalesce,
-        });
+        rows = await this.#claim(limit);
       } catch (error) {
         this.#ctx.setConnected(false);
         const wait = backoffDelay(failures++, s.reconnect);
@@ -192,6 +190,28 @@ export class QueueConsumer {
       this.#accept(rows);
       if (rows.length < limit && !this.#dirty) await this.#sleep(s.pollInterval, signal);
     }
+  }
+
+  /**
+   * Claims within the oldest events (a bounded cost however deep a backlog of busy keys is). The whole
+   * queue is looked at only when that window held nothing claimable, more events lie beyond it and this
+   * consumer holds nothing (no completion of its own will free a key), at most once per `pollInterval`:
+   * keys beyond a window of events leased elsewhere or waiting for a retry still make progress.
+   */
+  async #claim(limit: number): Promise<ClaimedRow[]> {
+    const s = this.#settings;
+    const args = { owner: this.#owner, limit, leaseMs: s.lease, types: this.#types, coalesce: s.coalesce };
+    const window = Math.max(500, 2 * s.batchSize);
+    const rows = await claimEvents(this.#claimPool, s.names, { ...args, window });
+    const now = Date.now();
+    const fullScan =
+      rows.length === 0 &&
+      this.#depth > window &&
+      this.#book.held === 0 &&
+      now - this.#lastFullClaimAt >= s.pollInterval;
+    if (!fullScan) return rows;
+    this.#lastFullClaimAt = now;
+    return claimEvents(this.#claimPool, s.names, args);
   }
 
   #accept(rows: ClaimedRow[]): void {

@@ -9,6 +9,22 @@ export interface ClaimArgs {
   types: string[];
   /** Types whose handler receives the newest payload of the key. */
   coalesce: string[];
+  /**
+   * Look only at the oldest `window` events of `types` (by id). Without it, a backlog whose keys are all busy is read
+   * whole by every claim (each event waits behind an older one of its key); with it, a claim costs at most
+   * `window` index probes. Omit it to look at everything.
+   */
+  window?: number;
+}
+
+/** Parameters shared by every claim statement; `$5` and up depend on the variant. */
+interface Variant {
+  coalescing: boolean;
+  windowed: boolean;
+}
+
+function windowParam(variant: Variant): string {
+  return variant.coalescing ? '$6' : '$5';
 }
 
 /**
@@ -16,25 +32,32 @@ export interface ClaimArgs {
  * no older event of its (type, key) exists and no other one is leased: a key never runs concurrently
  * and runs in id order, across all consumers. `SKIP LOCKED` lets consumers claim side by side.
  */
-function candidates(names: QueueNames): string {
+function candidates(names: QueueNames, variant: Variant): string {
+  const window = variant.windowed
+    ? `AND e.id <= coalesce((SELECT w.id FROM ${names.events} w WHERE w.type = ANY($4::text[])
+                              ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807)`
+    : '';
   return `SELECT e.id FROM ${names.events} e
            WHERE e.type = ANY($4::text[])
              AND e.run_at <= now()
              AND (e.locked_until IS NULL OR e.locked_until < now())
-             AND (e.key IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM ${names.events} o
-                    WHERE o.type = e.type AND o.key = e.key AND o.id <> e.id
-                      AND (o.id < e.id OR o.locked_until >= now())))
+             ${window}
+             AND (e.key IS NULL OR (
+                   NOT EXISTS (SELECT 1 FROM ${names.events} o
+                                WHERE o.type = e.type AND o.key = e.key AND o.id < e.id)
+               AND NOT EXISTS (SELECT 1 FROM ${names.events} o
+                                WHERE o.type = e.type AND o.key = e.key AND o.locked_by IS NOT NULL
+                                  AND o.locked_until >= now() AND o.id <> e.id)))
            ORDER BY e.id
            LIMIT $2
            FOR UPDATE SKIP LOCKED`;
 }
 
 /** `id = ANY(ARRAY(...))` makes the update an index lookup; a join on the candidates hashes the whole table. */
-function lease(names: QueueNames): string {
+function lease(names: QueueNames, variant: Variant): string {
   return `UPDATE ${names.events} e
              SET locked_by = $1, locked_until = now() + $3 * interval '1 millisecond', attempts = e.attempts + 1
-           WHERE e.id = ANY(ARRAY(${candidates(names)}))`;
+           WHERE e.id = ANY(ARRAY(${candidates(names, variant)}))`;
 }
 
 /** Epoch milliseconds rather than timestamptz: pg's Date parsing costs more than the claim itself. */
@@ -42,14 +65,14 @@ const TIMES = (alias: string) =>
   `extract(epoch FROM ${alias}.created_at)::float8 * 1000 AS created_ms, extract(epoch FROM now() - ${alias}.created_at)::float8 * 1000 AS lag_ms`;
 
 /** Without coalescing the claim is one UPDATE; the latency of a wake-up is mostly this statement. */
-function plainClaim(names: QueueNames): string {
-  return `${lease(names)}
+function plainClaim(names: QueueNames, variant: Variant): string {
+  return `${lease(names, variant)}
           RETURNING e.id, e.type, e.key, e.payload, e.attempts, ${TIMES('e')}, NULL::text AS upto`;
 }
 
 /** With coalescing, each claimed event of a coalesced type carries the newest payload of its key. */
-function coalescingClaim(names: QueueNames): string {
-  return `WITH claimed AS (${lease(names)} RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts)
+function coalescingClaim(names: QueueNames, variant: Variant): string {
+  return `WITH claimed AS (${lease(names, variant)} RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts)
           SELECT c.id, c.type, c.key, c.attempts, ${TIMES('c')},
                  CASE WHEN n.id IS NULL THEN c.payload ELSE n.payload END AS payload,
                  n.id::text AS upto
@@ -65,12 +88,13 @@ function coalescingClaim(names: QueueNames): string {
 
 const statements = new Map<string, ReturnType<typeof prepared>>();
 
-function statementFor(names: QueueNames, coalescing: boolean) {
-  const cacheKey = `${coalescing}:${names.events}`;
+function statementFor(names: QueueNames, variant: Variant) {
+  const tag = `${variant.coalescing ? 'c' : 'p'}${variant.windowed ? 'w' : 'a'}`;
+  const cacheKey = `${tag}:${names.events}`;
   let statement = statements.get(cacheKey);
   if (statement === undefined) {
-    const name = `steward_claim_${coalescing ? 'c' : 'p'}_${names.migrationLock}`;
-    statement = prepared(name, coalescing ? coalescingClaim(names) : plainClaim(names));
+    const text = variant.coalescing ? coalescingClaim(names, variant) : plainClaim(names, variant);
+    statement = prepared(`steward_claim_${tag}_${names.migrationLock}`, text);
     statements.set(cacheKey, statement);
   }
   return statement;
@@ -84,9 +108,11 @@ function byId(a: ClaimedRow, b: ClaimedRow): number {
 /** Claims up to `limit` due events in one statement, leased to `owner` for `leaseMs`. */
 export async function claimEvents(db: Queryable, names: QueueNames, args: ClaimArgs): Promise<ClaimedRow[]> {
   const coalescing = args.coalesce.length > 0;
-  const statement = statementFor(names, coalescing);
-  const values = [args.owner, args.limit, args.leaseMs, args.types];
-  const { rows } = await db.query<ClaimedRow>(statement, coalescing ? [...values, args.coalesce] : values);
+  const windowed = args.window !== undefined;
+  const values: unknown[] = [args.owner, args.limit, args.leaseMs, args.types];
+  if (coalescing) values.push(args.coalesce);
+  if (windowed) values.push(args.window);
+  const { rows } = await db.query<ClaimedRow>(statementFor(names, { coalescing, windowed }), values);
   // UPDATE ... RETURNING does not keep the candidates' order.
   if (!coalescing) rows.sort(byId);
   return rows;
