@@ -23,9 +23,10 @@ import {
 import { until } from './helpers/process.js';
 
 test('AMQP: a body that is not JSON fails per message, is dead-lettered at maxDeliveries, and consuming goes on', async (t) => {
+  const defer = deferrer(t);
   const queue = uniqueQueue('badbody');
   await declareQueue(queue, true);
-  t.after(() => deleteQueues(queue, `${queue}.dead`));
+  defer(() => deleteQueues(queue, `${queue}.dead`));
   const handled: unknown[] = [];
   const service = runService(
     amqpListener({
@@ -39,14 +40,17 @@ test('AMQP: a body that is not JSON fails per message, is dead-lettered at maxDe
       },
     }),
   );
-  t.after(() => service.stop());
+  defer(() => service.stop());
   await publish(queue, [
     { message_id: 'ok-1', body: '{"n":1}' },
     { message_id: 'truncated', body: '{"n":' },
     { message_id: 'binary', body: Buffer.from([0xff, 0xfe, 0x00, 0x7b]) },
     { message_id: 'ok-2', body: '{"n":2}' },
   ]);
-  const dead = await drainQueue(`${queue}.dead`, (ids) => ids.length >= 2, 15_000);
+  const dead = await explained(
+    service,
+    drainQueue(`${queue}.dead`, (ids) => ids.length >= 2, 15_000),
+  );
   assert.deepEqual(dead.sort(), ['binary', 'truncated']);
   await until(() => handled.length === 2, 5_000, 'the valid messages');
   assert.deepEqual(handled, [{ n: 1 }, { n: 2 }]);
@@ -61,10 +65,11 @@ test('AMQP: a body that is not JSON fails per message, is dead-lettered at maxDe
 });
 
 test('pg queue: malformed JSON cannot enter the table; a payload the handler rejects is dead-lettered', async (t) => {
+  const defer = deferrer(t);
   const schema = testSchema();
   const url = pgUrl(`steward-test-badjson-${randomSuffix()}`);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
-  t.after(async () => {
+  defer(async () => {
     await pool.end();
     await dropSchema(schema);
   });
@@ -90,7 +95,7 @@ test('pg queue: malformed JSON cannot enter the table; a payload the handler rej
       handlers: { parse: (event: QueueEvent) => void parsed.push(JSON.parse(event.payload as string)) },
     }),
   );
-  t.after(() => consumer.stop());
+  defer(() => consumer.stop());
   await until(
     async () =>
       (await adminQuery(`SELECT 1 FROM "${schema}".events_dead`)).length === 1 && parsed.length === 1,
@@ -109,10 +114,11 @@ test('pg queue: malformed JSON cannot enter the table; a payload the handler rej
 });
 
 test('pg queue: an event type with no handler is never claimed, never crashes, and other types flow', async (t) => {
+  const defer = deferrer(t);
   const schema = testSchema();
   const url = pgUrl(`steward-test-nohandler-${randomSuffix()}`);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
-  t.after(async () => {
+  defer(async () => {
     await pool.end();
     await dropSchema(schema);
   });
@@ -126,7 +132,7 @@ test('pg queue: an event type with no handler is never claimed, never crashes, a
       handlers: { known: (event: QueueEvent) => void seen.push(String(event.payload)) },
     }),
   );
-  t.after(() => consumer.stop());
+  defer(() => consumer.stop());
   await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
   await enqueue(
     pool,
@@ -151,10 +157,11 @@ test('pg queue: an event type with no handler is never claimed, never crashes, a
 });
 
 test('SQL injection through schema and table names is refused before any statement runs', async (t) => {
+  const defer = deferrer(t);
   const canary = `steward_canary_${randomSuffix()}`;
   await adminQuery(`CREATE SCHEMA "${canary}"`);
   await adminQuery(`CREATE TABLE "${canary}".keep (id int)`);
-  t.after(() => dropSchema(canary));
+  defer(() => dropSchema(canary));
   const schemasBefore = await adminQuery<{ nspname: string }>('SELECT nspname FROM pg_namespace');
   const attempts = [
     `x; DROP SCHEMA ${canary} CASCADE; --`,
@@ -167,7 +174,7 @@ test('SQL injection through schema and table names is refused before any stateme
   ];
   const url = pgUrl('steward-test-injection');
   const pool = new pg.Pool({ connectionString: url, max: 1 });
-  t.after(() => pool.end());
+  defer(() => pool.end());
   for (const name of attempts) {
     for (const names of [
       { schema: name, table: 'events' },
@@ -190,3 +197,22 @@ test('SQL injection through schema and table names is refused before any stateme
   const kept = await adminQuery(`SELECT 1 FROM "${canary}".keep`);
   assert.deepEqual(kept, [], 'the canary table is still there');
 });
+
+/** Adds what the listener logged to a failure, so a timeout says where the messages went. */
+async function explained<T>(service: { logs: Array<Record<string, unknown>> }, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    const lines = service.logs.map((line) => `${line.msg} ${line.messageId ?? ''} ${line.attempt ?? ''}`);
+    throw new Error(`${(error as Error).message}\nlistener logs:\n${lines.join('\n')}`);
+  }
+}
+
+/** Teardown steps run last-registered first (a listener stops before its queue or schema goes away). */
+function deferrer(t: { after(fn: () => unknown): void }) {
+  const steps: Array<() => unknown> = [];
+  t.after(async () => {
+    for (const step of steps.reverse()) await step();
+  });
+  return (step: () => unknown) => void steps.push(step);
+}

@@ -21,9 +21,10 @@ import { until } from './helpers/process.js';
 const never = () => new Promise<never>(() => {});
 
 test('AMQP: a handler that never returns fails its delivery at handlerTimeout; the slot and credit come back', async (t) => {
+  const defer = deferrer(t);
   const queue = uniqueQueue('stuck');
   await declareQueue(queue, true);
-  t.after(() => deleteQueues(queue, `${queue}.dead`));
+  defer(() => deleteQueues(queue, `${queue}.dead`));
   const handled: string[] = [];
   const signals: AbortSignal[] = [];
   const service = runService(
@@ -45,7 +46,7 @@ test('AMQP: a handler that never returns fails its delivery at handlerTimeout; t
       },
     }),
   );
-  t.after(() => service.stop());
+  defer(() => service.stop());
   await publish(queue, [
     { message_id: 'stuck', body: 'x' },
     { message_id: 'a', body: 'x' },
@@ -53,7 +54,10 @@ test('AMQP: a handler that never returns fails its delivery at handlerTimeout; t
   ]);
   await until(() => handled.length === 2, 10_000, 'the messages behind the stuck one');
   assert.deepEqual(handled.sort(), ['a', 'b']);
-  const dead = await drainQueue(`${queue}.dead`, (ids) => ids.length >= 1, 10_000);
+  const dead = await explained(
+    service,
+    drainQueue(`${queue}.dead`, (ids) => ids.length >= 1, 10_000),
+  );
   assert.deepEqual(dead, ['stuck'], 'dead-lettered after maxDeliveries timed-out runs');
   const timeouts = service.logs.filter((line) => line.msg === 'amqp:handler:timeout');
   assert.equal(timeouts.length, 2);
@@ -70,10 +74,11 @@ test('AMQP: a handler that never returns fails its delivery at handlerTimeout; t
 });
 
 test('pg queue: a handler that never returns fails at handlerTimeout, frees its key, and is dead-lettered', async (t) => {
+  const defer = deferrer(t);
   const schema = testSchema();
   const url = pgUrl('steward-test-stuck');
   const pool = new pg.Pool({ connectionString: url, max: 1 });
-  t.after(async () => {
+  defer(async () => {
     await pool.end();
     await dropSchema(schema);
   });
@@ -98,7 +103,7 @@ test('pg queue: a handler that never returns fails at handlerTimeout, frees its 
       },
     }),
   );
-  t.after(() => consumer.stop());
+  defer(() => consumer.stop());
   await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
   await enqueue(
     pool,
@@ -145,3 +150,22 @@ test('handlerTimeout is validated in both listeners', () => {
     });
   }
 });
+
+/** Adds what the listener logged to a failure, so a timeout says where the messages went. */
+async function explained<T>(service: { logs: Array<Record<string, unknown>> }, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    const lines = service.logs.map((line) => `${line.msg} ${line.messageId ?? ''} ${line.attempt ?? ''}`);
+    throw new Error(`${(error as Error).message}\nlistener logs:\n${lines.join('\n')}`);
+  }
+}
+
+/** Teardown steps run last-registered first (a listener stops before its queue or schema goes away). */
+function deferrer(t: { after(fn: () => unknown): void }) {
+  const steps: Array<() => unknown> = [];
+  t.after(async () => {
+    for (const step of steps.reverse()) await step();
+  });
+  return (step: () => unknown) => void steps.push(step);
+}

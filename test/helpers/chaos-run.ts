@@ -15,6 +15,8 @@ import { adminQuery, terminateBackends } from './pg.js';
 import { until } from './process.js';
 
 const run = promisify(execFile);
+/** How long after a kill -9 new connections may still be handed to the dead worker. */
+const KILL_NOTICE_MS = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export type FaultKind =
@@ -74,9 +76,15 @@ export interface ChaosReport {
   http: {
     ok: number;
     failures: number;
-    /** Failures on a connection a killed worker served, or started just before a kill. */
+    /** Failures on a connection a killed worker served (or not yet answered), ended after the kill. */
     attributable: number;
-    /** Sum over worker kills of the clients whose connection the killed worker served. */
+    /** Of those, requests in flight at the kill. */
+    inFlightAtKill: number;
+    /** Of those, requests sent after the kill, before the primary saw the worker die. */
+    afterKill: number;
+    /** The largest excess of one kill's in-flight failures over its bound (0: every kill within bound). */
+    worstKill: number;
+    /** Sum over worker kills of the clients whose request in flight may have been on the killed worker. */
     bound: number;
     codes: Record<string, number>;
   };
@@ -256,20 +264,35 @@ async function deadLettered(env: ChaosEnv): Promise<number> {
 }
 
 function httpReport(load: HttpLoad, kills: WorkerKill[]): ChaosReport['http'] {
-  const attributable = load.failures.filter((failure) =>
-    kills.some(
+  // A failure belongs to a kill when its connection was the killed worker's (or not yet answered) and it
+  // ended after the kill: either in flight at the kill, or sent before the primary saw the worker die.
+  const killOf = (failure: HttpLoad['failures'][number]) =>
+    kills.find(
       (kill) =>
-        failure.lastPid === kill.pid ||
-        (failure.lastPid === null && failure.startedAt <= kill.at + 1_000 && failure.failedAt >= kill.at),
-    ),
-  );
+        (failure.lastPid === kill.pid || failure.lastPid === null) &&
+        failure.failedAt >= kill.at &&
+        failure.startedAt <= kill.at + KILL_NOTICE_MS,
+    );
+  const inFlight = new Map<WorkerKill, number>();
+  let attributable = 0;
+  let afterKill = 0;
+  for (const failure of load.failures) {
+    const kill = killOf(failure);
+    if (!kill) continue;
+    attributable++;
+    if (failure.startedAt <= kill.at) inFlight.set(kill, (inFlight.get(kill) ?? 0) + 1);
+    else afterKill++;
+  }
   const codes: Record<string, number> = {};
   for (const failure of load.failures) codes[failure.code] = (codes[failure.code] ?? 0) + 1;
   return {
     ok: load.ok,
     failures: load.failures.length,
-    attributable: attributable.length,
+    attributable,
+    inFlightAtKill: [...inFlight.values()].reduce((sum, n) => sum + n, 0),
+    afterKill,
     bound: kills.reduce((sum, kill) => sum + kill.clientsOn, 0),
+    worstKill: Math.max(0, ...kills.map((kill) => (inFlight.get(kill) ?? 0) - kill.clientsOn)),
     codes,
   };
 }

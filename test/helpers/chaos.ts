@@ -79,9 +79,13 @@ export class HttpLoad {
     this.#loops = Array.from({ length: clients }, (_, index) => this.#loop(url, index));
   }
 
-  /** Clients whose connection was last served by `pid`: the most a kill of it can fail at once. */
+  /**
+   * Clients whose request in flight may be on `pid`'s connection: those it served last, and those on a
+   * fresh connection not yet answered (the primary may have handed it to any worker). The most a kill of
+   * `pid` can fail at once.
+   */
   clientsOn(pid: number): number {
-    return this.lastPids.filter((lastPid) => lastPid === pid).length;
+    return this.lastPids.filter((lastPid) => lastPid === pid || lastPid === null).length;
   }
 
   async #loop(url: string, index: number): Promise<void> {
