@@ -19,13 +19,18 @@ const connectionString = url.href;
 const names = queueNames(schema, 'events');
 const logger = pino({ level: 'warn' });
 
-async function fill(pool: pg.Pool, count: number): Promise<void> {
+/** `keys` > 0: events spread round-robin over that many keys (each key runs one event at a time). */
+async function fill(pool: pg.Pool, count: number, keys = 0): Promise<void> {
   const chunk = 10_000;
   for (let done = 0; done < count; done += chunk) {
     const n = Math.min(chunk, count - done);
     await enqueue(
       pool,
-      Array.from({ length: n }, (_, i) => ({ type: 'noop', payload: { i: done + i } })),
+      Array.from({ length: n }, (_, i) => ({
+        type: 'noop',
+        key: keys > 0 ? `k${(done + i) % keys}` : undefined,
+        payload: { i: done + i },
+      })),
       { schema },
     );
   }
@@ -144,7 +149,9 @@ async function measureLatency(pool: pg.Pool): Promise<Latency> {
 const median = (values: number[]) => percentile(values, 50);
 const met = (ok: boolean) => (ok ? 'met' : 'not met');
 
-function report(raw: number[], queue: number[], latency: Latency): string {
+const KEYS = 1_000;
+
+function report(raw: number[], queue: number[], keyed: number, latency: Latency): string {
   const rawRate = median(raw);
   const queueRate = median(queue);
   const ratio = queueRate / rawRate;
@@ -160,6 +167,7 @@ its floor); ${machineNote()}, PostgreSQL 15 on the same machine (shared with oth
 | --- | ---: | ---: |
 | raw batched \`UPDATE ... SKIP LOCKED\` + \`DELETE\` loop, one connection | ${Math.round(rawRate)} | 1.000 |
 | pgEventQueue (concurrency 100) | ${Math.round(queueRate)} | ${ratio.toFixed(3)} |
+| pgEventQueue, events spread over ${KEYS.toLocaleString('en')} keys (one round) | ${Math.round(keyed)} | ${(keyed / rawRate).toFixed(3)} |
 
 Per-round ratios: ${rounds}. The raw loop runs claim then delete on one connection, both waiting for the WAL
 flush; the queue claims on its own connection without waiting for the flush and writes completions on
@@ -192,9 +200,11 @@ try {
     queue.push(BACKLOG / ((await drainQueue(pool)) / 1_000));
     console.log(`round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s`);
   }
-  // Steady state for the latency run: the drains left dead rows that autovacuum has not reclaimed yet.
+  await fill(pool, BACKLOG, KEYS);
+  const keyed = BACKLOG / ((await drainQueue(pool)) / 1_000);
+  console.log(`keyed: ${Math.round(keyed)}/s`);
   await pool.query(`VACUUM ANALYZE ${names.events}`);
-  const body = report(raw, queue, await measureLatency(pool));
+  const body = report(raw, queue, keyed, await measureLatency(pool));
   console.log(body);
   if (process.env.BENCH_NO_WRITE !== '1') writeBenchmarkSection('pg-queue', body);
 } finally {

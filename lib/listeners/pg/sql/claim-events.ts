@@ -10,7 +10,7 @@ export interface ClaimArgs {
   /** Types whose handler receives the newest payload of the key. */
   coalesce: string[];
   /**
-   * Look only at the oldest `window` events of `types` (by id). Without it, a backlog whose keys are all busy is read
+   * Look only at the oldest `window` due, unleased events of `types` (by id). Without it, a backlog whose keys are all busy is read
    * whole by every claim (each event waits behind an older one of its key); with it, a claim costs at most
    * `window` index probes. Omit it to look at everything.
    */
@@ -34,8 +34,10 @@ function windowParam(variant: Variant): string {
  */
 function candidates(names: QueueNames, variant: Variant): string {
   const window = variant.windowed
-    ? `AND e.id <= coalesce((SELECT w.id FROM ${names.events} w WHERE w.type = ANY($4::text[])
-                              ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807)`
+    ? `AND e.id <= coalesce((SELECT w.id FROM ${names.events} w
+                               WHERE w.type = ANY($4::text[]) AND w.run_at <= now()
+                                 AND (w.locked_until IS NULL OR w.locked_until < now())
+                               ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807)`
     : '';
   return `SELECT e.id FROM ${names.events} e
            WHERE e.type = ANY($4::text[])
