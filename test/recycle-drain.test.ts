@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { event } from './helpers/process.js';
 import { get, hang, startRecycleCluster } from './helpers/recycle-http.js';
@@ -129,3 +134,64 @@ test('at drainTimeout with nothing in flight, idle keep-alive connections are cl
   assert.deepEqual(socketErrors, []);
   assert.equal(cluster.logs.filter(event('worker:drain:timeout')).length, 0);
 });
+
+/** A self-signed certificate for 127.0.0.1, made with openssl in a temporary directory. */
+function selfSignedCertificate(t: { after(fn: () => void): void }): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'steward-recycle-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  const subject = ['-days', '1', '-subj', '/CN=127.0.0.1'];
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, ...subject],
+    {
+      stdio: 'ignore',
+    },
+  );
+  return { key, cert };
+}
+
+for (const scheme of ['http', 'https'] as const) {
+  test(`${scheme}: a slow response, silent for longer than the keep-alive timeout, is not taken for idle`, async (t) => {
+    const tls = scheme === 'https' ? selfSignedCertificate(t) : undefined;
+    // Idle connections may be closed 1.5 s into the drain; the response takes 3 s.
+    const env: Record<string, string> = { KEEP_ALIVE_TIMEOUT: '500' };
+    if (tls) Object.assign(env, { TLS_KEY: tls.key, TLS_CERT: tls.cert });
+    const { cluster, port } = await startRecycleCluster(t, {}, env);
+    const get = scheme === 'https' ? https.get : http.get;
+    const answer = new Promise<{ status: number; connection: string | undefined; body: string }>(
+      (resolve, reject) => {
+        const path = '/?delay=3000&announce=1';
+        const request = get(
+          { host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false },
+          (response) => {
+            let body = '';
+            response.setEncoding('utf8').on('data', (chunk: string) => {
+              body += chunk;
+            });
+            response.on('end', () =>
+              resolve({ status: response.statusCode ?? 0, connection: response.headers.connection, body }),
+            );
+          },
+        );
+        request.on('error', reject);
+      },
+    );
+    const arrived = await cluster.waitForLog(event('fixture:request'));
+    process.kill(cluster.pid, 'SIGHUP');
+    const target = cluster.logs.find(
+      (line) => line.msg === 'worker:ready' && line.workerPid === arrived.pid,
+    )!;
+    await cluster.waitForLog(event('worker:drain:start', { worker: target.worker }), 20_000);
+    const done = await answer;
+    assert.equal(done.status, 200);
+    assert.equal((JSON.parse(done.body) as { pid: number }).pid, arrived.pid);
+    assert.equal(done.connection, 'close');
+    const recycled = await cluster.waitForLog(
+      event('worker:recycle:done', { worker: target.worker }),
+      20_000,
+    );
+    assert.equal(recycled.code, 0);
+  });
+}

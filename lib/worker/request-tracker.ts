@@ -1,6 +1,7 @@
 import dc from 'node:diagnostics_channel';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 
 /** How often a draining worker looks for connections that stayed idle past the keep-alive timeout. */
 const IDLE_SWEEP_MS = 250;
@@ -49,7 +50,9 @@ export class RequestTracker {
     if (!(server instanceof NetServer)) throw new TypeError('track() expects a net.Server or http.Server');
     if (this.servers.has(server)) return;
     this.servers.add(server);
-    server.on('connection', this.#onConnection);
+    // The socket a response is written to: the TLS socket for HTTPS (its TCP socket carries ciphertext and
+    // would never be recognised as busy).
+    server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', this.#onConnection);
     if (this.#draining) void stopAccepting(server);
   }
 
