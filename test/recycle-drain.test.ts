@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -195,3 +196,58 @@ for (const scheme of ['http', 'https'] as const) {
     assert.equal(recycled.code, 0);
   });
 }
+
+/** Opens a connection upgraded to the fixture's echo protocol; resolves once the 101 came back. */
+function upgrade(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write('GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    });
+    socket.setEncoding('utf8');
+    socket.once('data', (chunk: string) =>
+      chunk.startsWith('HTTP/1.1 101') ? resolve(socket) : reject(new Error(chunk)),
+    );
+    socket.on('error', reject);
+  });
+}
+
+test('an upgraded connection (WebSocket-like) is never taken for idle: it is cut only at drainTimeout', async (t) => {
+  // Idle keep-alive connections would be closed 1.5 s into the drain; the deadline is 3 s.
+  const { cluster, port } = await startRecycleCluster(
+    t,
+    { workers: 1, recycle: { drainTimeout: 3_000 } },
+    { KEEP_ALIVE_TIMEOUT: '500', UPGRADE: 'keep' },
+  );
+  const socket = await upgrade(port);
+  t.after(() => socket.destroy());
+  const ended = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+  process.kill(cluster.pid, 'SIGHUP');
+  const start = await cluster.waitForLog(event('worker:drain:start'), 20_000);
+  const closedAt = await ended;
+  assert.ok(closedAt - (start.time as number) >= 2_500, `cut after ${closedAt - (start.time as number)} ms`);
+  const timeout = await cluster.waitForLog(event('worker:drain:timeout'));
+  assert.equal(timeout.upgradedConnections, 1);
+  const done = await cluster.waitForLog(event('worker:recycle:done'), 20_000);
+  assert.equal(done.code, 1);
+});
+
+test('an application that closes its upgraded connections on ctx.signal drains cleanly', async (t) => {
+  const { cluster, port } = await startRecycleCluster(
+    t,
+    { workers: 1, recycle: { drainTimeout: 10_000 } },
+    { UPGRADE: 'close-on-drain' },
+  );
+  const socket = await upgrade(port);
+  t.after(() => socket.destroy());
+  let farewell = '';
+  socket.on('data', (chunk: string) => {
+    farewell += chunk;
+  });
+  const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+  process.kill(cluster.pid, 'SIGHUP');
+  await ended;
+  assert.equal(farewell, 'bye');
+  const done = await cluster.waitForLog(event('worker:recycle:done'), 20_000);
+  assert.equal(done.code, 0);
+  assert.ok((done.drainMs as number) < 5_000, `drained in ${done.drainMs} ms`);
+});

@@ -6,8 +6,8 @@ import type { RequestTracker } from './request-tracker.js';
  * Retires this worker: drains the tracked servers (see `RequestTracker#drain`), reports the final
  * figures and exits 0. At `timeout` ms: with nothing in flight, the connections still open are idle
  * keep-alive ones (a server whose keep-alive timeout is longer than the drain), so they are closed and
- * the drain counts as done; with requests still in flight, it exits 1, cutting them (the primary also
- * kills a worker whose event loop is too blocked to get here).
+ * the drain counts as done; with requests or upgraded connections (WebSocket...) still open, it exits 1,
+ * cutting them (the primary also kills a worker whose event loop is too blocked to get here).
  */
 export async function drainAndExit(
   tracker: RequestTracker,
@@ -29,11 +29,9 @@ export async function drainAndExit(
   const outcome = await Promise.race([tracker.drain().then(() => 'drained' as const), deadline]);
   clearTimeout(timer);
   if (outcome === 'deadline') {
-    if (tracker.inFlight > 0) {
-      logger.warn(
-        { inFlight: tracker.inFlight, connections: tracker.connections, timeout },
-        'worker:drain:timeout',
-      );
+    if (tracker.inFlight > 0 || tracker.upgradedConnections > 0) {
+      const { inFlight, connections, upgradedConnections } = tracker;
+      logger.warn({ inFlight, connections, upgradedConnections, timeout }, 'worker:drain:timeout');
       process.exit(1);
     }
     logger.info({ idleClosed: tracker.closeIdleConnections(), timeout }, 'worker:drain:idle-closed');

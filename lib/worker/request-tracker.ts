@@ -106,7 +106,7 @@ export class RequestTracker {
     for (const socket of this.#sockets) {
       const bytes = socket.bytesRead + socket.bytesWritten;
       const seen = idleSince.get(socket);
-      if (!seen || busy.has(socket) || seen.bytes !== bytes) {
+      if (!seen || busy.has(socket) || isUpgraded(socket) || seen.bytes !== bytes) {
         idleSince.set(socket, { bytes, at: now });
         continue;
       }
@@ -114,12 +114,22 @@ export class RequestTracker {
     }
   }
 
-  /** Ends every connection with no response in flight (the drain deadline); returns how many. */
+  /**
+   * Connections that left HTTP through a protocol upgrade (WebSocket...): long-lived, owned by the
+   * application, which closes them when `ctx.signal` aborts; never taken for idle keep-alive ones.
+   */
+  get upgradedConnections(): number {
+    let count = 0;
+    for (const socket of this.#sockets) if (isUpgraded(socket)) count++;
+    return count;
+  }
+
+  /** Ends every keep-alive connection with no response in flight (the drain deadline); returns how many. */
   closeIdleConnections(): number {
     const busy = this.#busySockets();
     let closed = 0;
     for (const socket of this.#sockets) {
-      if (busy.has(socket)) continue;
+      if (busy.has(socket) || isUpgraded(socket)) continue;
       socket.end();
       closed++;
     }
@@ -178,6 +188,11 @@ function onResponseClose(this: ServerResponse): void {
 
 function markClosing(response: ServerResponse): void {
   if (!response.headersSent) response.setHeader('connection', 'close');
+}
+
+/** Node's HTTP server detaches its parser (sets it to null) from a socket it hands over on upgrade. */
+function isUpgraded(socket: Socket): boolean {
+  return (socket as Socket & { parser?: unknown }).parser === null;
 }
 
 function idleLimit(socket: Socket): number {
