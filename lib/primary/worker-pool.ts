@@ -29,6 +29,8 @@ export interface WorkerPoolEvents {
 export interface PoolView extends EventEmitter<WorkerPoolEvents> {
   readonly handles: WorkerHandle[];
   readonly stopping: boolean;
+  /** Sends the latest services status to every live worker. */
+  broadcastStatus(): void;
 }
 
 /**

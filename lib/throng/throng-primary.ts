@@ -1,16 +1,13 @@
 import type { Logger } from 'pino';
 import { createLogger } from '../common/logger.js';
-import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
-import { ControlServer } from '../primary/control-server.js';
+import { ClusterPrimary } from '../primary/cluster-primary.js';
 import { createPolicies, type RecyclePolicy, type WorkerLimit } from '../primary/recycle-policies/index.js';
-import { createServicesSupervisor, type ServicesSupervisor } from '../primary/services-supervisor.js';
 import type { WorkerHandle } from '../primary/worker-handle.js';
 import { drainWorker, type ExitCause } from '../primary/worker-pool.js';
-import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { DrainQueue } from './drain-queue.js';
 import { ThrongWorkers } from './throng-workers.js';
 
@@ -21,26 +18,16 @@ import { ThrongWorkers } from './throng-workers.js';
  * with drain, manual recycles, and a shutdown that drains workers and settles services instead of
  * signalling everything at once.
  */
-export class ThrongPrimary {
-  readonly options: ResolvedOptions;
-  readonly logger: Logger;
+export class ThrongPrimary extends ClusterPrimary {
   /** The workers throng forked, as a pool view (read by metrics and the control server). */
   readonly pool: ThrongWorkers;
-  /** Cluster-wide metrics, served by the control server's `/metrics`. */
   readonly metrics: ClusterMetrics;
-  /** The services host (in this process or the sibling); undefined for a web-only server. */
-  services: ServicesSupervisor | undefined;
   readonly #policies: RecyclePolicy[];
   readonly #queue: DrainQueue;
   readonly #startedAt = Date.now();
-  #control: ControlServer | undefined;
-  #statusTimer: NodeJS.Timeout | undefined;
-  #shutdown: Promise<never> | undefined;
-  #signalsSeen = 0;
 
   constructor(options: ResolvedOptions, logger: Logger) {
-    this.options = options;
-    this.logger = logger;
+    super(options, logger);
     this.pool = new ThrongWorkers(options, logger, () => this.statusUpdate());
     this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
     this.#policies = createPolicies(options.recycle);
@@ -56,48 +43,20 @@ export class ThrongPrimary {
 
   /** Runs inside throng's `master` hook, so everything here is in place before the first fork. */
   async start(): Promise<void> {
-    this.#installSignals();
+    this.installSignals();
     this.logger.info(
       { workers: this.options.workers, pid: process.pid, forker: 'throng' },
       'cluster:starting',
     );
     this.pool.watch();
     if (this.options.primary) await this.options.primary();
-    if (this.options.services) await this.#startServices();
-    if (this.options.control)
-      this.#control = await ControlServer.start(this, this.options.control, this.logger);
-  }
-
-  /** The services status pushed to workers; null until a services host exists. */
-  statusUpdate(): StatusUpdate {
-    return { services: this.services?.snapshot() ?? null, sentAt: Date.now() };
+    await this.startServices();
+    await this.startControl();
   }
 
   /** Drains and re-forks every worker, at most `recycle.concurrency` out of service at once (SIGHUP). */
-  rollingRestart(reason: string): void {
+  protected async rollingRestart(reason: string): Promise<void> {
     for (const handle of this.pool.handles) this.#queue.request(handle, reason);
-  }
-
-  /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
-  shutdown(reason: string, code = 0): Promise<never> {
-    this.#shutdown ??= this.#runShutdown(reason, code);
-    return this.#shutdown;
-  }
-
-  async #startServices(): Promise<void> {
-    const services = createServicesSupervisor(this.options, this.logger);
-    this.services = services;
-    services.on('change', () => this.#publishStatus());
-    services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
-    this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
-    this.#statusTimer.unref();
-    await services.start();
-  }
-
-  #publishStatus(): void {
-    const update = this.statusUpdate();
-    applyStatusUpdate(update, true, this.options.statusInterval * 3);
-    this.pool.broadcastStatus();
   }
 
   /** Draws the worker's recycle limits; the request limit is sent once it is ready, as steward() does. */
@@ -139,15 +98,11 @@ export class ThrongPrimary {
     this.#queue.next();
   }
 
-  async #runShutdown(reason: string, code: number): Promise<never> {
-    const started = Date.now();
-    const { grace } = this.options;
+  protected async stopWorkers(grace: number): Promise<boolean> {
     // throng's own handler exits at `grace` with process.exitCode: a forced end must not look clean.
     process.exitCode = 1;
-    this.logger.info({ reason, grace }, 'cluster:shutdown:start');
     this.pool.markStopping();
     this.#queue.next();
-    clearInterval(this.#statusTimer);
     const workers = this.pool.handles.map(async (handle) => {
       const exit = await drainWorker(handle, 'shutdown', grace);
       // throng signals every worker itself; one still booting dies of it before the agent can ignore
@@ -155,49 +110,15 @@ export class ThrongPrimary {
       const killedBooting = handle.readyAt === null && this.options.signals.includes(exit.signal!);
       return exit.code === 0 || killedBooting;
     });
-    const steps = await Promise.allSettled([
-      Promise.all(workers).then((results) => results.every(Boolean)),
-      this.services?.stop(grace) ?? true,
-    ]);
-    let clean = true;
-    for (const step of steps) {
-      if (step.status === 'fulfilled') clean &&= step.value;
-      else {
-        clean = false;
-        this.logger.error({ err: coerceError(step.reason) }, 'cluster:shutdown:error');
-      }
-    }
-    const exitCode = code !== 0 ? code : clean ? 0 : 1;
-    this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
-    await this.#control?.close();
-    process.exit(exitCode);
+    return (await Promise.all(workers)).every(Boolean);
   }
 
   /**
-   * throng's own listeners run first: they stop its re-forking and send the signal to every worker,
-   * which the worker agent ignores (the drain order below is what retires a worker gracefully).
+   * throng's own signal listeners run first: they stop its re-forking and send the signal to every
+   * worker, which the worker agent ignores (the drain order is what retires a worker gracefully).
    */
-  #installSignals(): void {
-    for (const signal of this.options.signals) {
-      process.on(signal, () => {
-        this.#signalsSeen++;
-        if (this.#signalsSeen > 1) {
-          this.logger.warn({ signal }, 'cluster:shutdown:forced');
-          for (const handle of this.pool.handles) handle.worker.process.kill('SIGKILL');
-          this.services?.kill();
-          process.exit(1);
-        }
-        void this.shutdown(signal, 0);
-      });
-    }
-    process.on('SIGHUP', () => {
-      this.logger.info({ signal: 'SIGHUP' }, 'cluster:rolling-restart:start');
-      this.rollingRestart('rolling-restart');
-    });
-    process.on('SIGUSR2', () => {
-      if (!this.services) this.logger.warn({ signal: 'SIGUSR2' }, 'services:restart:none');
-      else void this.services.restart('SIGUSR2');
-    });
+  protected killWorkers(): void {
+    for (const handle of this.pool.handles) handle.worker.process.kill('SIGKILL');
   }
 }
 

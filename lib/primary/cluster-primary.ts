@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import type { StatusUpdate } from '../common/messages.js';
+import { coerceError } from '../errors.js';
+import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
+import type { ResolvedOptions } from '../options.js';
+import { applyStatusUpdate } from '../worker/cluster-status.js';
+import { ControlServer } from './control-server.js';
+import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
+import type { PoolView } from './worker-pool.js';
+
+/**
+ * What every cluster primary does, whoever forks the workers (`steward()` itself, or throng through
+ * `forThrong()`): host the services and push their status to the workers, serve the control server,
+ * answer the process signals, and shut down gracefully with one exit code. Subclasses say how their
+ * workers are stopped, killed and rolled.
+ */
+export abstract class ClusterPrimary {
+  readonly options: ResolvedOptions;
+  readonly logger: Logger;
+  abstract readonly pool: PoolView;
+  /** Cluster-wide metrics, served by the control server's `/metrics`. */
+  abstract readonly metrics: ClusterMetrics;
+  /** The services host (in this process or the sibling); undefined for a web-only server. */
+  services: ServicesSupervisor | undefined;
+  #control: ControlServer | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
+  #shutdown: Promise<never> | undefined;
+  #signalsSeen = 0;
+
+  constructor(options: ResolvedOptions, logger: Logger) {
+    this.options = options;
+    this.logger = logger;
+  }
+
+  /** Drains every worker within `grace` ms; true when all of them ended cleanly. */
+  protected abstract stopWorkers(grace: number): Promise<boolean>;
+  /** Kills every worker at once (a forced stop). */
+  protected abstract killWorkers(): void;
+  /** Replaces every worker within the recycle budget (SIGHUP). */
+  protected abstract rollingRestart(reason: string): Promise<void>;
+
+  /** The services status pushed to workers; null until a services host exists. */
+  statusUpdate(): StatusUpdate {
+    return { services: this.services?.snapshot() ?? null, sentAt: Date.now() };
+  }
+
+  /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
+  shutdown(reason: string, code = 0): Promise<never> {
+    this.#shutdown ??= this.#runShutdown(reason, code);
+    return this.#shutdown;
+  }
+
+  /** Binds the control server; a port in use rejects before anything is forked. */
+  protected async startControl(): Promise<void> {
+    if (this.options.control)
+      this.#control = await ControlServer.start(this, this.options.control, this.logger);
+  }
+
+  /** Starts the services host and pushes its status on every change and every `statusInterval`. */
+  protected async startServices(): Promise<void> {
+    if (!this.options.services) return;
+    const services = createServicesSupervisor(this.options, this.logger);
+    this.services = services;
+    services.on('change', () => this.#publishStatus());
+    services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
+    this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
+    this.#statusTimer.unref();
+    await services.start();
+  }
+
+  /** Pushes the services status to every worker (and to `status()` in this process). */
+  #publishStatus(): void {
+    applyStatusUpdate(this.statusUpdate(), true, this.options.statusInterval * 3);
+    this.pool.broadcastStatus();
+  }
+
+  async #runShutdown(reason: string, code: number): Promise<never> {
+    const started = Date.now();
+    const { grace } = this.options;
+    this.logger.info({ reason, grace }, 'cluster:shutdown:start');
+    clearInterval(this.#statusTimer);
+    // Workers drain while services settle their in-flight events; either failing makes the exit code 1.
+    const steps = await Promise.allSettled([this.stopWorkers(grace), this.services?.stop(grace) ?? true]);
+    let clean = true;
+    for (const step of steps) {
+      if (step.status === 'fulfilled') clean &&= step.value;
+      else {
+        clean = false;
+        this.logger.error({ err: coerceError(step.reason) }, 'cluster:shutdown:error');
+      }
+    }
+    const exitCode = code !== 0 ? code : clean ? 0 : 1;
+    this.logger.info({ reason, ms: Date.now() - started, clean, exitCode }, 'cluster:shutdown:done');
+    await this.#control?.close();
+    process.exit(exitCode);
+  }
+
+  /**
+   * The shutdown signals (a second one forces: every process is killed, exit code 1), SIGHUP (rolling
+   * restart of the workers only) and SIGUSR2 (graceful restart of the services host only).
+   */
+  protected installSignals(): void {
+    for (const signal of this.options.signals) {
+      process.on(signal, () => {
+        this.#signalsSeen++;
+        if (this.#signalsSeen > 1) {
+          this.logger.warn({ signal }, 'cluster:shutdown:forced');
+          this.killWorkers();
+          this.services?.kill();
+          process.exit(1);
+        }
+        void this.shutdown(signal, 0);
+      });
+    }
+    process.on('SIGHUP', () => {
+      this.logger.info(
+        { signal: 'SIGHUP', workers: this.pool.handles.length },
+        'cluster:rolling-restart:start',
+      );
+      void this.rollingRestart('rolling-restart');
+    });
+    process.on('SIGUSR2', () => {
+      if (!this.services) this.logger.warn({ signal: 'SIGUSR2' }, 'services:restart:none');
+      else void this.services.restart('SIGUSR2');
+    });
+  }
+}
