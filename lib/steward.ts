@@ -1,8 +1,6 @@
 import cluster from 'node:cluster';
-import { createLogger } from './common/logger.js';
 import { resolveOptions, type StewardOptions } from './options.js';
-import { runPrimary, type Supervisor } from './primary/supervisor.js';
-import { runWorker } from './worker/agent.js';
+import type { Supervisor } from './primary/supervisor.js';
 
 /**
  * Wraps a clustered start. Call it from the application's entry module: in the primary it validates the
@@ -13,7 +11,12 @@ import { runWorker } from './worker/agent.js';
  */
 export function steward(input: StewardOptions): Promise<Supervisor | undefined> {
   const options = resolveOptions(input);
-  if (cluster.isWorker) return runWorker(options).then(() => undefined);
-  const logger = createLogger(options.logger, { role: 'primary' });
-  return runPrimary(options, logger);
+  // Each role loads only its own code: a worker (forked again at every recycle) never parses the
+  // supervisor, the recycler, the control server or the metrics aggregator.
+  if (cluster.isWorker)
+    return import('./worker/agent.js').then(({ runWorker }) => runWorker(options)).then(() => undefined);
+  return Promise.all([import('./common/logger.js'), import('./primary/supervisor.js')]).then(
+    ([{ createLogger }, { runPrimary }]) =>
+      runPrimary(options, createLogger(options.logger, { role: 'primary' })),
+  );
 }
