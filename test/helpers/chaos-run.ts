@@ -84,6 +84,8 @@ export interface ChaosReport {
     afterKill: number;
     /** The largest excess of one kill's in-flight failures over its bound (0: every kill within bound). */
     worstKill: number;
+    /** How long the load ran. */
+    loadMs: number;
     /** Sum over worker kills of the clients whose request in flight may have been on the killed worker. */
     bound: number;
     codes: Record<string, number>;
@@ -114,11 +116,13 @@ export async function runChaos(env: ChaosEnv, options: ChaosOptions): Promise<Ch
         `fault ${faults.length}/${options.faults.length} ${kind}: recovered in ${result.recoveryMs} ms`,
       );
     }
-    producers.hurry();
+    // Once the faults are over the rest is sent at once; without faults the pace is the baseline's.
+    if (options.faults.length > 0) producers.hurry();
     await producers.done;
   } finally {
     await load.stop();
   }
+  const loadMs = Date.now() - started;
   const producedAt = Date.now();
   await until(
     async () => {
@@ -138,7 +142,7 @@ export async function runChaos(env: ChaosEnv, options: ChaosOptions): Promise<Ch
     },
     deadLettered: await deadLettered(env),
     faults,
-    http: httpReport(load, kills),
+    http: { ...httpReport(load, kills), loadMs },
     producerRetries: producers.retries,
     durationMs: Date.now() - started,
   };
@@ -263,7 +267,7 @@ async function deadLettered(env: ChaosEnv): Promise<number> {
   return rows[0]!.n;
 }
 
-function httpReport(load: HttpLoad, kills: WorkerKill[]): ChaosReport['http'] {
+function httpReport(load: HttpLoad, kills: WorkerKill[]): Omit<ChaosReport['http'], 'loadMs'> {
   // A failure belongs to a kill when its connection was the killed worker's (or not yet answered) and it
   // ended after the kill: either in flight at the kill, or sent before the primary saw the worker die.
   const killOf = (failure: HttpLoad['failures'][number]) =>
