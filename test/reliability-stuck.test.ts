@@ -82,24 +82,27 @@ test('pg queue: a handler that never returns fails at handlerTimeout, frees its 
     await pool.end();
     await dropSchema(schema);
   });
-  const handled: string[] = [];
-  let stuckRuns = 0;
+  const handled: Array<{ payload: string; at: number }> = [];
+  let hangs = 0;
   const consumer = runPgService(
     pgEventQueue({
       name: 'stuck-queue',
       connectionString: url,
       schema,
+      // One slot: without the timeout the stuck handler would hold it, and its key, forever.
       concurrency: 1,
       maxAttempts: 2,
       handlerTimeout: 300,
       retry: { initialDelay: 50, maxDelay: 50 },
       pollInterval: 200,
       handlers: {
-        stuck: () => {
-          stuckRuns++;
-          return never();
+        keyed: (event: QueueEvent) => {
+          if (event.payload === 'hang') {
+            hangs++;
+            return never();
+          }
+          handled.push({ payload: String(event.payload), at: Date.now() });
         },
-        work: (event: QueueEvent) => void handled.push(String(event.payload)),
       },
     }),
   );
@@ -108,27 +111,30 @@ test('pg queue: a handler that never returns fails at handlerTimeout, frees its 
   await enqueue(
     pool,
     [
-      { type: 'stuck', key: 'k' },
-      // Same type and key: it may only run once the stuck event let go of the key.
-      { type: 'stuck', key: 'k', runAt: new Date(Date.now() + 60_000) },
-      { type: 'work', key: 'k', payload: 'other type, same key' },
-      { type: 'work', key: 'j', payload: 'other key' },
+      { type: 'keyed', key: 'k', payload: 'hang' },
+      // Same type and key: runs only once the stuck event is done with the key (here: dead-lettered).
+      { type: 'keyed', key: 'k', payload: 'after the stuck one' },
+      { type: 'keyed', key: 'j', payload: 'other key' },
     ],
     { schema },
   );
   await until(() => handled.length === 2, 10_000, 'the events behind the stuck one');
-  await until(async () => (await deadRows(schema)).length === 1, 10_000, 'the stuck event dead-lettered');
   const [dead] = await deadRows(schema);
-  assert.equal(dead!.attempts, 2);
-  assert.match(dead!.last_error, /STEWARD_ERR_HANDLER_TIMEOUT|handlerTimeout \(300 ms\)/);
-  assert.equal(stuckRuns, 2);
+  assert.ok(dead, 'the stuck event was dead-lettered');
+  assert.equal(dead.attempts, 2);
+  assert.match(dead.last_error, /handlerTimeout \(300 ms\)/);
+  assert.equal(hangs, 2, 'one timed-out run per attempt');
+  const after = handled.find((event) => event.payload === 'after the stuck one');
+  assert.ok(after && after.at >= dead.failed_at.getTime() - 50, 'the key was freed by the dead letter');
+  assert.ok(handled.some((event) => event.payload === 'other key'));
   assert.equal(consumer.record.status.state, 'running');
   assert.equal(consumer.record.status.deadLettered, 1);
+  assert.equal(consumer.record.status.failed, 1);
 });
 
 async function deadRows(schema: string) {
-  return adminQuery<{ attempts: number; last_error: string }>(
-    `SELECT attempts, last_error FROM "${schema}".events_dead`,
+  return adminQuery<{ attempts: number; last_error: string; failed_at: Date }>(
+    `SELECT attempts, last_error, failed_at FROM "${schema}".events_dead`,
   );
 }
 
