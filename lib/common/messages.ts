@@ -26,6 +26,11 @@ export interface StatusUpdate {
 /** The message catalogue: type → payload. One place to read what crosses a process boundary. */
 export interface MessagePayloads {
   // worker → primary
+  /**
+   * The agent listens from now on. Node drops IPC messages that arrive before a worker has a 'message'
+   * listener (while it still loads its modules), so the primary sends the status and any drain again.
+   */
+  'worker:hello': Record<string, never>;
   'worker:ready': { addresses: string[] };
   'worker:boot-failed': { error: SerializedError };
   'worker:heartbeat': WorkerHeartbeat;
@@ -75,6 +80,7 @@ function isServicesSnapshot(value: unknown): boolean {
 
 /** Shape checks per type, applied on receipt (the dispatch table of validators). */
 const validators: { [K in MessageType]: Validator } = {
+  'worker:hello': () => true,
   'worker:ready': (m) =>
     Array.isArray(m.addresses) && m.addresses.length <= 64 && m.addresses.every((a) => isShortString(a)),
   'worker:boot-failed': (m) => isError(m.error),

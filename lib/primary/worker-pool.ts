@@ -40,9 +40,14 @@ export interface PoolView extends EventEmitter<WorkerPoolEvents> {
 export function drainWorker(handle: WorkerHandle, reason: string, timeout: number): Promise<WorkerExit> {
   if (handle.state === 'dead') return handle.exited;
   if (handle.state !== 'draining') {
+    const booting = handle.state === 'booting';
     handle.retireReason = reason;
     handle.transition('draining', { reason });
     handle.channel.send('worker:drain', { timeout, reason });
+    // A worker still loading its modules loses the message; it is repeated once its agent listens (a
+    // second drain is ignored), so a shutdown during a recycle never waits for the kill.
+    if (booting)
+      handle.channel.on('worker:hello', () => handle.channel.send('worker:drain', { timeout, reason }));
     // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
     const killTimer = setTimeout(() => {
       handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
@@ -110,7 +115,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const handle = new WorkerHandle(worker, this.#logger);
     this.#handles.set(handle.id, handle);
     handle.logger.info({ state: 'booting' }, 'worker:booting');
-    handle.channel.send('status:update', this.#statusUpdate());
+    // Not at fork: the worker could not receive it before its agent listens.
+    handle.channel.on('worker:hello', () => handle.channel.send('status:update', this.#statusUpdate()));
     const bootTimer = setTimeout(() => {
       if (handle.state !== 'booting') return;
       handle.bootError = {

@@ -52,7 +52,8 @@ export class ThrongWorkers extends EventEmitter<WorkerPoolEvents> implements Poo
     const handle = new WorkerHandle(worker, this.#logger);
     this.#handles.set(handle.id, handle);
     handle.logger.info({ state: 'booting' }, 'worker:booting');
-    handle.channel.send('status:update', this.#statusUpdate());
+    // Not at fork: the worker could not receive it before its agent listens.
+    handle.channel.on('worker:hello', () => handle.channel.send('status:update', this.#statusUpdate()));
     const { bootTimeout } = this.#options;
     // throng re-forks at once whatever the cause, so a hung boot is killed rather than waited on forever.
     const bootTimer = setTimeout(() => {

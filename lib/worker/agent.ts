@@ -54,6 +54,8 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   });
   // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so ignore them here.
   for (const signal of options.signals) process.on(signal, () => {});
+  // Before the application starts: what the primary sent while this process was loading was lost.
+  primary.send('worker:hello', {});
 
   const context: WorkerContext = {
     id,
