@@ -9,10 +9,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import {
   benchDir,
+  clusterCpuSeconds,
   freePort,
   type LoadResult,
   machineNote,
@@ -135,36 +135,6 @@ async function runSlices(tool: 'autocannon' | 'wrk', clusters: Cluster[]): Promi
       bootMs: recycles.bootMs.slice(from),
     };
   });
-}
-
-/** Linux clock ticks per second (`getconf CLK_TCK`), which /proc/<pid>/stat times are counted in. */
-const CLOCK_TICKS = 100;
-
-/** utime, stime, cutime, cstime and the parent pid from /proc/<pid>/stat. */
-function procTimes(pid: number): { own: number; reaped: number; ppid: number } | null {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    const [ppid, utime, stime, cutime, cstime] = [1, 11, 12, 13, 14].map((i) => Number(fields[i]));
-    return { own: utime! + stime!, reaped: cutime! + cstime!, ppid: ppid! };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * CPU used so far by a cluster: the primary, its live workers, and the workers it has reaped. Unlike
- * throughput, CPU per request does not depend on what else the shared machine runs.
- */
-function clusterCpuSeconds(primary: number): number {
-  const root = procTimes(primary);
-  if (!root) return Number.NaN;
-  let ticks = root.own + root.reaped;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const child = procTimes(Number(entry));
-    if (child?.ppid === primary) ticks += child.own;
-  }
-  return ticks / CLOCK_TICKS;
 }
 
 /** Waits for the recycles a slice started, so no replacement boots during the next cluster's slice. */

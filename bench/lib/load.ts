@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -194,4 +194,34 @@ export function writeBenchmarkSection(name: string, body: string): void {
 /** Machine context printed with every result. */
 export function machineNote(): string {
   return `node ${process.version}, ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 10)}`;
+}
+
+/** Linux clock ticks per second (`getconf CLK_TCK`), which /proc/<pid>/stat times are counted in. */
+const CLOCK_TICKS = 100;
+
+/** utime, stime, cutime, cstime and the parent pid from /proc/<pid>/stat. */
+function procTimes(pid: number): { own: number; reaped: number; ppid: number } | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const [ppid, utime, stime, cutime, cstime] = [1, 11, 12, 13, 14].map((i) => Number(fields[i]));
+    return { own: utime! + stime!, reaped: cutime! + cstime!, ppid: ppid! };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU used so far by a cluster: the primary, its live workers, and the workers it has reaped. Unlike
+ * throughput, CPU per request does not depend on what else the shared machine runs.
+ */
+export function clusterCpuSeconds(primary: number): number {
+  const root = procTimes(primary);
+  if (!root) return Number.NaN;
+  let ticks = root.own + root.reaped;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const child = procTimes(Number(entry));
+    if (child?.ppid === primary) ticks += child.own;
+  }
+  return ticks / CLOCK_TICKS;
 }
