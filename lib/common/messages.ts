@@ -28,7 +28,8 @@ export interface MessagePayloads {
   // worker → primary
   /**
    * The agent listens from now on. Node drops IPC messages that arrive before a worker has a 'message'
-   * listener (while it still loads its modules), so the primary sends the status and any drain again.
+   * listener (while it still loads its modules), so the primary sends the status now, and repeats a drain
+   * ordered meanwhile.
    */
   'worker:hello': Record<string, never>;
   'worker:ready': { addresses: string[] };
