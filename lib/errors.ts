@@ -14,15 +14,14 @@ export const errorCodes = {
     'Workers crashed more often than the restart intensity allows while none was ready.',
   STEWARD_ERR_IPC_TIMEOUT: 'An IPC request got no reply within its timeout.',
   STEWARD_ERR_IPC_PEER_GONE: 'The peer process of an IPC request exited or disconnected before replying.',
-  STEWARD_ERR_NOT_IN_WORKER: 'A worker-only function was called outside a cluster-steward HTTP worker.',
   STEWARD_ERR_SERVICES_MODULE:
     'The services module could not be loaded or does not export `defineServices(...)`.',
   STEWARD_ERR_SERVICE_INVALID: 'A service definition is not `{ name, run }` or its name is not unique.',
   STEWARD_ERR_SERVICE_STOP_TIMEOUT: 'A service did not settle within `stopTimeout` after its signal aborted.',
   STEWARD_ERR_SERVICE_STALLED: 'A service reported no progress within `stallTimeout` while it had work.',
-  STEWARD_ERR_SHUTDOWN: 'One or more steps of a shutdown failed (an AggregateError lists them).',
   STEWARD_ERR_INVALID_IDENTIFIER: 'A SQL schema or table name is not a plain identifier.',
-  STEWARD_ERR_NO_HANDLER: 'An event arrived whose type has no handler.',
+  STEWARD_ERR_NO_HANDLER:
+    'Queued events have a type this consumer has no handler for; they wait for one that has.',
   STEWARD_ERR_HANDLER_TIMEOUT:
     'An event handler did not settle within `handlerTimeout`: the event failed and its promise was abandoned.',
   STEWARD_ERR_AMQP_CONNECTION:

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
+import pino from 'pino';
 import { amqpListener } from '../lib/amqp.js';
 import { enqueue, migrate, pgEventQueue, type QueueEvent, queueNames } from '../lib/pg.js';
 import {
@@ -113,7 +114,7 @@ test('pg queue: malformed JSON cannot enter the table; a payload the handler rej
   assert.equal(consumer.record.status.restarts, 0);
 });
 
-test('pg queue: an event type with no handler is never claimed, never crashes, and other types flow', async (t) => {
+test('pg queue: an event type with no handler is never claimed, never crashes, is reported, and other types flow', async (t) => {
   const defer = deferrer(t);
   const schema = testSchema();
   const url = pgUrl(`steward-test-nohandler-${randomSuffix()}`);
@@ -123,14 +124,18 @@ test('pg queue: an event type with no handler is never claimed, never crashes, a
     await dropSchema(schema);
   });
   const seen: string[] = [];
+  const warnings: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
   const consumer = runPgService(
     pgEventQueue({
       name: 'known-types',
       connectionString: url,
       schema,
       pollInterval: 100,
+      depthInterval: 100,
       handlers: { known: (event: QueueEvent) => void seen.push(String(event.payload)) },
     }),
+    logger,
   );
   defer(() => consumer.stop());
   await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
@@ -150,6 +155,16 @@ test('pg queue: an event type with no handler is never claimed, never crashes, a
     `SELECT attempts, locked_by FROM "${schema}".events WHERE type = 'unknown'`,
   );
   assert.deepEqual(row, { attempts: 0, locked_by: null });
+  // ...but never silently: the consumer names the types it cannot run, with their counts.
+  const warning = (await until(
+    () => warnings.find((line) => line.msg === 'queue:unhandled-types'),
+    5_000,
+    'warning',
+  )) as Record<string, unknown>;
+  assert.equal(warning.code, 'STEWARD_ERR_NO_HANDLER');
+  assert.deepEqual(warning.types, { unknown: 1 });
+  assert.deepEqual(warning.handlers, ['known']);
+  assert.equal(consumer.record.status.queueDepth, 0, 'depth counts only the types this consumer runs');
   const status = consumer.record.status;
   assert.equal(status.state, 'running');
   assert.equal(status.restarts, 0);

@@ -10,7 +10,7 @@ import { LeaseBook } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
 import { claimEvents } from './sql/claim-events.js';
-import { queueDepth } from './sql/queue-depth.js';
+import { queueDepth, unhandledTypes } from './sql/queue-depth.js';
 import { releaseEvents } from './sql/release-events.js';
 import type { ClaimedRow } from './sql/types.js';
 
@@ -53,6 +53,9 @@ export interface ConsumerSettings {
   checkTimeout: number;
 }
 
+/** How often a consumer repeats the warning about events no handler of its own can run. */
+const UNHANDLED_WARN_MS = 60_000;
+
 interface Claimed extends ClaimedRow {
   /** Local clock when the claim returned, to add queueing time inside this process to the lag. */
   claimedAt: number;
@@ -82,6 +85,7 @@ export class QueueConsumer {
   #idleWaiters: Array<() => void> = [];
   /** Last measured depth; until then, assume a deep queue. */
   #depth = Number.POSITIVE_INFINITY;
+  #unhandledWarnedAt = Number.NEGATIVE_INFINITY;
   #lastFullClaimAt = 0;
 
   constructor(settings: ConsumerSettings, ctx: ServiceContext) {
@@ -148,16 +152,32 @@ export class QueueConsumer {
   async #reportDepth(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        const { depth, oldestAgeMs } = await queueDepth(this.#pool, this.#settings.names, {
+        const { depth, oldestAgeMs, unhandled } = await queueDepth(this.#pool, this.#settings.names, {
           types: this.#types,
         });
         this.#depth = depth;
         this.#ctx.setQueueDepth(depth, oldestAgeMs);
+        if (unhandled > 0) await this.#warnUnhandled();
       } catch (error) {
         this.#ctx.logger.debug({ err: error }, 'queue:depth:failed');
       }
       await delay(this.#settings.depthInterval, signal);
     }
+  }
+
+  /**
+   * Events of a type with no handler here are never claimed (consumers with other handlers may share the
+   * table), so they could wait forever unnoticed: say so, at most once per UNHANDLED_WARN_MS.
+   */
+  async #warnUnhandled(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#unhandledWarnedAt < UNHANDLED_WARN_MS) return;
+    this.#unhandledWarnedAt = now;
+    const types = await unhandledTypes(this.#pool, this.#settings.names, { types: this.#types });
+    this.#ctx.logger.warn(
+      { code: 'STEWARD_ERR_NO_HANDLER', types, handlers: this.#types },
+      'queue:unhandled-types',
+    );
   }
 
   async #claimLoop(signal: AbortSignal): Promise<void> {
