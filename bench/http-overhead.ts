@@ -25,7 +25,9 @@ const apps = [
 type Run = LoadResult & { cpuUsPerRequest: number };
 const results = new Map<string, Run[]>(apps.map((app) => [app.name, []]));
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const app of apps) {
+  // The order rotates every round, so no server always runs first (or right after a given other one).
+  const order = apps.map((_, i) => apps[(i + round - 1) % apps.length]!);
+  for (const app of order) {
     const running = await startApp(app.file);
     await runWrk(running.url, CONNECTIONS, 2); // warm-up: JIT and both workers accepting
     const cpuBefore = clusterCpuSeconds(running.child.pid!);
@@ -55,7 +57,7 @@ const rows = apps.map((app) => {
 const stewardRatio = median(results.get('cluster-steward')!.map((r) => r.rps)) / bareRps;
 const stewardCpuRatio = median(results.get('cluster-steward')!.map((r) => r.cpuUsPerRequest)) / bareCpu;
 const table = [
-  `wrk, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds; ${machineNote()}.`,
+  `wrk, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds (order rotated each round); ${machineNote()}.`,
   '',
   '| server | req/s | ratio to bare | p99 ms | p99 ratio | CPU µs/req | CPU ratio | errors |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
