@@ -239,7 +239,7 @@ const table = [
   '',
   `Zero failed requests (no socket error, no non-2xx, no timeout) in every run: **${allZero ? 'yes' : 'NO'}**.`,
   '',
-  'Where the throughput goes: every recycle starts a cold Node process (about 185 ms of CPU to boot here) whose',
+  'Where the throughput goes: every recycle starts a cold Node process (a fork, module loading, a listen) whose',
   "first few thousand requests run in V8's interpreter and baseline tiers at 4 to 6 times the CPU per request",
   'of a warm worker. "Extra CPU per recycle" is that cost, from the CPU times of every process of each cluster',
   '(/proc), which unlike throughput does not depend on what else the shared machine runs. With a limit of',
