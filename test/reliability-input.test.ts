@@ -22,6 +22,7 @@ import {
   testSchema,
 } from './helpers/pg.js';
 import { until } from './helpers/process.js';
+import { deferrer, explained } from './helpers/teardown.js';
 
 test('AMQP: a body that is not JSON fails per message, is dead-lettered at maxDeliveries, and consuming goes on', async (t) => {
   const defer = deferrer(t);
@@ -212,22 +213,3 @@ test('SQL injection through schema and table names is refused before any stateme
   const kept = await adminQuery(`SELECT 1 FROM "${canary}".keep`);
   assert.deepEqual(kept, [], 'the canary table is still there');
 });
-
-/** Adds what the listener logged to a failure, so a timeout says where the messages went. */
-async function explained<T>(service: { logs: Array<Record<string, unknown>> }, work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    const lines = service.logs.map((line) => `${line.msg} ${line.messageId ?? ''} ${line.attempt ?? ''}`);
-    throw new Error(`${(error as Error).message}\nlistener logs:\n${lines.join('\n')}`);
-  }
-}
-
-/** Teardown steps run last-registered first (a listener stops before its queue or schema goes away). */
-function deferrer(t: { after(fn: () => unknown): void }) {
-  const steps: Array<() => unknown> = [];
-  t.after(async () => {
-    for (const step of steps.reverse()) await step();
-  });
-  return (step: () => unknown) => void steps.push(step);
-}

@@ -16,6 +16,7 @@ import {
 } from './helpers/amqp.js';
 import { adminQuery, dropSchema, pgUrl, runService as runPgService, testSchema } from './helpers/pg.js';
 import { until } from './helpers/process.js';
+import { deferrer, explained } from './helpers/teardown.js';
 
 /** A handler that never settles and ignores its signal: the worst case a listener must survive. */
 const never = () => new Promise<never>(() => {});
@@ -156,22 +157,3 @@ test('handlerTimeout is validated in both listeners', () => {
     });
   }
 });
-
-/** Adds what the listener logged to a failure, so a timeout says where the messages went. */
-async function explained<T>(service: { logs: Array<Record<string, unknown>> }, work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    const lines = service.logs.map((line) => `${line.msg} ${line.messageId ?? ''} ${line.attempt ?? ''}`);
-    throw new Error(`${(error as Error).message}\nlistener logs:\n${lines.join('\n')}`);
-  }
-}
-
-/** Teardown steps run last-registered first (a listener stops before its queue or schema goes away). */
-function deferrer(t: { after(fn: () => unknown): void }) {
-  const steps: Array<() => unknown> = [];
-  t.after(async () => {
-    for (const step of steps.reverse()) await step();
-  });
-  return (step: () => unknown) => void steps.push(step);
-}

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
+import { ServiceRecord } from '../lib/services/service-record.js';
 import type { ServiceStatus, ServicesSnapshot } from '../lib/services/types.js';
 import { applyStatusUpdate } from '../lib/worker/cluster-status.js';
 import { expressPingHandler, fastifyPingHandler, httpPingHandler } from '../lib/worker/ping-handler.js';
@@ -13,29 +14,15 @@ import { get } from './helpers/http.js';
 const closers: Array<() => Promise<unknown>> = [];
 after(() => Promise.all(closers.map((close) => close())));
 
+/** A status as the host publishes it, from the host's own record, in the given state. */
 function service(
   name: string,
   state: ServiceStatus['state'],
   fields: Partial<ServiceStatus> = {},
 ): ServiceStatus {
-  return {
-    name,
-    state,
-    since: Date.now(),
-    restarts: 0,
-    lastError: null,
-    processed: 0,
-    failed: 0,
-    deadLettered: 0,
-    duplicates: 0,
-    lastEventAt: null,
-    lagMs: null,
-    queueDepth: null,
-    oldestAgeMs: null,
-    connected: null,
-    leader: null,
-    ...fields,
-  };
+  const record = new ServiceRecord(name, false);
+  record.dispose();
+  return { ...record.status, state, ...fields };
 }
 
 function push(services: ServiceStatus[], staleAfter = 60_000): void {
