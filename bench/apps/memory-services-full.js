@@ -1,18 +1,5 @@
-// The services of memory-services.js, imported the common way (the whole `cluster-steward` entry).
-import { defineServices } from 'cluster-steward';
+// The services of memory-services.js, loaded after the whole `cluster-steward` entry, as an application
+// that imports `defineServices` from 'cluster-steward' (not 'cluster-steward/services') pays for.
+import 'cluster-steward';
 
-const listener = (name) => ({
-  name,
-  async run(ctx) {
-    ctx.setConnected(true);
-    ctx.ready();
-    const timer = setInterval(() => {
-      ctx.recordEvent({ outcome: 'processed', durationMs: 0.1 });
-      ctx.progress();
-    }, 10);
-    await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
-    clearInterval(timer);
-  },
-});
-
-export default defineServices(() => [listener('candlepin-events'), listener('katello-events')]);
+export { default } from './memory-services.js';
