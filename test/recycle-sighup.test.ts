@@ -150,3 +150,15 @@ test('a replacement that never gets ready is killed at bootTimeout and the recyc
   assert.equal(answer.pid, original, 'the old worker still serves');
   assert.equal(cluster.logs.filter(event('worker:draining')).length, 0);
 });
+
+test('past `lifetime` (no more forks) a SIGHUP skips every recycle and the workers keep serving', async (t) => {
+  const { cluster, port, readyPids } = await startRecycleCluster(t, { lifetime: 1 });
+  const original = readyPids();
+  process.kill(cluster.pid, 'SIGHUP');
+  const summary = await cluster.waitForLog(event('cluster:rolling-restart:done'), 30_000);
+  assert.deepEqual({ recycled: summary.recycled, skipped: summary.skipped }, { recycled: 0, skipped: 2 });
+  assert.equal(cluster.logs.filter(event('worker:recycle:skipped')).length, 2);
+  assert.equal(cluster.logs.filter(event('worker:booting')).length, 2, 'no replacement was forked');
+  assert.equal((await get(port)).status, 200);
+  assert.deepEqual(readyPids(), original);
+});

@@ -212,6 +212,11 @@ export class Recycler {
   /** Surge-then-drain for one worker. */
   async #run(job: Job): Promise<RecycleOutcome> {
     const { handle: old, reason } = job;
+    if (!this.#pool.forking) {
+      // Past `lifetime` no worker is forked: a recycle would only take capacity away.
+      old.logger.info({ reason, lifetime: this.#options.lifetime }, 'worker:recycle:skipped');
+      return 'skipped';
+    }
     old.logger.info(
       { reason, age: old.age, requests: this.#requestsOf(old), queued: this.#queue.length },
       'worker:recycle:start',

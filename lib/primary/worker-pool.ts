@@ -203,10 +203,15 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     );
   }
 
+  /** False once stopping or past `lifetime` (throng's "how long to keep forking"): no new worker then. */
+  get forking(): boolean {
+    return !this.#stopping && Date.now() - this.#startedAt <= this.#options.lifetime;
+  }
+
   /** Forks what is missing from the configured count, after a backoff when workers are crashing. */
   #replenish(): void {
     if (this.#stopping) return;
-    if (Date.now() - this.#startedAt > this.#options.lifetime) {
+    if (!this.forking) {
       if (this.#handles.size === 0) this.emit('empty');
       return;
     }
