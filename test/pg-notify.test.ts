@@ -119,8 +119,10 @@ test('pg_terminate_backend: the listener and the queue reconnect and nothing enq
     [...handled].sort((a, b) => a - b),
     [...Array(10).keys()],
   );
-  const rows = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."events"`);
-  assert.equal(rows[0]!.n, 0, 'all completions written after the reconnect');
+  // Completions are written in batches after the handlers resolve (again, after a failed write): wait for them.
+  const remaining = async () =>
+    (await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}"."events"`))[0]!.n;
+  await until(async () => (await remaining()) === 0, 10_000, 'all completions written after the reconnect');
 });
 
 test('listener options and channel names are validated', () => {
