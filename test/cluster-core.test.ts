@@ -128,3 +128,26 @@ test('a second SIGINT also kills the services sibling: nothing of the cluster su
   // Killed, not left to finish its own graceful stop (which logs when `ignores-stop` is abandoned).
   assert.equal(fixture.logs.filter(event('services:stop:done')).length, 0);
 });
+
+test('a web-only cluster is healthy from the first request: workers get the status however early they load', async () => {
+  const fixture = spawnFixture('web-only-ping.js');
+  spawned.push(fixture);
+  const address = await readyAddress(fixture);
+  // Fresh connections alternate between the workers (round-robin): each must answer 200 at once, not
+  // only after the next periodic status push.
+  for (let i = 0; i < 10; i++) {
+    const reply = await get(`http://${address}/ping`);
+    assert.equal(reply.status, 200, reply.body);
+    assert.equal((JSON.parse(reply.body) as { healthy: boolean }).healthy, true);
+  }
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0);
+});
+
+test('SIGTERM while workers are still booting: they are drained, not killed, and the primary exits 0', async () => {
+  const fixture = start();
+  await fixture.waitForLogs(event('worker:booting'), 2, 10_000);
+  fixture.child.kill('SIGTERM');
+  assert.deepEqual(await fixture.exited, { code: 0, signal: null });
+  assert.ok(fixture.logs.some(event('cluster:shutdown:done', { clean: true })));
+});
