@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { type ChaosEnv, cleanupChaos, freePortForChaos, startChaosApp } from '../test/helpers/chaos.js';
+import { type ChaosEnv, cleanupChaos, startChaosApp } from '../test/helpers/chaos.js';
 import {
   type ChaosReport,
   type FaultKind,
@@ -13,6 +13,7 @@ import {
   recoveryOverall,
   runChaos,
 } from '../test/helpers/chaos-run.js';
+import { freePort } from '../test/helpers/process.js';
 import { machineNote, writeBenchmarkSection } from './lib/load.js';
 
 const TOTAL = Number(process.env.CHAOS_EVENTS ?? 20_000);
@@ -51,7 +52,7 @@ const common = { clients: CLIENTS, amqpRefuseMs: 1_000, recoveryTimeoutMs: 60_00
 async function phase(name: string, run: (env: ChaosEnv) => Promise<ChaosReport>): Promise<ChaosReport> {
   let env: ChaosEnv | undefined;
   try {
-    env = await startChaosApp(await freePortForChaos());
+    env = await startChaosApp(await freePort());
     console.log(`${name}: running`);
     return await run(env);
   } finally {

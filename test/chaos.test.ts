@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { type ChaosEnv, cleanupChaos, freePortForChaos, startChaosApp } from './helpers/chaos.js';
+import { type ChaosEnv, cleanupChaos, startChaosApp } from './helpers/chaos.js';
 import { type FaultKind, recoveryByKind, runChaos } from './helpers/chaos-run.js';
+import { freePort } from './helpers/process.js';
 
 // The reduced run; `npm run bench:chaos` is the full one (see docs/reliability.md). The shared RabbitMQ and
 // PostgreSQL are never restarted here: other test files use them at the same time. A broker restart is
@@ -22,7 +23,7 @@ let env: ChaosEnv | undefined;
 after(() => cleanupChaos(env));
 
 test('under HTTP load, kill -9 of workers and sibling, cut broker and terminated backends lose no event', async () => {
-  env = await startChaosApp(await freePortForChaos());
+  env = await startChaosApp(await freePort());
   const report = await runChaos(env, {
     total: 1_000,
     durationMs: 12_000,

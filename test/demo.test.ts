@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import net from 'node:net';
 import { after, test } from 'node:test';
 import { deleteQueues, uniqueQueue } from './helpers/amqp.js';
 import { get, getJson } from './helpers/http.js';
 import { dropSchema, PG_BASE, randomSuffix } from './helpers/pg.js';
-import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
+import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
 
 interface PingBody {
   worker: { id: number; pid: number; ageMs: number; requests: number };
@@ -22,15 +20,6 @@ const spawned: Spawned[] = [];
 after(() => {
   for (const demo of spawned) demo.killAll();
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** Runs `npm start`'s entry on free ports and waits until both workers are ready. */
 async function startDemo(env: Record<string, string> = {}) {

@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import net from 'node:net';
 import { after, test } from 'node:test';
 import { get } from './helpers/http.js';
-import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
+import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
 
 const spawned: Spawned[] = [];
 after(() => {
   for (const fixture of spawned) fixture.killAll();
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** Starts one of the example's scripts and waits until two distinct workers answered. */
 async function startExample(script: string, env: Record<string, string> = {}) {

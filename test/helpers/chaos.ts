@@ -282,12 +282,3 @@ export async function recordedSince(env: ChaosEnv, source: Source, since: number
   );
   return rows[0]!.n;
 }
-
-/** A free loopback port for the app's workers (they all listen on it through the primary). */
-export async function freePortForChaos(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

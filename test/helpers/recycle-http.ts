@@ -1,17 +1,7 @@
 import http from 'node:http';
-import net from 'node:net';
-import { event, type Spawned, spawnFixture } from './process.js';
+import { event, freePort, type Spawned, spawnFixture } from './process.js';
 
-/** A TCP port free right now on the loopback interface. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+export { freePort };
 
 export interface Answer {
   status: number;

@@ -1,7 +1,6 @@
-import { createServer } from 'node:net';
 import type { ServiceStatus } from '../../lib/services/types.js';
 import { addressFromReady, get } from './http.js';
-import { event, type LogLine, type Spawned, spawnFixture, until } from './process.js';
+import { event, freePort, type LogLine, type Spawned, spawnFixture, until } from './process.js';
 
 /** What the fixture's `/status` route answers: `status()` as one worker sees it, plus that worker's pid. */
 export interface WorkerView {
@@ -29,17 +28,7 @@ export interface ServicesApp extends Spawned {
   workerPids(): number[];
 }
 
-/** A port free right now: the app must keep one address even when every worker died at once. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Starts `services-app.js` with a services module and options, and waits until `workers` are ready. */
 export async function startServicesApp(
