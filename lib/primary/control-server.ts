@@ -203,6 +203,7 @@ export function healthProblems(target: ControlTarget): string[] {
     for (const service of snapshot?.services ?? [])
       if (UNHEALTHY_SERVICE_STATES.has(service.state))
         problems.push(`service ${service.name} is ${service.state}`);
+      else if (service.problem !== null) problems.push(`service ${service.name}: ${service.problem}`);
   }
   return problems;
 }

@@ -44,6 +44,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       oldestAgeMs: null,
       connected: null,
       leader: singleton ? false : null,
+      problem: null,
     };
     serviceRecords.add(this);
     for (const onCreated of serviceRecordCreated) onCreated(this);
@@ -94,7 +95,14 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       setConnected: (connected) => {
         if (this.status.connected !== connected) this.update({ connected });
       },
+      setProblem: (problem) => this.setProblem(problem),
     };
+  }
+
+  setProblem(problem: string | null): void {
+    if (this.status.problem === problem) return;
+    this.status.problem = problem;
+    this.emit('change', this.status);
   }
 
   recordEvent(event: EventRecord): void {

@@ -39,6 +39,11 @@ export interface ServiceContext {
   setQueueDepth(depth: number, oldestAgeMs?: number): void;
   /** Reports whether the source connection is up; while connected the stall watchdog is armed. */
   setConnected(connected: boolean): void;
+  /**
+   * Reports why the service cannot make progress right now (a reconnect loop, stuck handlers, a source
+   * that refuses it), or `null` once it can again. While set, health reports the service as unhealthy.
+   */
+  setProblem(problem: string | null): void;
 }
 
 /** How the service host restarts a crashed service: jittered exponential backoff, an intensity limit. */
@@ -110,6 +115,8 @@ export interface ServiceStatus {
   connected: boolean | null;
   /** For singletons: whether this host holds the lock; null for ordinary services. */
   leader: boolean | null;
+  /** Why the service cannot make progress right now, or null (see `ServiceContext.setProblem`). */
+  problem: string | null;
 }
 
 /** Which process hosts the services: the primary, the forked sibling, or `runServices()` alone. */

@@ -33,9 +33,14 @@ export function applyStatusUpdate(update: StatusUpdate, expected: boolean, stale
   staleAfterMs = staleAfter;
 }
 
-/** True when every service that should be running is running. Standby singletons are healthy elsewhere. */
+/**
+ * True when every service that should be running is running and reports no problem. Standby singletons
+ * are healthy elsewhere.
+ */
 export function servicesHealthy(services: readonly ServiceStatus[]): boolean {
-  return services.every((service) => service.state === 'running' || service.state === 'standby');
+  return services.every(
+    (service) => (service.state === 'running' || service.state === 'standby') && service.problem === null,
+  );
 }
 
 /**
