@@ -44,6 +44,8 @@ export interface MessagePayloads {
   // services host (sibling) ↔ primary
   'services:status': { snapshot: ServicesSnapshot };
   'services:stop': { timeout: number };
+  /** The sibling could not load the services module: a configuration error, sent right before it exits 78. */
+  'services:load-failed': { error: SerializedError };
   // primary → any child, answered by 'reply'
   'metrics:collect': Record<string, never>;
   // worker → primary once drained, answered by 'reply': its exact final metrics (prom-client JSON)
@@ -93,6 +95,7 @@ const validators: { [K in MessageType]: Validator } = {
   'status:update': (m) => isFiniteNumber(m.sentAt) && (m.services === null || isServicesSnapshot(m.services)),
   'services:status': (m) => isServicesSnapshot(m.snapshot),
   'services:stop': (m) => isCount(m.timeout),
+  'services:load-failed': (m) => isError(m.error),
   'metrics:collect': (m) => isCount(m.seq),
   // Only the envelope here: the metrics module checks every family before merging it.
   'metrics:final': (m) => isCount(m.seq) && Array.isArray(m.metrics) && m.metrics.length <= 10_000,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
+import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
@@ -63,9 +64,26 @@ export abstract class ClusterPrimary {
     this.services = services;
     services.on('change', () => this.#publishStatus());
     services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
+    services.on('config-error', (error) => void this.#configError(error));
     this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
     this.#statusTimer.unref();
-    await services.start();
+    try {
+      await services.start();
+    } catch (error) {
+      // Only loading the services module can fail here: no worker is forked, the process exits 78.
+      await this.#configError(coerceError(error));
+    }
+  }
+
+  /**
+   * A services module that cannot be loaded is a configuration error: restarting would fail the same way,
+   * so the whole application exits with EX_CONFIG (78), which `RestartPreventExitStatus=78` tells systemd
+   * not to restart.
+   */
+  #configError(error: Error): Promise<never> {
+    const code = (error as { code?: unknown }).code;
+    this.logger.fatal({ err: error, code }, 'cluster:config-error');
+    return this.shutdown('config-error', EXIT_SERVICES_MODULE);
   }
 
   /** Pushes the services status to every worker (and to `status()` in this process). */

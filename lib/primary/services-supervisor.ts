@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, RestartIntensity } from '../common/backoff.js';
 import { IpcChannel } from '../common/ipc.js';
 import { loggerLevelOf } from '../common/logger.js';
-import { coerceError, type SerializedError } from '../errors.js';
+import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
@@ -16,6 +16,11 @@ export interface ServicesSupervisorEvents {
   change: [];
   /** A sibling was forked; the cluster metrics take its final report through this channel. */
   'sibling:forked': [IpcChannel];
+  /**
+   * The services module cannot be loaded (missing, throws at import, no `defineServices` export, invalid
+   * services): retrying cannot fix it, so the primary exits with EX_CONFIG (78) instead of re-forking.
+   */
+  'config-error': [Error];
 }
 
 /** The primary's handle on the services host, wherever it runs. */
@@ -58,6 +63,19 @@ function orphanSnapshot(
       lastError: error ?? service.lastError,
     })),
   };
+}
+
+/** The error a sibling that exited with EX_CONFIG reported (or, if its message was lost, a generic one). */
+function configError(sibling: Sibling): Error {
+  const reported = sibling.loadError;
+  const code =
+    reported?.code !== undefined && Object.hasOwn(errorCodes, reported.code)
+      ? (reported.code as ErrorCode)
+      : 'STEWARD_ERR_SERVICES_MODULE';
+  const message =
+    reported?.message ??
+    `The services sibling (pid ${sibling.pid}) could not load the services module (exit code ${EXIT_SERVICES_MODULE})`;
+  return new StewardError(code, message, { details: { siblingPid: sibling.pid } });
 }
 
 /** `placement: 'primary'`: the same host, in this process, started before any worker is forked. */
@@ -108,6 +126,8 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
       await this.start();
     } catch (error) {
       this.#logger.error({ err: coerceError(error) }, 'services:restart:failed');
+      // The module changed on disk into one that cannot load: the same configuration error as at start.
+      this.emit('config-error', coerceError(error));
       return;
     }
     this.#logger.info({ reason, ms: Date.now() - started }, 'services:restart:done');
@@ -137,6 +157,8 @@ interface Sibling {
   hangTimer: NodeJS.Timeout | undefined;
   /** Why the primary killed it, when it did. */
   killedFor: string | null;
+  /** The coded error it reported before exiting because its module could not be loaded. */
+  loadError: SerializedError | null;
 }
 
 /**
@@ -219,6 +241,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       lastReportAt: null,
       hangTimer: undefined,
       killedFor: null,
+      loadError: null,
     };
     sibling.hangTimer = setInterval(() => this.#checkHang(sibling), this.#options.statusInterval);
     sibling.hangTimer.unref();
@@ -226,6 +249,9 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     this.emit('sibling:forked', sibling.channel);
     this.#logger.info({ siblingPid: sibling.pid }, 'services:fork');
     sibling.channel.on('services:status', (message) => this.#onStatus(sibling, message.snapshot));
+    sibling.channel.on('services:load-failed', (message) => {
+      sibling.loadError = message.error;
+    });
     child.on('error', (error) => this.#logger.error({ err: error }, 'services:fork:error'));
     void exited.then((exit) => this.#onExit(sibling, exit));
   }
@@ -278,6 +304,10 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       return;
     }
     this.#diedAt = Date.now();
+    if (exit.code === EXIT_SERVICES_MODULE) {
+      this.emit('config-error', configError(sibling));
+      return;
+    }
     // The first death in a while is re-forked at once: the listeners must be back within a second.
     const attempt = this.#crashes.recent - 2;
     const wait = tooMany
@@ -290,9 +320,6 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       ...exit,
       crashes: this.#crashes.recent,
       retryInMs: wait,
-      ...(exit.code === EXIT_SERVICES_MODULE
-        ? { cause: 'the services module could not be loaded (see services:load:failed)' }
-        : {}),
     };
     if (tooMany) this.#logger.error(fields, 'services:crash-loop');
     else this.#logger.warn(fields, 'services:crash');

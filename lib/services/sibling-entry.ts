@@ -2,7 +2,7 @@
 // never the application's HTTP code, so this process carries only the listeners' memory.
 import { IpcChannel } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
-import { coerceError } from '../errors.js';
+import { coerceError, serializeError } from '../errors.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import { EXIT_SERVICES_MODULE, loadServices } from './load-services.js';
@@ -63,6 +63,9 @@ async function main(): Promise<void> {
     services = await loadServices(config.moduleUrl);
   } catch (error) {
     logger.fatal({ err: coerceError(error), module: config.moduleUrl.href }, 'services:load:failed');
+    // A configuration error: the primary exits with it instead of re-forking a sibling that cannot start.
+    const { stack: _stack, ...reported } = serializeError(error);
+    await primary.sendFlushed('services:load-failed', { error: reported });
     process.exit(EXIT_SERVICES_MODULE);
   }
   if (stopping) return;
