@@ -52,7 +52,10 @@ for (const placement of ['sibling', 'primary'] as const) {
       const exit = await Promise.race([
         app.exited,
         new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error(`still running: ${JSON.stringify(app.logs.slice(-10))}`)), 20_000),
+          setTimeout(
+            () => reject(new Error(`still running: ${JSON.stringify(app.logs.slice(-10))}`)),
+            20_000,
+          ),
         ),
       ]);
       const ms = Date.now() - started;

@@ -23,8 +23,7 @@ export function createClusterMetrics(
       const sources = workerSources(pool);
       // The channel is new for each forked sibling, so it also identifies that process.
       const channel = siblingChannel();
-      if (channel && !channel.closed)
-        sources.push(channelSource(channel, channel, 'sibling', 'services sibling'));
+      if (channel && !channel.closed) sources.push(siblingSource(channel));
       return sources;
     },
     timeout: options.control?.metricsTimeout ?? 2_000,
@@ -46,6 +45,23 @@ function workerSources(pool: PoolView): MetricsSource[] {
     sources.push(channelSource(handle, handle.channel, 'worker', `worker ${handle.id}`));
   }
   return sources;
+}
+
+/**
+ * The services sibling, minus its `steward_service_up`: the primary answers for it from the status the
+ * sibling pushes, which also covers a sibling too stopped or blocked to answer the scrape.
+ */
+function siblingSource(channel: IpcChannel): MetricsSource {
+  const source = channelSource(channel, channel, 'sibling', 'services sibling');
+  return {
+    ...source,
+    collect: async (timeout) => {
+      const metrics = await source.collect(timeout);
+      return Array.isArray(metrics)
+        ? metrics.filter((metric) => (metric as { name?: unknown }).name !== 'steward_service_up')
+        : metrics;
+    },
+  };
 }
 
 /** A process reached through its IPC channel; `token` identifies the process across scrapes. */

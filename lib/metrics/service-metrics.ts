@@ -78,6 +78,23 @@ function addCounts(into: Map<string, Counts>, name: string, from: Counts): void 
   into.set(name, counts);
 }
 
+/** Whether a service can make progress: running, with no problem reported by it or seen by its host. */
+export function serviceUp(status: Pick<ServiceStatus, 'state' | 'problem'>): boolean {
+  return status.state === 'running' && status.problem === null;
+}
+
+/**
+ * Services hosted by another process that this process answers for in `steward_service_up`: the primary
+ * for its sibling, because a stopped or blocked sibling cannot answer a scrape to say it is down.
+ */
+let remoteServicesUp: (() => Array<{ service: string; up: boolean }>) | undefined;
+
+export function setRemoteServicesUp(
+  source: (() => Array<{ service: string; up: boolean }>) | undefined,
+): void {
+  remoteServicesUp = source;
+}
+
 serviceRecordCreated.add(subscribe);
 for (const record of serviceRecords) subscribe(record);
 
@@ -91,13 +108,13 @@ export function registerServiceMetrics(registry: Registry): void {
   registry.registerMetric(handlerSeconds);
   new Gauge({
     name: 'steward_service_up',
-    help: 'Whether the service is running (1) or not (0).',
+    help: 'Whether the service can make progress (1: running, no problem) or not (0).',
     labelNames: ['service'],
     registers,
     collect() {
       this.reset();
-      for (const { status } of serviceRecords)
-        this.set({ service: status.name }, status.state === 'running' ? 1 : 0);
+      for (const { status } of serviceRecords) this.set({ service: status.name }, serviceUp(status) ? 1 : 0);
+      for (const { service, up } of remoteServicesUp?.() ?? []) this.set({ service }, up ? 1 : 0);
     },
   });
   new Gauge({

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
+import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
-import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
+import { serviceUp, setRemoteServicesUp } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
+import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { ControlServer } from './control-server.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
@@ -27,10 +29,22 @@ export abstract class ClusterPrimary {
   #statusTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<never> | undefined;
   #signalsSeen = 0;
+  /**
+   * The primary hands every new connection to a worker (round-robin scheduling) and hosts the services
+   * with `placement: 'primary'`: a blocked event loop here stalls both, so it is watched and reported.
+   */
+  readonly eventLoop: EventLoopWatchdog;
 
   constructor(options: ResolvedOptions, logger: Logger) {
     this.options = options;
     this.logger = logger;
+    this.eventLoop = new EventLoopWatchdog({ logger, processName: 'primary' }).start();
+  }
+
+  /** Problems of this process itself, for `/healthz`. */
+  ownProblems(): string[] {
+    const problem = this.eventLoop.problem;
+    return problem === null ? [] : [problem];
   }
 
   /** Drains every worker within `grace` ms; true when all of them ended cleanly. */
@@ -60,8 +74,16 @@ export abstract class ClusterPrimary {
   /** Starts the services host and pushes its status on every change and every `statusInterval`. */
   protected async startServices(): Promise<void> {
     if (!this.options.services) return;
-    const services = createServicesSupervisor(this.options, this.logger);
+    const services = createServicesSupervisor(this.options, this.logger, this.eventLoop);
     this.services = services;
+    if (this.options.placement !== 'primary')
+      setRemoteServicesUp(() => {
+        const snapshot = services.snapshot();
+        return (snapshot?.services ?? []).map((service) => ({
+          service: service.name,
+          up: snapshot?.stale === undefined && serviceUp(service),
+        }));
+      });
     services.on('change', () => this.#publishStatus());
     services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
     services.on('config-error', (error) => void this.#configError(error));

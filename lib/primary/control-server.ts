@@ -15,6 +15,8 @@ export interface ControlTarget {
   readonly pool: PoolView;
   readonly metrics: ClusterMetrics;
   statusUpdate(): StatusUpdate;
+  /** Problems of the primary process itself (a blocked event loop), if it watches for any. */
+  ownProblems?(): string[];
 }
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
@@ -195,11 +197,16 @@ export function clusterStatus(target: ControlTarget): Record<string, unknown> {
 export function healthProblems(target: ControlTarget): string[] {
   const problems: string[] = [];
   if (target.pool.stopping) problems.push('shutting down');
+  problems.push(...(target.ownProblems?.() ?? []));
   if (target.options.worker && !target.pool.handles.some((handle) => handle.state === 'ready'))
     problems.push('no HTTP worker is ready');
   if (target.options.services) {
     const snapshot = target.statusUpdate().services;
     if (snapshot === null) problems.push('the services host has not reported');
+    else if (snapshot.stale)
+      problems.push(
+        `the services ${snapshot.role} (pid ${snapshot.pid}) sent no status for ${(snapshot.stale.silentMs / 1000).toFixed(1)} s`,
+      );
     for (const service of snapshot?.services ?? [])
       if (UNHEALTHY_SERVICE_STATES.has(service.state))
         problems.push(`service ${service.name} is ${service.state}`);

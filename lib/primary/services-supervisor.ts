@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { backoffDelay, RestartIntensity } from '../common/backoff.js';
+import type { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { IpcChannel } from '../common/ipc.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
@@ -38,9 +39,13 @@ export interface ServicesSupervisor extends EventEmitter<ServicesSupervisorEvent
   readonly channel?: IpcChannel | undefined;
 }
 
-export function createServicesSupervisor(options: ResolvedOptions, logger: Logger): ServicesSupervisor {
+export function createServicesSupervisor(
+  options: ResolvedOptions,
+  logger: Logger,
+  eventLoop?: EventLoopWatchdog,
+): ServicesSupervisor {
   return options.placement === 'primary'
-    ? new InProcessServices(options, logger)
+    ? new InProcessServices(options, logger, eventLoop)
     : new SiblingServices(options, logger);
 }
 
@@ -85,11 +90,13 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
   #host: ServiceHost | undefined;
   #last: ServicesSnapshot | null = null;
   #restarting: Promise<void> | undefined;
+  readonly #eventLoop: EventLoopWatchdog | undefined;
 
-  constructor(options: ResolvedOptions, logger: Logger) {
+  constructor(options: ResolvedOptions, logger: Logger, eventLoop: EventLoopWatchdog | undefined) {
     super();
     this.#options = options;
     this.#logger = logger;
+    this.#eventLoop = eventLoop;
   }
 
   async start(): Promise<void> {
@@ -97,6 +104,7 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
     this.#host = new ServiceHost(services, {
       role: 'primary',
       logger: this.#logger,
+      ...(this.#eventLoop ? { eventLoop: this.#eventLoop } : {}),
       onSnapshot: (snapshot) => {
         this.#last = snapshot;
         this.emit('change');
@@ -157,6 +165,8 @@ interface Sibling {
   hangTimer: NodeJS.Timeout | undefined;
   /** Why the primary killed it, when it did. */
   killedFor: string | null;
+  /** Set while it is silent for longer than `STALE_INTERVALS` push intervals. */
+  stale: boolean;
   /** The coded error it reported before exiting because its module could not be loaded. */
   loadError: SerializedError | null;
 }
@@ -166,6 +176,11 @@ interface Sibling {
  * loop): it is killed and re-forked. Before its first report it may still be loading its module.
  */
 const HANG_INTERVALS = 10;
+/**
+ * A sibling silent for this many push intervals is reported stale (its services may have stopped with
+ * it: a SIGSTOP, a blocked loop) well before it is killed as hung: 6 s with the default `statusInterval`.
+ */
+const STALE_INTERVALS = 3;
 
 /** Node flags a child must not inherit: a second inspector on the same port would fail to start. */
 const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.test(flag);
@@ -209,6 +224,9 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   snapshot(): ServicesSnapshot | null {
     // With no live sibling the primary itself vouches, now, that nothing runs.
     if (!this.#sibling && this.#last) return { ...this.#last, at: Date.now() };
+    const sibling = this.#sibling;
+    if (this.#last && sibling?.stale && sibling.lastReportAt !== null)
+      return { ...this.#last, stale: { silentMs: Date.now() - sibling.lastReportAt } };
     return this.#last;
   }
 
@@ -242,8 +260,11 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       hangTimer: undefined,
       killedFor: null,
       loadError: null,
+      stale: false,
     };
-    sibling.hangTimer = setInterval(() => this.#checkHang(sibling), this.#options.statusInterval);
+    // Checked a few times per push interval, so staleness is seen soon after it sets in.
+    const checkEvery = Math.max(50, Math.round(this.#options.statusInterval / 4));
+    sibling.hangTimer = setInterval(() => this.#checkHang(sibling), checkEvery);
     sibling.hangTimer.unref();
     this.#sibling = sibling;
     this.emit('sibling:forked', sibling.channel);
@@ -258,6 +279,13 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
 
   #onStatus(sibling: Sibling, snapshot: ServicesSnapshot): void {
     if (this.#sibling !== sibling) return;
+    if (sibling.stale && sibling.lastReportAt !== null) {
+      sibling.stale = false;
+      this.#logger.info(
+        { siblingPid: sibling.pid, silentMs: Date.now() - sibling.lastReportAt },
+        'services:stale:cleared',
+      );
+    }
     sibling.lastReportAt = Date.now();
     this.#last = snapshot;
     if (!sibling.reportedRunning && snapshot.services.every((s) => s.state === 'running')) {
@@ -277,6 +305,11 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   #checkHang(sibling: Sibling): void {
     if (sibling.lastReportAt === null || sibling.expected || sibling.killedFor) return;
     const silentMs = Date.now() - sibling.lastReportAt;
+    if (!sibling.stale && silentMs > STALE_INTERVALS * this.#options.statusInterval) {
+      sibling.stale = true;
+      this.#logger.warn({ siblingPid: sibling.pid, silentMs }, 'services:stale');
+      this.emit('change');
+    }
     if (silentMs < HANG_INTERVALS * this.#options.statusInterval) return;
     sibling.killedFor = `it sent no status for ${silentMs} ms`;
     this.#logger.error({ siblingPid: sibling.pid, silentMs }, 'services:unresponsive');

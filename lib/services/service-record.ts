@@ -25,6 +25,15 @@ export const serviceRecordCreated = new Set<(record: ServiceRecord) => void>();
 export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
   readonly status: ServiceStatus;
   lastProgressAt = Date.now();
+  /**
+   * Since when the service is neither running nor waiting in standby (epoch ms), or null: the host
+   * reports a service that stays out of `running` too long as unable to make progress.
+   */
+  notRunningSince: number | null = Date.now();
+  /** What the service itself reported through `ctx.setProblem()`, for its current run. */
+  #reportedProblem: string | null = null;
+  /** What the host sees from outside: failed, out of running too long, a blocked event loop. */
+  #hostProblem: string | null = null;
 
   constructor(name: string, singleton: boolean) {
     super();
@@ -61,6 +70,8 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     if (this.status.state === state && error === undefined) return;
     this.status.state = state;
     this.status.since = Date.now();
+    if (state === 'running' || state === 'standby') this.notRunningSince = null;
+    else this.notRunningSince ??= this.status.since;
     this.emit('change', this.status);
   }
 
@@ -76,6 +87,8 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
 
   /** A context bound to one run of the service (a new one per restart, with a new signal). */
   createContext(signal: AbortSignal, logger: Logger): ServiceContext {
+    // A new run starts with a clean slate: the problem a crashed run reported died with it.
+    this.setProblem(null);
     return {
       name: this.status.name,
       signal,
@@ -99,7 +112,21 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     };
   }
 
+  /** What the service reports about itself (`ctx.setProblem`). */
   setProblem(problem: string | null): void {
+    this.#reportedProblem = problem;
+    this.#publishProblem();
+  }
+
+  /** What the host sees from outside; shown before the service's own report when both exist. */
+  setHostProblem(problem: string | null): void {
+    this.#hostProblem = problem;
+    this.#publishProblem();
+  }
+
+  #publishProblem(): void {
+    const parts = [this.#hostProblem, this.#reportedProblem].filter((part) => part !== null);
+    const problem = parts.length === 0 ? null : parts.join('; ');
     if (this.status.problem === problem) return;
     this.status.problem = problem;
     this.emit('change', this.status);

@@ -129,4 +129,9 @@ export interface ServicesSnapshot {
   /** Epoch ms when the snapshot was taken. */
   at: number;
   services: ServiceStatus[];
+  /**
+   * Set by the primary when the host stopped reporting (a stopped or blocked sibling): what it last said
+   * may no longer be true, so health reports its services as unable to make progress. Absent otherwise.
+   */
+  stale?: { silentMs: number };
 }
