@@ -42,7 +42,10 @@ function workerSources(pool: PoolView): MetricsSource[] {
   const sources: MetricsSource[] = [];
   for (const handle of pool.handles) {
     if (handle.state !== 'ready' && handle.state !== 'draining') continue;
-    sources.push(channelSource(handle, handle.channel, 'worker', `worker ${handle.id}`));
+    sources.push({
+      ...channelSource(handle, handle.channel, 'worker', `worker ${handle.id}`),
+      retiring: () => handle.retireReason !== null,
+    });
   }
   return sources;
 }

@@ -69,7 +69,20 @@ function cumulativeCounts(): Map<string, Counts> {
   const counts = new Map<string, Counts>();
   for (const [name, disposed] of disposedCounts) addCounts(counts, name, disposed);
   for (const record of createdRecords) addCounts(counts, record.status.name, record.status);
+  for (const [name, restarts] of hostRestarts)
+    addCounts(counts, name, { restarts, processed: 0, failed: 0, deadLettered: 0, duplicates: 0 });
   return counts;
+}
+
+/**
+ * Restarts of services whose whole host died and was replaced (a killed sibling), counted by the primary:
+ * the new host's records start from zero, and the dead one could not count its own death.
+ */
+const hostRestarts = new Map<string, number>();
+
+/** The primary saw the services host of `services` die unexpectedly and replaces it. */
+export function recordHostRestart(services: readonly string[]): void {
+  for (const service of services) hostRestarts.set(service, (hostRestarts.get(service) ?? 0) + 1);
 }
 
 function addCounts(into: Map<string, Counts>, name: string, from: Counts): void {

@@ -7,6 +7,7 @@ import type { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { IpcChannel } from '../common/ipc.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
+import { recordHostRestart } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
@@ -341,6 +342,8 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       this.emit('config-error', configError(sibling));
       return;
     }
+    // Every service of the dead sibling restarts with the new one: counted in steward_service_restarts_total.
+    if (this.#last) recordHostRestart(this.#last.services.map((service) => service.name));
     // The first death in a while is re-forked at once: the listeners must be back within a second.
     const attempt = this.#crashes.recent - 2;
     const wait = tooMany
