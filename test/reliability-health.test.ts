@@ -105,7 +105,15 @@ test('a stopped (SIGSTOP) sibling: stale within 10 s on ping, /healthz, /status 
     process.kill(sibling, 'SIGCONT');
   }
   await app.waitForLog(event('services:stale:cleared', { siblingPid: sibling }), 10_000);
-  await until(async () => (await health(app, control)).healthz === 200, 10_000, 'healthy again');
+  // The resumed sibling saw its own loop stand still for the whole stop: held as a problem for 10 s more.
+  const resumed = await app.waitForLog(event('event-loop:blocked', { pid: sibling }), 10_000);
+  assert.ok((resumed.blockedMs as number) >= 5_000, `blockedMs ${resumed.blockedMs}`);
+  await until(
+    async () => (await health(app, control)).problems.some((p) => /services sibling was blocked/.test(p)),
+    5_000,
+    'the sibling reports its stop',
+  );
+  await until(async () => (await health(app, control)).healthz === 200, 20_000, 'healthy again');
   assert.equal((await serviceUp(control)).ticker, 1);
   // Resumed, not replaced: the sibling was never killed as hung.
   assert.equal((await app.view()).host!.pid, sibling);

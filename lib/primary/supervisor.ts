@@ -20,7 +20,13 @@ export class Supervisor extends ClusterPrimary {
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
     this.pool = new WorkerPool(options, logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
+    this.metrics = createClusterMetrics(
+      this.pool,
+      options,
+      logger,
+      () => this.services?.channel,
+      () => this.services?.snapshot()?.stale !== undefined,
+    );
     this.recycler = new Recycler(this.pool, options, logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);

@@ -29,7 +29,13 @@ export class ThrongPrimary extends ClusterPrimary {
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
     this.pool = new ThrongWorkers(options, logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
+    this.metrics = createClusterMetrics(
+      this.pool,
+      options,
+      logger,
+      () => this.services?.channel,
+      () => this.services?.snapshot()?.stale !== undefined,
+    );
     this.#policies = createPolicies(options.recycle);
     this.#queue = new DrainQueue(this.pool, {
       concurrency: options.recycle.concurrency,
