@@ -3,6 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import pino from 'pino';
+import { EventLoopWatchdog } from '../lib/common/event-loop-watchdog.js';
+import { hostProblem, NOT_RUNNING_PROBLEM_MS } from '../lib/services/service-host.js';
+import { ServiceRecord } from '../lib/services/service-record.js';
 import { get } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
 import { matching, scrape, total } from './helpers/prometheus.js';
@@ -66,6 +70,101 @@ async function firstSeen(
   );
   return seen;
 }
+
+test('hostProblem: failed, out of running for more than 5 s, stalled with work, a blocked loop; nothing for slow but legitimate states', () => {
+  const now = 1_000_000;
+  const view = (state: string, notRunningFor: number | null, stalled = false, hasWork = false) => ({
+    status: { state },
+    notRunningSince: notRunningFor === null ? null : now - notRunningFor,
+    stalled,
+    hasWork,
+  });
+  assert.equal(hostProblem(view('running', null), null, now), null);
+  assert.equal(hostProblem(view('standby', null), null, now), null);
+  assert.equal(hostProblem(view('backoff', NOT_RUNNING_PROBLEM_MS), null, now), null, 'a short restart');
+  assert.equal(hostProblem(view('starting', 200), null, now), null);
+  assert.match(
+    hostProblem(view('backoff', NOT_RUNNING_PROBLEM_MS + 1), null, now)!,
+    /^not running for more than 5 s$/,
+  );
+  assert.match(hostProblem(view('starting', 60_000), null, now)!, /not running/);
+  assert.match(hostProblem(view('failed', 60_000), null, now)!, /^failed: /);
+  assert.equal(
+    hostProblem(view('running', null, true, false), null, now),
+    null,
+    'stalled, but nothing to do',
+  );
+  assert.match(hostProblem(view('running', null, true, true), null, now)!, /^stalled: /);
+  assert.equal(
+    hostProblem(view('running', null), 'the event loop of the primary was blocked for 2.0 s', now),
+    'the event loop of the primary was blocked for 2.0 s',
+  );
+  // Stable texts: the same cause later gives the same problem, so it is logged once.
+  assert.equal(
+    hostProblem(view('backoff', 6_000), null, now),
+    hostProblem(view('starting', 50_000), null, now),
+  );
+});
+
+test('ServiceRecord: the host problem and the reported one combine; a new run starts without the reported one', () => {
+  const record = new ServiceRecord('combined', false);
+  const logger = pino({ level: 'silent' });
+  const ctx = record.createContext(new AbortController().signal, logger);
+  ctx.setProblem('reconnecting every 150 ms');
+  assert.equal(record.status.problem, 'reconnecting every 150 ms');
+  record.setHostProblem('not running for more than 5 s');
+  assert.equal(record.status.problem, 'not running for more than 5 s; reconnecting every 150 ms');
+  record.createContext(new AbortController().signal, logger);
+  assert.equal(record.status.problem, 'not running for more than 5 s');
+  record.setHostProblem(null);
+  assert.equal(record.status.problem, null);
+  assert.equal(record.notRunningSince !== null, true, 'a new record is not running yet');
+  record.setState('running');
+  assert.equal(record.notRunningSince, null);
+  record.setState('backoff');
+  const leftAt = record.notRunningSince;
+  assert.ok(leftAt !== null);
+  record.setState('starting');
+  assert.equal(record.notRunningSince, leftAt, 'backoff → starting is one stretch out of running');
+  record.dispose();
+});
+
+test('EventLoopWatchdog: a block of 1 s or more is logged once and held after it ends; short delays are not', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const watchdog = new EventLoopWatchdog({
+    logger,
+    processName: 'test process',
+    hold: 300,
+    tick: 20,
+  }).start();
+  const changes: Array<string | null> = [];
+  watchdog.on('change', (problem) => changes.push(problem));
+  // The watchdog's timers never keep a process alive: this one keeps the test's alive while it waits.
+  const keepAlive = setInterval(() => {}, 1_000);
+  try {
+    // A 200 ms busy loop: slow, not blocked.
+    let until = Date.now() + 200;
+    while (Date.now() < until) {}
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(watchdog.problem, null);
+    until = Date.now() + 1_200;
+    while (Date.now() < until) {}
+    const raised = await new Promise<string | null>((resolve) => watchdog.once('change', resolve));
+    assert.match(raised!, /^the event loop of the test process was blocked for \d+\.\d s$/);
+    assert.equal(watchdog.problem, raised);
+    const cleared = await new Promise<string | null>((resolve) => watchdog.once('change', resolve));
+    assert.equal(cleared, null);
+    assert.deepEqual(changes, [raised, null]);
+    const blocked = lines.filter((line) => line.msg === 'event-loop:blocked');
+    assert.equal(blocked.length, 1);
+    assert.ok((blocked[0]!.blockedMs as number) >= 1_000);
+    assert.equal(lines.filter((line) => line.msg === 'event-loop:recovered').length, 1);
+  } finally {
+    clearInterval(keepAlive);
+    watchdog.stop();
+  }
+});
 
 async function controlPortOf(app: Spawned): Promise<number> {
   return (await app.waitForLog(event('control:listening'), 15_000)).port as number;

@@ -34,19 +34,30 @@ export const NOT_RUNNING_PROBLEM_MS = 5_000;
 /** How often the host re-evaluates the problems it sees from outside the services. */
 const PROBLEM_CHECK_MS = 500;
 
+/** What `hostProblem` reads of a service record. */
+export interface HostView {
+  status: { state: string };
+  notRunningSince: number | null;
+  stalled: boolean;
+  hasWork: boolean;
+}
+
 /**
  * What the host sees of a service from outside, or null: the event loop of its process was blocked,
- * it failed (restarted more often than its intensity allows), or it has been starting or restarting
- * for longer than `NOT_RUNNING_PROBLEM_MS`. The texts are stable so each is logged once.
+ * it failed (restarted more often than its intensity allows), it has been starting or restarting for
+ * longer than `NOT_RUNNING_PROBLEM_MS`, or the stall watchdog restarted it and it has made no progress
+ * since while it has work. The texts are stable so each is logged once.
  */
 export function hostProblem(
-  status: { state: string },
-  notRunningSince: number | null,
+  record: HostView,
   eventLoopProblem: string | null,
   now = Date.now(),
 ): string | null {
+  const { status, notRunningSince } = record;
   const parts: string[] = [];
   if (eventLoopProblem !== null) parts.push(eventLoopProblem);
+  if (record.stalled && record.hasWork)
+    parts.push('stalled: no progress since the stall watchdog restarted it');
   if (status.state === 'failed')
     parts.push('failed: it crashed more often than its restart intensity allows');
   else if (
@@ -116,7 +127,7 @@ export class ServiceHost {
     if (this.#stopped) return;
     const now = Date.now();
     for (const { record } of this.#runners)
-      record.setHostProblem(hostProblem(record.status, record.notRunningSince, this.#eventLoop.problem, now));
+      record.setHostProblem(hostProblem(record, this.#eventLoop.problem, now));
   };
 
   /** One warn line when a service gets a new problem, one info line when it has none any more. */

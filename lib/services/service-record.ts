@@ -30,6 +30,11 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
    * reports a service that stays out of `running` too long as unable to make progress.
    */
   notRunningSince: number | null = Date.now();
+  /**
+   * Set when the stall watchdog restarted the service, cleared by its next progress: a service that
+   * stalls again and again spends most of its time `running`, yet moves nothing.
+   */
+  stalled = false;
   /** What the service itself reported through `ctx.setProblem()`, for its current run. */
   #reportedProblem: string | null = null;
   /** What the host sees from outside: failed, out of running too long, a blocked event loop. */
@@ -100,6 +105,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       },
       progress: () => {
         this.lastProgressAt = Date.now();
+        this.stalled = false;
         this.emit('progress');
       },
       recordEvent: (event) => this.recordEvent(event),
@@ -141,6 +147,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     status.lastEventAt = Date.now();
     if (event.lagMs !== undefined) status.lagMs = event.lagMs;
     this.lastProgressAt = status.lastEventAt;
+    this.stalled = false;
     this.emit('event', status.name, event);
     this.emit('change', status);
   }

@@ -231,6 +231,7 @@ export class ServiceRunner {
           { details: { queueDepth: this.record.status.queueDepth, connected: this.record.status.connected } },
         );
         this.#logger.warn({ err: error, idleMs: idle, stallTimeout: timeout }, 'service:stalled');
+        this.record.stalled = true;
         controller.abort(error);
       },
       Math.max(10, Math.min(1_000, Math.floor(timeout / 5))),
