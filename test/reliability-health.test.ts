@@ -296,6 +296,41 @@ test('a sibling killed with SIGKILL and re-forked counts in steward_service_rest
   assert.equal((await app.exited).code, 0);
 });
 
+test('a sibling that keeps dying before it reports: the primary reports its services within 10 s', async (t) => {
+  const exitFile = join(tmpdir(), `steward-exit-${process.pid}-${Date.now()}`);
+  const app = await startServicesApp(
+    spawned,
+    'services-exits.js',
+    // Below the restart intensity: the services stay in backoff, never `failed`, the whole time.
+    {
+      statusInterval: 500,
+      control: { port: 0 },
+      restart: { initialDelay: 300, maxDelay: 1_000, intensity: 100, period: 60_000 },
+    },
+    { FIXTURE_EXIT_FILE: exitFile },
+  );
+  const control = await controlPortOf(app);
+  await until(async () => (await health(app, control)).healthz === 200, 15_000, 'healthy');
+  const sibling = (await app.view()).host!.pid;
+  writeFileSync(exitFile, '');
+  const killedAt = Date.now();
+  process.kill(sibling, 'SIGKILL');
+  const seen = await firstSeen(killedAt, DETECTION_BUDGET_MS, {
+    ping: async () => (await get(`http://${app.address}/ping`)).status === 503,
+    healthz: async () => {
+      const { healthz, problems } = await health(app, control);
+      return healthz === 503 && problems.includes('service ticker: not running for more than 5 s');
+    },
+    metrics: async () => (await serviceUp(control)).ticker === 0,
+  });
+  t.diagnostic(
+    `seen after (ms): ${JSON.stringify(seen)}; ${JSON.stringify((await health(app, control)).problems)}`,
+  );
+  assert.ok(seen.healthz! > 5_000, 'not before the 5 s a restart may take');
+  assert.ok(app.logs.filter(event('services:crash')).length >= 2, 'the new siblings die too');
+  app.killAll();
+});
+
 test('scrapes during rolling restarts: workers retiring mid-scrape are no scrape errors', async (t) => {
   const fixture = spawnFixture('metrics-cluster.js', {
     FIXTURE_OPTIONS: JSON.stringify({ workers: 2, control: { port: 0 } }),

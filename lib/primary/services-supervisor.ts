@@ -10,7 +10,7 @@ import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardE
 import { recordHostRestart } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
-import { ServiceHost } from '../services/service-host.js';
+import { hostProblem, NOT_RUNNING_PROBLEM_MS, ServiceHost } from '../services/service-host.js';
 import type { ServiceState, ServicesSnapshot } from '../services/types.js';
 
 export interface ServicesSupervisorEvents {
@@ -205,6 +205,8 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   #forkTimer: NodeJS.Timeout | undefined;
   #stopping = false;
   #diedAt: number | null = null;
+  /** Since when the snapshot is the primary's account of a dead sibling (no report from a new one yet). */
+  #orphanSince: number | null = null;
   #restarting: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, logger: Logger) {
@@ -223,8 +225,23 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   }
 
   snapshot(): ServicesSnapshot | null {
+    const now = Date.now();
+    // No sibling has reported since the last one died: the host that would judge its services is gone,
+    // so the primary applies the host's rule itself.
+    if (this.#last && this.#orphanSince !== null && now - this.#orphanSince > NOT_RUNNING_PROBLEM_MS) {
+      const problem = hostProblem(
+        { status: { state: 'backoff' }, notRunningSince: this.#orphanSince, stalled: false, hasWork: false },
+        null,
+        now,
+      );
+      return {
+        ...this.#last,
+        at: now,
+        services: this.#last.services.map((service) => ({ ...service, problem: service.problem ?? problem })),
+      };
+    }
     // With no live sibling the primary itself vouches, now, that nothing runs.
-    if (!this.#sibling && this.#last) return { ...this.#last, at: Date.now() };
+    if (!this.#sibling && this.#last) return { ...this.#last, at: now };
     const sibling = this.#sibling;
     if (this.#last && sibling?.stale && sibling.lastReportAt !== null)
       return { ...this.#last, stale: { silentMs: Date.now() - sibling.lastReportAt } };
@@ -288,6 +305,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       );
     }
     sibling.lastReportAt = Date.now();
+    this.#orphanSince = null;
     this.#last = snapshot;
     if (!sibling.reportedRunning && snapshot.services.every((s) => s.state === 'running')) {
       sibling.reportedRunning = true;
@@ -329,8 +347,10 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       ? null
       : { name: 'Error', message: `The services sibling (pid ${sibling.pid}) exited with ${how}` };
     const tooMany = !expected && this.#crashes.record();
-    if (this.#last)
+    if (this.#last) {
       this.#last = orphanSnapshot(this.#last, expected ? 'stopped' : tooMany ? 'failed' : 'backoff', error);
+      this.#orphanSince ??= Date.now();
+    }
     this.emit('change');
     if (expected) {
       this.#logger.info({ siblingPid: sibling.pid, ...exit }, 'services:exit');
