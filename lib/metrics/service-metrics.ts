@@ -69,8 +69,10 @@ function cumulativeCounts(): Map<string, Counts> {
   const counts = new Map<string, Counts>();
   for (const [name, disposed] of disposedCounts) addCounts(counts, name, disposed);
   for (const record of createdRecords) addCounts(counts, record.status.name, record.status);
-  for (const [name, restarts] of hostRestarts)
-    addCounts(counts, name, { restarts, processed: 0, failed: 0, deadLettered: 0, duplicates: 0 });
+  for (const [name, restarts] of hostRestarts) {
+    const zero = Object.fromEntries(COUNT_FIELDS.map((field) => [field, 0])) as Counts;
+    addCounts(counts, name, { ...zero, restarts });
+  }
   return counts;
 }
 
