@@ -244,7 +244,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     if (!this.#sibling && this.#last) return { ...this.#last, at: now };
     const sibling = this.#sibling;
     if (this.#last && sibling?.stale && sibling.lastReportAt !== null)
-      return { ...this.#last, stale: { silentMs: Date.now() - sibling.lastReportAt } };
+      return { ...this.#last, stale: { silentMs: now - sibling.lastReportAt } };
     return this.#last;
   }
 
