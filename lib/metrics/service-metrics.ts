@@ -36,13 +36,17 @@ function observeEvent(service: string, event: EventRecord): void {
   handlerSeconds.observe({ service, outcome: event.outcome }, event.durationMs / 1000);
 }
 
-type Counts = Pick<ServiceStatus, 'restarts' | 'processed' | 'failed' | 'deadLettered' | 'duplicates'>;
+type Counts = Pick<
+  ServiceStatus,
+  'restarts' | 'processed' | 'failed' | 'deadLettered' | 'duplicates' | 'handlerTimeouts'
+>;
 const COUNT_FIELDS: readonly (keyof Counts)[] = [
   'restarts',
   'processed',
   'failed',
   'deadLettered',
   'duplicates',
+  'handlerTimeouts',
 ];
 
 /** Records created in this process whose counts are not yet folded into `disposedCounts`. */
@@ -73,7 +77,14 @@ function cumulativeCounts(): Map<string, Counts> {
 }
 
 function addCounts(into: Map<string, Counts>, name: string, from: Counts): void {
-  const counts = into.get(name) ?? { restarts: 0, processed: 0, failed: 0, deadLettered: 0, duplicates: 0 };
+  const counts = into.get(name) ?? {
+    restarts: 0,
+    processed: 0,
+    failed: 0,
+    deadLettered: 0,
+    duplicates: 0,
+    handlerTimeouts: 0,
+  };
   for (const field of COUNT_FIELDS) counts[field] += from[field];
   into.set(name, counts);
 }
@@ -91,13 +102,13 @@ export function registerServiceMetrics(registry: Registry): void {
   registry.registerMetric(handlerSeconds);
   new Gauge({
     name: 'steward_service_up',
-    help: 'Whether the service is running (1) or not (0).',
+    help: 'Whether the service is running and reports no problem (1) or not (0).',
     labelNames: ['service'],
     registers,
     collect() {
       this.reset();
       for (const { status } of serviceRecords)
-        this.set({ service: status.name }, status.state === 'running' ? 1 : 0);
+        this.set({ service: status.name }, status.state === 'running' && status.problem === null ? 1 : 0);
     },
   });
   new Gauge({
@@ -136,6 +147,16 @@ function registerServiceCounters(registers: Registry[]): void {
       this.reset();
       for (const [service, counts] of cumulativeCounts())
         for (const [outcome, field] of OUTCOME_FIELDS) this.inc({ service, outcome }, counts[field]);
+    },
+  });
+  new Counter({
+    name: 'steward_handler_timeouts_total',
+    help: 'Handler runs ended by their handlerTimeout (the event failed or was dead-lettered).',
+    labelNames: ['service'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [service, counts] of cumulativeCounts()) this.inc({ service }, counts.handlerTimeouts);
     },
   });
 }
