@@ -8,6 +8,13 @@ import type { ServiceContext } from '../services/types.js';
  */
 export const DISCONNECTED_PROBLEM_AFTER_MS = 5_000;
 
+/**
+ * A connection counts as back only once it stayed up this long: a link that attaches and drops at once
+ * (a broker refusing it, a poison message) is one outage, not a string of short ones that never add up
+ * to a problem. Listeners also restart their reconnect backoff only after a connection this stable.
+ */
+export const STABLE_CONNECTION_MS = 1_000;
+
 /** What the listener consumes from, for the problem text: `PostgreSQL 127.0.0.1:5432/app`, `AMQP broker ...`. */
 export interface ListenerHealthOptions {
   source: string;
@@ -21,8 +28,9 @@ export interface ListenerHealthOptions {
  * The one rule every listener follows to say it cannot make progress (`ctx.setProblem`):
  *
  * - disconnected: no connection to the source for DISCONNECTED_PROBLEM_AFTER_MS, from the start of the
- *   run or from the loss of the connection; cleared as soon as it is connected again. A connected
- *   listener with nothing to do is healthy.
+ *   run or from the loss of the connection, where connections shorter than STABLE_CONNECTION_MS do not
+ *   interrupt the outage; cleared once a connection stayed up STABLE_CONNECTION_MS. A connected listener
+ *   with nothing to do is healthy.
  * - stuck: the last `concurrency` handler runs all ended by their `handlerTimeout`, with no handler
  *   settling on its own between them, so every slot has been taken by a hung handler; cleared by the
  *   next handler that settles (succeeds or fails) by itself. A slow handler within its timeout is not
@@ -36,6 +44,7 @@ export class ListenerHealth {
   #disconnectedSince: number | undefined;
   #cause = 'not connected yet';
   #timer: NodeJS.Timeout | undefined;
+  #stableTimer: NodeJS.Timeout | undefined;
   #disconnectedProblem: string | null = null;
   #timeoutsInARow = 0;
   #stuckProblem: string | null = null;
@@ -48,21 +57,28 @@ export class ListenerHealth {
     this.disconnected(undefined);
   }
 
-  /** The source is reachable and consuming again. */
+  /** The source is reachable and consuming again; the outage ends once it stays so STABLE_CONNECTION_MS. */
   connected(): void {
-    this.#disconnectedSince = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#disconnectedProblem = null;
-    this.#publish();
+    if (this.#disposed || this.#disconnectedSince === undefined || this.#stableTimer !== undefined) return;
+    this.#stableTimer = setTimeout(() => {
+      this.#stableTimer = undefined;
+      this.#disconnectedSince = undefined;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#disconnectedProblem = null;
+      this.#publish();
+    }, STABLE_CONNECTION_MS);
+    this.#stableTimer.unref();
   }
 
   /** The connection is gone (or an attempt failed); `cause` names why, for the problem text. */
   disconnected(cause: unknown): void {
     if (this.#disposed) return;
+    clearTimeout(this.#stableTimer);
+    this.#stableTimer = undefined;
     if (cause !== undefined) this.#cause = describeCause(cause);
     if (this.#disconnectedSince !== undefined) {
-      // Keep the reported reason current while the outage lasts.
+      // The outage goes on: keep the reported reason current.
       if (this.#disconnectedProblem !== null) {
         this.#disconnectedProblem = this.#disconnectedText();
         this.#publish();
@@ -98,6 +114,7 @@ export class ListenerHealth {
   dispose(): void {
     this.#disposed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#stableTimer);
     this.#disconnectedProblem = null;
     this.#stuckProblem = null;
     this.#publish();
@@ -125,7 +142,9 @@ export class ListenerHealth {
 function describeCause(cause: unknown): string {
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code;
-    return typeof code === 'string' && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
+    return typeof code === 'string' && !cause.message.includes(code)
+      ? `${code}: ${cause.message}`
+      : cause.message;
   }
   return String(cause);
 }
