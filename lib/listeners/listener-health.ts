@@ -33,8 +33,9 @@ export interface ListenerHealthOptions {
  *   with nothing to do is healthy.
  * - stuck: the last `concurrency` handler runs all ended by their `handlerTimeout`, with no handler
  *   settling on its own between them, so every slot has been taken by a hung handler; cleared by the
- *   next handler that settles (succeeds or fails) by itself. A slow handler within its timeout is not
- *   stuck, nor is one that fails.
+ *   next handler that settles (succeeds or fails) by itself, or once no handler ran for
+ *   DISCONNECTED_PROBLEM_AFTER_MS (the hung events were dead-lettered and nothing else is waiting). A
+ *   slow handler within its timeout is not stuck, nor is one that fails.
  *
  * Setting a problem logs one `listener:unhealthy` warning; clearing it logs `listener:healthy`.
  */
@@ -48,6 +49,7 @@ export class ListenerHealth {
   #disconnectedProblem: string | null = null;
   #timeoutsInARow = 0;
   #stuckProblem: string | null = null;
+  #idleSince: number | undefined;
   #reported: string | null = null;
   #disposed = false;
 
@@ -104,10 +106,25 @@ export class ListenerHealth {
       return;
     }
     this.#timeoutsInARow++;
+    this.#idleSince = undefined;
     if (this.#timeoutsInARow >= this.#options.concurrency) {
       this.#stuckProblem = `stuck: the last ${this.#timeoutsInARow} handlers did not settle within handlerTimeout (${this.#options.handlerTimeout} ms)`;
       this.#publish();
     }
+  }
+
+  /** Reported regularly by the listener: how many handlers run now. */
+  handlersRunning(count: number): void {
+    if (count > 0) {
+      this.#idleSince = undefined;
+      return;
+    }
+    const now = Date.now();
+    this.#idleSince ??= now;
+    if (this.#stuckProblem === null || now - this.#idleSince < DISCONNECTED_PROBLEM_AFTER_MS) return;
+    this.#timeoutsInARow = 0;
+    this.#stuckProblem = null;
+    this.#publish();
   }
 
   /** Stops the timer and clears the problem: the run is over. */

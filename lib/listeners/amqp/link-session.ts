@@ -213,7 +213,9 @@ export class LinkSession {
       );
       // An idle link is healthy: keep the stall watchdog fed while no handler is running.
       const tick = setInterval(() => {
-        if (this.#consumer?.running === 0) this.#ctx.progress();
+        const running = this.#consumer?.running ?? 0;
+        this.#deps.health.handlersRunning(running);
+        if (running === 0) this.#ctx.progress();
       }, 1_000);
       tick.unref();
       this.#timers.push(tick as unknown as NodeJS.Timeout);

@@ -223,6 +223,7 @@ export class QueueConsumer {
       this.#ctx.ready();
       this.#ctx.progress();
       this.#accept(rows);
+      this.#health.handlersRunning(this.#running);
       if (rows.length < limit && !this.#dirty) await this.#sleep(s.pollInterval, signal);
     }
   }
