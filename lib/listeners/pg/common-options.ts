@@ -51,19 +51,14 @@ export function connectionStringOption(raw: Record<string, unknown>, option = 'c
       { details: { option, expected: CONNECTION_STRING_FORMS } },
     );
   if (typeof value !== 'string' || value.trim().length === 0)
-    throw invalidOption(
+    throw badConnectionString(
       option,
-      CONNECTION_STRING_FORMS,
-      typeof value === 'string' ? 'an empty string' : typeof value,
+      typeof value === 'string' ? 'an empty string' : `a value of type ${typeof value}`,
     );
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     if (!/^\s*\w+\s*=/.test(value))
-      throw invalidOption(
-        option,
-        CONNECTION_STRING_FORMS,
-        'a string that is neither a URL nor key=value pairs',
-      );
+      throw badConnectionString(option, 'a string that is neither a URL nor key=value pairs');
     return value;
   }
   if (scheme !== 'postgres' && scheme !== 'postgresql')
