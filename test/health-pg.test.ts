@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
+import pino from 'pino';
 import { enqueue, migrate, pgEventQueue, pgNotifyListener, queueNames } from '../lib/pg.js';
+import { loadServices } from '../lib/services/load-services.js';
 import { Forwarder } from './helpers/forwarder.js';
 import { handledIds, readSignals, startHealthApp, untilHealthy, untilUnhealthy } from './helpers/health.js';
 import { get } from './helpers/http.js';
@@ -214,4 +216,19 @@ test('a refused port waits for the database and says why in the service problem'
   );
   assert.doesNotMatch(problem, /hunter2/);
   assert.equal(service.record.status.state, 'starting');
+});
+
+test('a factory validation error is logged with its message once', async () => {
+  const module = new URL('./fixtures/health-services-unset-url.js', import.meta.url);
+  const error = await loadServices(module).then(
+    () => assert.fail('the factory must throw'),
+    (thrown: unknown) => thrown as Error & { code?: string; details?: Record<string, unknown> },
+  );
+  assert.equal(error.code, 'STEWARD_ERR_SERVICES_MODULE');
+  assert.equal(error.details?.cause, 'STEWARD_ERR_INVALID_OPTION');
+  const lines: string[] = [];
+  pino({}, { write: (line: string) => void lines.push(line) }).fatal({ err: error }, 'services:load:failed');
+  const logged = JSON.parse(lines.join('')) as { err: { message: string; stack: string } };
+  assert.equal(logged.err.message.split('`connectionString` is not set').length - 1, 1, logged.err.message);
+  assert.doesNotMatch(logged.err.stack, /caused by/);
 });
