@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
+import { resolveAmqpOptions } from '../lib/listeners/amqp/options.js';
 import {
   BROKER,
   declareQueue,
@@ -207,4 +208,35 @@ test('broker down at start and later: health says so within 10 s, consuming resu
     `# broker down at start: unhealthy after ${detectedAtStartMs} ms, consuming ${resumedAtStartMs} ms after its return; ` +
       `lost while running: unhealthy after ${detectedWhileRunningMs} ms, consuming ${resumedMs} ms after its return`,
   );
+});
+
+test('redeliveryDelay and reconnect are validated, with their defaults', () => {
+  const base = { name: 'a', queue: 'q', handler() {} };
+  const defaults = resolveAmqpOptions(base);
+  assert.deepEqual(defaults.redeliveryDelay, { initialDelay: 1_000, maxDelay: 30_000, jitter: 0.2 });
+  assert.deepEqual(defaults.reconnect, { initialDelay: 100, maxDelay: 1_000, jitter: 0.2 });
+  assert.equal(defaults.handlerTimeout, 30_000);
+  assert.deepEqual(resolveAmqpOptions({ ...base, redeliveryDelay: { initialDelay: 0 } }).redeliveryDelay, {
+    initialDelay: 0,
+    maxDelay: 30_000,
+    jitter: 0.2,
+  });
+  // A larger first delay alone raises the ceiling instead of contradicting the default one.
+  assert.equal(resolveAmqpOptions({ ...base, reconnect: { initialDelay: 2_000 } }).reconnect.maxDelay, 2_000);
+  for (const [redeliveryDelay, code, message] of [
+    [{ initialDelay: -1 }, 'STEWARD_ERR_INVALID_OPTION', /`redeliveryDelay.initialDelay`/],
+    [{ initialDelay: 5_000, maxDelay: 1_000 }, 'STEWARD_ERR_INVALID_OPTION', /`redeliveryDelay.maxDelay`/],
+    [{ jitter: 2 }, 'STEWARD_ERR_INVALID_OPTION', /`redeliveryDelay.jitter`/],
+    [{ intialDelay: 5 }, 'STEWARD_ERR_UNKNOWN_OPTION', /redeliveryDelay.intialDelay/],
+    [5, 'STEWARD_ERR_INVALID_OPTION', /`redeliveryDelay`/],
+  ] as const) {
+    assert.throws(
+      () => resolveAmqpOptions({ ...base, redeliveryDelay }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, code, error.message);
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+  }
 });
