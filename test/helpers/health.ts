@@ -50,7 +50,10 @@ export async function readSignals(app: HealthApp, name: string): Promise<Signals
   };
 }
 
-/** Polls until ping, /healthz and `steward_service_up` all report the service unhealthy. */
+/**
+ * Polls until ping, /healthz and `steward_service_up` all report the service unhealthy, and /healthz
+ * names it with its problem (a service still starting is unhealthy too, for another reason).
+ */
 export async function untilUnhealthy(
   app: HealthApp,
   name: string,
@@ -60,7 +63,14 @@ export async function untilUnhealthy(
   const found = await until(
     async () => {
       const signals = await readSignals(app, name);
-      return signals.ping === 503 && signals.healthz === 503 && signals.up === 0 ? signals : undefined;
+      const problem = signals.service?.problem;
+      // (The two reads are moments apart: a problem's text may have changed in between.)
+      const named =
+        typeof problem === 'string' &&
+        signals.reasons.some((reason) => reason.startsWith(`service ${name}: `));
+      return signals.ping === 503 && signals.healthz === 503 && signals.up === 0 && named
+        ? signals
+        : undefined;
     },
     timeoutMs,
     `ping, /healthz and steward_service_up to report ${what}`,
