@@ -141,10 +141,11 @@ async function deadRows(schema: string) {
 
 test('handlerTimeout is validated in both listeners', () => {
   const amqp = { name: 'a', queue: 'q', handler() {} };
-  assert.equal(resolveAmqpOptions(amqp).handlerTimeout, 0, 'no limit by default');
+  assert.equal(resolveAmqpOptions(amqp).handlerTimeout, 30_000, '30 s by default');
+  assert.equal(resolveAmqpOptions({ ...amqp, handlerTimeout: 0 }).handlerTimeout, 0, '0: no limit');
   assert.equal(resolveAmqpOptions({ ...amqp, handlerTimeout: '2s' }).handlerTimeout, 2_000);
   const queue = { name: 'q', connectionString: pgUrl('x'), handlers: { a() {} } };
-  assert.equal(resolveEventQueueOptions(queue).handlerTimeout, 0);
+  assert.equal(resolveEventQueueOptions(queue).handlerTimeout, 30_000);
   assert.equal(resolveEventQueueOptions({ ...queue, handlerTimeout: '1m' }).handlerTimeout, 60_000);
   for (const bad of [-1, 1.5, 'soon', null]) {
     assert.throws(() => resolveAmqpOptions({ ...amqp, handlerTimeout: bad }), {

@@ -36,13 +36,17 @@ function observeEvent(service: string, event: EventRecord): void {
   handlerSeconds.observe({ service, outcome: event.outcome }, event.durationMs / 1000);
 }
 
-type Counts = Pick<ServiceStatus, 'restarts' | 'processed' | 'failed' | 'deadLettered' | 'duplicates'>;
+type Counts = Pick<
+  ServiceStatus,
+  'restarts' | 'processed' | 'failed' | 'deadLettered' | 'duplicates' | 'handlerTimeouts'
+>;
 const COUNT_FIELDS: readonly (keyof Counts)[] = [
   'restarts',
   'processed',
   'failed',
   'deadLettered',
   'duplicates',
+  'handlerTimeouts',
 ];
 
 /** Records created in this process whose counts are not yet folded into `disposedCounts`. */
@@ -88,7 +92,14 @@ export function recordHostRestart(services: readonly string[]): void {
 }
 
 function addCounts(into: Map<string, Counts>, name: string, from: Counts): void {
-  const counts = into.get(name) ?? { restarts: 0, processed: 0, failed: 0, deadLettered: 0, duplicates: 0 };
+  const counts = into.get(name) ?? {
+    restarts: 0,
+    processed: 0,
+    failed: 0,
+    deadLettered: 0,
+    duplicates: 0,
+    handlerTimeouts: 0,
+  };
   for (const field of COUNT_FIELDS) counts[field] += from[field];
   into.set(name, counts);
 }
@@ -168,6 +179,16 @@ function registerServiceCounters(registers: Registry[]): void {
       this.reset();
       for (const [service, counts] of cumulativeCounts())
         for (const [outcome, field] of OUTCOME_FIELDS) this.inc({ service, outcome }, counts[field]);
+    },
+  });
+  new Counter({
+    name: 'steward_handler_timeouts_total',
+    help: 'Handler runs ended by their handlerTimeout (the event failed or was dead-lettered).',
+    labelNames: ['service'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [service, counts] of cumulativeCounts()) this.inc({ service }, counts.handlerTimeouts);
     },
   });
 }

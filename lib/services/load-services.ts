@@ -40,10 +40,17 @@ export async function loadServices(moduleUrl: URL): Promise<ResolvedService[]> {
   try {
     list = await namespace.default.create();
   } catch (error) {
+    // A coded error (an invalid listener option) says all there is in its message; as a `cause` too, the
+    // logger would print that message a second time after ours.
+    // (Compared by code, not class: the module may load another copy of this library.)
+    const code = (error as { code?: unknown } | undefined)?.code;
+    const coded = typeof code === 'string' && code.startsWith('STEWARD_ERR_');
     throw new StewardError(
       'STEWARD_ERR_SERVICES_MODULE',
       `The services factory of ${moduleUrl.href} threw: ${(error as Error)?.message ?? error}`,
-      { cause: error, details: { module: moduleUrl.href } },
+      coded
+        ? { details: { module: moduleUrl.href, cause: code } }
+        : { cause: error, details: { module: moduleUrl.href } },
     );
   }
   return resolveServices(list);

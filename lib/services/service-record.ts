@@ -52,6 +52,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       failed: 0,
       deadLettered: 0,
       duplicates: 0,
+      handlerTimeouts: 0,
       lastEventAt: null,
       lagMs: null,
       queueDepth: null,
@@ -144,6 +145,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     else if (event.outcome === 'failed') status.failed++;
     else if (event.outcome === 'dead_lettered') status.deadLettered++;
     else status.duplicates++;
+    if (event.timedOut) status.handlerTimeouts++;
     status.lastEventAt = Date.now();
     if (event.lagMs !== undefined) status.lagMs = event.lagMs;
     this.lastProgressAt = status.lastEventAt;

@@ -18,6 +18,8 @@ export interface EventRecord {
   durationMs?: number;
   /** Time from the event's creation (enqueue, broker timestamp) to the handler's start, in milliseconds. */
   lagMs?: number;
+  /** The handler did not settle within its `handlerTimeout`: the event failed and its slot was freed. */
+  timedOut?: boolean;
 }
 
 /** What a running service gets from its host. */
@@ -106,6 +108,8 @@ export interface ServiceStatus {
   failed: number;
   deadLettered: number;
   duplicates: number;
+  /** Handler runs ended by their `handlerTimeout` (counted in `failed` or `deadLettered` too). */
+  handlerTimeouts: number;
   /** Epoch ms of the last recorded event, or null. */
   lastEventAt: number | null;
   /** Lag of the last event in ms, or null when unknown. */

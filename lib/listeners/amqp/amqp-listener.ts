@@ -1,5 +1,6 @@
 import { backoffDelay, delay } from '../../common/backoff.js';
 import type { Service, ServiceContext } from '../../services/types.js';
+import { ListenerHealth, STABLE_CONNECTION_MS } from '../listener-health.js';
 import { DedupWindow, DeliveryCounter } from './dedup-window.js';
 import type { ConsumerDeps } from './link-consumer.js';
 import { LinkSession } from './link-session.js';
@@ -36,6 +37,11 @@ async function consume(options: ResolvedAmqpOptions, ctx: ServiceContext): Promi
     ctx,
     counter: new DeliveryCounter(DELIVERY_COUNTER_CAPACITY),
     dedup: new DedupWindow(options.dedupWindow),
+    health: new ListenerHealth(ctx, {
+      source: `the AMQP broker ${options.host}:${options.port}`,
+      concurrency: options.concurrency,
+      handlerTimeout: options.handlerTimeout,
+    }),
   };
   const graceMs = Math.floor(options.stopTimeout * HANDLER_GRACE_SHARE);
   const sessions = new Set<LinkSession>();
@@ -50,12 +56,16 @@ async function consume(options: ResolvedAmqpOptions, ctx: ServiceContext): Promi
       for (const old of sessions) if (!old.consumer?.running) sessions.delete(old);
       if (ctx.signal.aborted) break;
       ctx.setConnected(false);
-      failures = end.attached ? 0 : failures + 1;
+      deps.health.disconnected(end.error);
+      // Only a link that held starts the backoff over: one dropped at once (refused, or by a fault that
+      // comes back with every redelivery) must not reconnect at the initial delay forever.
+      failures = end.attachedMs >= STABLE_CONNECTION_MS ? 0 : failures + 1;
       const delayMs = backoffDelay(failures, options.reconnect);
       ctx.logger.warn({ err: end.error, attempt: failures, delayMs }, 'amqp:connection:lost');
       await delay(delayMs, ctx.signal);
     }
   } finally {
+    deps.health.dispose();
     ctx.setConnected(false);
     // Handlers of links lost earlier may still run; their messages are the broker's, but the service
     // is only done once its own work is.

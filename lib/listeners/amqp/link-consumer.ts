@@ -1,8 +1,10 @@
 import type { Delivery, Message, Receiver } from 'rhea';
+import { backoffDelay } from '../../common/backoff.js';
 import { redactSecrets } from '../../common/logger.js';
-import { coerceError } from '../../errors.js';
+import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
 import { runWithTimeout } from '../handler-timeout.js';
+import type { ListenerHealth } from '../listener-health.js';
 import type { BrokerProfile, RetryOutcome } from './broker-profile.js';
 import { CreditWindow } from './credit-window.js';
 import { type DedupWindow, type DeliveryCounter, messageIdOf } from './dedup-window.js';
@@ -22,6 +24,7 @@ export interface ConsumerDeps {
   ctx: ServiceContext;
   counter: DeliveryCounter;
   dedup: DedupWindow;
+  health: ListenerHealth;
 }
 
 type LinkState = 'open' | 'stopping' | 'lost';
@@ -38,6 +41,8 @@ export class LinkConsumer {
   readonly #window: CreditWindow;
   readonly #buffer: Pending[] = [];
   readonly #running = new Set<Pending>();
+  /** Failed deliveries waiting out their redelivery delay: unsettled, holding their credit. */
+  readonly #delayed = new Map<Pending, NodeJS.Timeout>();
   #state: LinkState = 'open';
   readonly #idleWaiters = new Set<() => void>();
   /** Messages the broker still holds for this link, from its last flow frame minus those received since. */
@@ -81,6 +86,29 @@ export class LinkConsumer {
   }
 
   /**
+   * A delivery whose bytes rhea could not decode: no handler can ever take it, so it is rejected (the
+   * broker dead-letters it) at once, alone; the link and the messages behind it go on.
+   */
+  onUndecodable(delivery: Delivery, error: Error): void {
+    if (this.#state === 'lost') return;
+    const { ctx } = this.#deps;
+    const deliveryId = (delivery as Delivery & { id?: number }).id;
+    ctx.logger.warn({ deliveryId, err: error }, 'amqp:undecodable');
+    const counted = this.#state === 'open';
+    if (counted) this.#window.received();
+    this.#flushDispositions();
+    delivery.reject({
+      condition: 'amqp:decode-error',
+      description: redactSecrets(`the message cannot be decoded: ${error.message}`).slice(0, 512),
+    });
+    this.#flushDispositions();
+    ctx.recordEvent({ outcome: 'dead_lettered' });
+    if (!counted) return;
+    this.#window.settled();
+    this.#grant();
+  }
+
+  /**
    * The broker's `available` from a flow frame (RabbitMQ sends it in every reply to a credit grant):
    * the queue depth behind this link, reported to the service status at most every 500 ms, and at once
    * when it reaches 0 so an emptied queue never shows a stale backlog.
@@ -107,6 +135,12 @@ export class LinkConsumer {
     this.#state = 'stopping';
     const released = this.#buffer.length;
     for (const pending of this.#buffer.splice(0)) this.#settle(pending, 'released');
+    // Failures waiting for their redelivery delay go back now, counted as the failed deliveries they are.
+    for (const [pending, timer] of this.#delayed) {
+      clearTimeout(timer);
+      this.#settle(pending, 'retry');
+    }
+    this.#delayed.clear();
     await this.#whenIdle(graceMs);
     const abandoned = this.#running.size;
     for (const pending of this.#running) {
@@ -120,7 +154,8 @@ export class LinkConsumer {
   lost(): void {
     if (this.#state === 'lost') return;
     this.#state = 'lost';
-    for (const pending of [...this.#buffer.splice(0), ...this.#running]) {
+    for (const timer of this.#delayed.values()) clearTimeout(timer);
+    for (const pending of [...this.#buffer.splice(0), ...this.#running, ...this.#delayed.keys()]) {
       pending.done = true;
       pending.controller?.abort(new Error('link lost: the broker redelivers this message'));
     }
@@ -251,6 +286,8 @@ export class LinkConsumer {
       failed = true;
       failure = error;
     }
+    const timedOut = failure instanceof StewardError && failure.code === 'STEWARD_ERR_HANDLER_TIMEOUT';
+    this.#deps.health.handlerEnded(timedOut);
     const durationMs = Date.now() - started;
     if (!failed) dedup.remember(id);
     if (pending.done) {
@@ -263,7 +300,7 @@ export class LinkConsumer {
       this.#settle(pending, 'accepted');
       ctx.recordEvent({ outcome: 'processed', durationMs, lagMs });
     } else {
-      this.#settleFailure(pending, key, attempt, failure, durationMs, lagMs);
+      this.#settleFailure(pending, key, attempt, failure, { durationMs, lagMs, timedOut });
     }
     ctx.progress();
   }
@@ -273,8 +310,7 @@ export class LinkConsumer {
     key: string,
     attempt: number,
     failure: unknown,
-    durationMs: number,
-    lagMs: number | undefined,
+    measured: { durationMs: number; lagMs: number | undefined; timedOut: boolean },
   ): void {
     const { options, ctx, counter } = this.#deps;
     const error = coerceError(failure);
@@ -284,15 +320,26 @@ export class LinkConsumer {
       counter.forget(key);
       const reason = redactSecrets(`handler failed on ${attempt} deliveries: ${error.message}`).slice(0, 512);
       this.#settle(pending, 'rejected', reason);
-      ctx.recordEvent({ outcome: 'dead_lettered', durationMs, lagMs });
+      ctx.recordEvent({ outcome: 'dead_lettered', ...measured });
       ctx.logger.warn({ messageId, attempt, err: error }, 'amqp:message:dead-lettered');
       return;
     }
-    this.#settle(pending, 'retry');
-    ctx.recordEvent({ outcome: 'failed', durationMs, lagMs });
+    ctx.recordEvent({ outcome: 'failed', ...measured });
+    const retryInMs = backoffDelay(attempt - 1, options.redeliveryDelay);
     ctx.logger.warn(
-      { messageId, attempt, maxDeliveries: options.maxDeliveries, err: error },
+      { messageId, attempt, maxDeliveries: options.maxDeliveries, retryInMs, err: error },
       'amqp:message:failed',
     );
+    if (retryInMs <= 0) {
+      this.#settle(pending, 'retry');
+      return;
+    }
+    // The delivery stays unsettled (its credit held, so the broker does not hand it to another consumer
+    // at once); its concurrency slot is already free for other messages.
+    const timer = setTimeout(() => {
+      this.#delayed.delete(pending);
+      this.#settle(pending, 'retry');
+    }, retryInMs);
+    this.#delayed.set(pending, timer);
   }
 }

@@ -13,14 +13,17 @@ import {
 } from './broker-profile.js';
 import { type ConsumerDeps, LinkConsumer } from './link-consumer.js';
 import type { ResolvedAmqpOptions } from './options.js';
+import { catchUndecodable } from './undecodable.js';
 
 // rhea is CommonJS exporting a container instance; its typings declare named exports only.
 const rhea = createRequire(import.meta.url)('rhea') as typeof import('rhea');
 
 /** How one connection attempt ended when it did not crash the service. */
 export interface SessionEnd {
-  /** The receiver was attached at some point (the reconnect backoff starts over). */
+  /** The receiver was attached at some point. */
   attached: boolean;
+  /** How long the receiver stayed attached, in ms (0 when it never was). */
+  attachedMs: number;
   /** Why the link went away; undefined for a requested stop. */
   error: Error | undefined;
 }
@@ -120,6 +123,7 @@ export class LinkSession {
   #resolve!: (end: SessionEnd) => void;
   #reject!: (error: Error) => void;
   #timers: NodeJS.Timeout[] = [];
+  #attachedAt: number | undefined;
 
   constructor(deps: ConsumerDeps) {
     this.#options = deps.options;
@@ -193,11 +197,14 @@ export class LinkSession {
     );
     receiver.on('receiver_close', () => this.#lost(new Error('link detached by the broker')));
     receiver.on('message', (c) => this.#consumer?.onMessage(c.message!, c.delivery!));
+    catchUndecodable(receiver, (delivery, error) => this.#consumer?.onUndecodable(delivery, error));
     watchAvailable(receiver, (available) => this.#consumer?.onFlow(available));
     receiver.on('receiver_open', () => {
       const retryOutcome = retryOutcomeFor(profile, receiver.source?.outcomes);
       this.#consumer = new LinkConsumer(receiver, this.#deps, profile, retryOutcome);
       this.#consumer.start();
+      this.#attachedAt = Date.now();
+      this.#deps.health.connected();
       this.#ctx.setConnected(true);
       this.#ctx.ready();
       this.#ctx.logger.info(
@@ -206,11 +213,17 @@ export class LinkSession {
       );
       // An idle link is healthy: keep the stall watchdog fed while no handler is running.
       const tick = setInterval(() => {
-        if (this.#consumer?.running === 0) this.#ctx.progress();
+        const running = this.#consumer?.running ?? 0;
+        this.#deps.health.handlersRunning(running);
+        if (running === 0) this.#ctx.progress();
       }, 1_000);
       tick.unref();
       this.#timers.push(tick as unknown as NodeJS.Timeout);
     });
+  }
+
+  #attachedMs(): number {
+    return this.#attachedAt === undefined ? 0 : Date.now() - this.#attachedAt;
   }
 
   #clearTimers(): void {
@@ -231,7 +244,7 @@ export class LinkSession {
       this.#reject(connectionFailure(this.#options, error));
       return;
     }
-    this.#resolve({ attached: this.#consumer !== undefined, error });
+    this.#resolve({ attached: this.#consumer !== undefined, attachedMs: this.#attachedMs(), error });
   }
 
   #closeTransport(): void {
@@ -258,7 +271,7 @@ export class LinkSession {
       logger.info({ released, abandoned }, 'amqp:stop:settled');
     }
     await this.#closeGracefully();
-    this.#resolve({ attached: consumer !== undefined, error: undefined });
+    this.#resolve({ attached: consumer !== undefined, attachedMs: this.#attachedMs(), error: undefined });
   }
 
   #closeGracefully(): Promise<void> {

@@ -73,9 +73,17 @@ export interface AmqpListenerOptions extends ServiceOptions {
    * A handler still pending after this long (ms or `'30s'`) fails its delivery with
    * STEWARD_ERR_HANDLER_TIMEOUT (released for redelivery, or rejected at `maxDeliveries`) and gives back its
    * concurrency slot and its credit; its signal aborts and its promise is abandoned. 0 means no limit.
-   * @default 0
+   * @default 30000
    */
   handlerTimeout?: number | string;
+  /**
+   * Wait before a failed delivery is handed back for a retry, doubling per delivery (jittered, up to
+   * `maxDelay`); the delivery keeps its credit meanwhile, its concurrency slot goes to other messages.
+   * With the defaults and `maxDeliveries` 5 the retries span about 15 s, so a transient outage of what
+   * the handler needs does not dead-letter the message. `{ initialDelay: 0 }` releases at once.
+   * @default { initialDelay: 1000, maxDelay: 30000, jitter: 0.2 }
+   */
+  redeliveryDelay?: Partial<BackoffOptions>;
   /** Remember this many recently handled `message_id`s and accept repeats without running the handler; 0 disables. @default 0 */
   dedupWindow?: number;
   /** Broker dialect; `'auto'` reads the product name the broker sends when the connection opens. @default 'auto' */
@@ -84,7 +92,12 @@ export interface AmqpListenerOptions extends ServiceOptions {
   containerId?: string;
   /** Durable subscription for topic addresses (Artemis multicast, for example). */
   subscription?: AmqpSubscriptionOptions;
-  /** Delay between reconnect attempts (ms), jittered, doubling up to `maxDelay`. */
+  /**
+   * Delay between reconnect attempts (ms), jittered, doubling up to `maxDelay`; it starts over once a
+   * link stayed attached for a second. The low ceiling makes the listener consume again within about a
+   * second of the broker's return, whatever the outage length.
+   * @default { initialDelay: 100, maxDelay: 1000, jitter: 0.2 }
+   */
   reconnect?: Partial<BackoffOptions>;
   /** Attaching must finish within this time (ms or `'10s'`) or the attempt counts as failed. @default 10000 */
   connectTimeout?: number | string;
@@ -107,6 +120,7 @@ export interface ResolvedAmqpOptions {
   prefetch: number;
   maxDeliveries: number;
   handlerTimeout: number;
+  redeliveryDelay: BackoffOptions;
   dedupWindow: number;
   broker: BrokerName | 'auto';
   containerId: string | undefined;
@@ -124,10 +138,14 @@ export const amqpDefaults = {
   concurrency: 1,
   prefetch: 100,
   maxDeliveries: 5,
-  handlerTimeout: 0,
+  // A handler that has not settled in 30 s is almost surely hung (no network call of a healthy
+  // dependency takes that long), and 30 s is short enough that hung handlers free their slots while the
+  // messages behind them are still fresh. Handlers doing longer work set their own.
+  handlerTimeout: 30_000,
+  redeliveryDelay: { initialDelay: 1_000, maxDelay: 30_000, jitter: 0.2 },
   dedupWindow: 0,
   broker: 'auto' as const,
-  reconnect: { initialDelay: 100, maxDelay: 30_000, jitter: 0.2 },
+  reconnect: { initialDelay: 100, maxDelay: 1_000, jitter: 0.2 },
   connectTimeout: 10_000,
   idleTimeout: 30_000,
   stopTimeout: 10_000,
@@ -150,6 +168,7 @@ const KEYS = [
   'prefetch',
   'maxDeliveries',
   'handlerTimeout',
+  'redeliveryDelay',
   'dedupWindow',
   'broker',
   'containerId',
@@ -250,27 +269,35 @@ function resolveSubscription(value: unknown): ResolvedAmqpOptions['subscription'
   return { name, durable };
 }
 
-function resolveReconnect(value: unknown): BackoffOptions {
-  const d = amqpDefaults.reconnect;
+/** `{ initialDelay, maxDelay, jitter }` with defaults; a larger `initialDelay` alone raises the ceiling. */
+function resolveBackoff(
+  name: string,
+  value: unknown,
+  d: BackoffOptions,
+  minMaxDelay: number,
+): BackoffOptions {
   if (value === undefined) return { ...d };
-  requireObject('reconnect', value);
-  rejectUnknownKeys(value, ['initialDelay', 'maxDelay', 'jitter'], 'reconnect.');
-  const reconnect = {
-    initialDelay:
-      value.initialDelay === undefined
-        ? d.initialDelay
-        : durationOption('reconnect.initialDelay', value.initialDelay, 0),
+  requireObject(name, value);
+  rejectUnknownKeys(value, ['initialDelay', 'maxDelay', 'jitter'], `${name}.`);
+  const initialDelay =
+    value.initialDelay === undefined
+      ? d.initialDelay
+      : durationOption(`${name}.initialDelay`, value.initialDelay, 0);
+  const backoff = {
+    initialDelay,
     maxDelay:
-      value.maxDelay === undefined ? d.maxDelay : durationOption('reconnect.maxDelay', value.maxDelay, 1),
-    jitter: value.jitter === undefined ? d.jitter : numberOption('reconnect.jitter', value.jitter, 0, 1),
+      value.maxDelay === undefined
+        ? Math.max(d.maxDelay, initialDelay)
+        : durationOption(`${name}.maxDelay`, value.maxDelay, minMaxDelay),
+    jitter: value.jitter === undefined ? d.jitter : numberOption(`${name}.jitter`, value.jitter, 0, 1),
   };
-  if (reconnect.maxDelay < reconnect.initialDelay)
+  if (backoff.maxDelay < backoff.initialDelay)
     throw invalidOption(
-      'reconnect.maxDelay',
-      `a duration >= reconnect.initialDelay (${reconnect.initialDelay})`,
-      reconnect.maxDelay,
+      `${name}.maxDelay`,
+      `a duration >= ${name}.initialDelay (${backoff.initialDelay})`,
+      backoff.maxDelay,
     );
-  return reconnect;
+  return backoff;
 }
 
 function optionalInteger(
@@ -323,11 +350,12 @@ export function resolveAmqpOptions(input: unknown): ResolvedAmqpOptions {
     prefetch,
     maxDeliveries: optionalInteger(raw, 'maxDeliveries', amqpDefaults.maxDeliveries, 1, 1_000),
     handlerTimeout: optionalDuration(raw, 'handlerTimeout', amqpDefaults.handlerTimeout, 0),
+    redeliveryDelay: resolveBackoff('redeliveryDelay', raw.redeliveryDelay, amqpDefaults.redeliveryDelay, 0),
     dedupWindow: optionalInteger(raw, 'dedupWindow', amqpDefaults.dedupWindow, 0, 1_000_000),
     broker: broker as ResolvedAmqpOptions['broker'],
     containerId,
     subscription,
-    reconnect: resolveReconnect(raw.reconnect),
+    reconnect: resolveBackoff('reconnect', raw.reconnect, amqpDefaults.reconnect, 1),
     connectTimeout: optionalDuration(raw, 'connectTimeout', amqpDefaults.connectTimeout, 1),
     idleTimeout: optionalDuration(raw, 'idleTimeout', amqpDefaults.idleTimeout, 0),
     stopTimeout: optionalDuration(raw, 'stopTimeout', amqpDefaults.stopTimeout, 1),

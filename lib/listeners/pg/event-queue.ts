@@ -43,7 +43,7 @@ export interface PgEventQueueOptions extends ServiceOptions {
   /**
    * A handler still pending after this long (ms or `'30s'`) fails its event with STEWARD_ERR_HANDLER_TIMEOUT
    * (retried with backoff, or dead-lettered at `maxAttempts`), which frees its concurrency slot and its key;
-   * its signal aborts and its promise is abandoned. 0 means no limit. @default 0
+   * its signal aborts and its promise is abandoned. 0 means no limit. @default 30000
    */
   handlerTimeout?: number | string;
   /** Delay before a failed event runs again, doubling per attempt. @default { initialDelay: 1000, maxDelay: 300000, jitter: 0.2 } */
@@ -56,7 +56,11 @@ export interface PgEventQueueOptions extends ServiceOptions {
   poolSize?: number;
   /** Apply the schema migrations at start (under an advisory lock). @default true */
   migrate?: boolean;
-  /** Backoff after a failed claim and of the LISTEN reconnection. @default { initialDelay: 100, maxDelay: 10000, jitter: 0.5 } */
+  /**
+   * Backoff while the database is unreachable at start, after a failed claim and of the LISTEN
+   * reconnection. The low ceiling makes the consumer claim again within about a second of the
+   * database's return, whatever the outage length. @default { initialDelay: 100, maxDelay: 1000, jitter: 0.5 }
+   */
   reconnect?: Partial<BackoffOptions>;
   /** Liveness query period of the LISTEN connection. @default 10000 */
   checkInterval?: number | string;
@@ -70,12 +74,14 @@ export const eventQueueDefaults = {
   batchSize: 100,
   lease: 30_000,
   maxAttempts: 10,
-  handlerTimeout: 0,
+  // A handler that has not settled in 30 s is almost surely hung; without a limit, `concurrency` hung
+  // handlers stop the whole queue for good. Handlers doing longer work set their own.
+  handlerTimeout: 30_000,
   retry: { initialDelay: 1_000, maxDelay: 300_000, jitter: 0.2 },
   pollInterval: 2_000,
   depthInterval: 5_000,
   poolSize: 4,
-  reconnect: { initialDelay: 100, maxDelay: 10_000, jitter: 0.5 },
+  reconnect: { initialDelay: 100, maxDelay: 1_000, jitter: 0.5 },
   checkInterval: 10_000,
   checkTimeout: 5_000,
 };

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
 import { StewardError } from '../../errors.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
+import { pgConnectionError } from './connection-error.js';
 
 /** A channel name is sent as a quoted identifier in LISTEN: validated, never escaped. */
 const CHANNEL = /^[A-Za-z0-9_.:-]{1,63}$/;
@@ -80,6 +81,7 @@ export class NotifyConnection {
       }
       await closeQuietly(client);
       if (signal.aborted) break;
+      lost = pgConnectionError(this.#options.connectionString, lost);
       this.#options.onDisconnect(lost);
       const wait = backoffDelay(attempt++, reconnect);
       logger.warn({ err: lost, delayMs: wait, attempt }, 'pg:listen:reconnecting');

@@ -2,6 +2,7 @@ import type { BackoffOptions } from '../../common/backoff.js';
 import { coerceError } from '../../errors.js';
 import { durationOption, invalidOption, rejectUnknownKeys, requireObject } from '../../options.js';
 import type { Service, ServiceContext, ServiceOptions } from '../../services/types.js';
+import { ListenerHealth } from '../listener-health.js';
 import {
   backoffOption,
   connectionStringOption,
@@ -9,6 +10,7 @@ import {
   pickServiceOptions,
   SERVICE_KEYS,
 } from './common-options.js';
+import { describeTarget } from './connection-error.js';
 import { type Notification, NotifyConnection, quoteChannel } from './notify-connection.js';
 
 /** What a `pgNotifyListener` handler receives for each notification. */
@@ -36,7 +38,10 @@ export interface PgNotifyListenerOptions extends ServiceOptions {
   checkInterval?: number | string;
   /** A liveness query or connect slower than this drops the connection, in ms. @default 5000 */
   checkTimeout?: number | string;
-  /** Reconnect backoff (jittered, forever). @default { initialDelay: 100, maxDelay: 30000, jitter: 0.5 } */
+  /**
+   * Reconnect backoff (jittered, forever); the low ceiling makes the listener LISTEN again within about a
+   * second of the database's return. @default { initialDelay: 100, maxDelay: 1000, jitter: 0.5 }
+   */
   reconnect?: Partial<BackoffOptions>;
 }
 
@@ -56,7 +61,7 @@ const KEYS = [
 export const notifyDefaults = {
   checkInterval: 10_000,
   checkTimeout: 5_000,
-  reconnect: { initialDelay: 100, maxDelay: 30_000, jitter: 0.5 },
+  reconnect: { initialDelay: 100, maxDelay: 1_000, jitter: 0.5 },
 };
 
 interface ResolvedNotifyOptions {
@@ -142,6 +147,12 @@ export function pgNotifyListener(input: PgNotifyListenerOptions): Service {
     name: options.name,
     async run(ctx) {
       const dispatcher = createDispatcher(options, ctx);
+      // Notifications are handled one at a time and have no handler timeout: only the connection counts.
+      const health = new ListenerHealth(ctx, {
+        source: `PostgreSQL ${describeTarget(options.connectionString)}`,
+        concurrency: 1,
+        handlerTimeout: 0,
+      });
       const connection = new NotifyConnection({
         connectionString: options.connectionString,
         channels: options.channels,
@@ -151,15 +162,20 @@ export function pgNotifyListener(input: PgNotifyListenerOptions): Service {
         reconnect: options.reconnect,
         onNotification: (notification) => dispatcher.push(notification),
         onConnect: async (reconnected) => {
+          health.connected();
           ctx.setConnected(true);
           ctx.ready();
           ctx.progress();
           if (reconnected && options.onReconnect) await options.onReconnect();
         },
-        onDisconnect: () => ctx.setConnected(false),
+        onDisconnect: (error) => {
+          health.disconnected(error);
+          ctx.setConnected(false);
+        },
         onAlive: () => ctx.progress(),
       });
       await connection.run(ctx.signal);
+      health.dispose();
       ctx.setConnected(false);
       await dispatcher.settled();
     },

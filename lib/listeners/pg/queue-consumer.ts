@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
-import { coerceError } from '../../errors.js';
+import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
 import { runWithTimeout } from '../handler-timeout.js';
+import { ListenerHealth } from '../listener-health.js';
+import { describeTarget, pgConnectionError } from './connection-error.js';
 import type { QueueNames } from './identifiers.js';
 import { LeaseBook } from './lease-book.js';
 import { migrate } from './migrate.js';
@@ -13,6 +15,7 @@ import { claimEvents } from './sql/claim-events.js';
 import { queueDepth, unhandledTypes } from './sql/queue-depth.js';
 import { releaseEvents } from './sql/release-events.js';
 import type { ClaimedRow } from './sql/types.js';
+import { waitForDatabase } from './wait-for-database.js';
 
 /** What a handler receives. */
 export interface QueueEvent {
@@ -71,6 +74,7 @@ export class QueueConsumer {
   readonly #ctx: ServiceContext;
   readonly #owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #types: string[];
+  readonly #health: ListenerHealth;
   #pool!: pg.Pool;
   #claimPool!: pg.Pool;
   #book!: LeaseBook;
@@ -92,6 +96,11 @@ export class QueueConsumer {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#types = Object.keys(settings.handlers);
+    this.#health = new ListenerHealth(ctx, {
+      source: `PostgreSQL ${describeTarget(settings.connectionString)}`,
+      concurrency: settings.concurrency,
+      handlerTimeout: settings.handlerTimeout,
+    });
   }
 
   async run(): Promise<void> {
@@ -104,6 +113,8 @@ export class QueueConsumer {
     // (An `options` parameter in the connection string replaces this one: claims then wait for the flush.)
     this.#claimPool = this.#createPool(1, '-c synchronous_commit=off');
     try {
+      if (!(await waitForDatabase(this.#pool, s.connectionString, s.reconnect, this.#ctx, this.#health)))
+        return;
       if (s.migrate) await migrate(this.#pool, s.names, this.#ctx.logger);
       this.#book = new LeaseBook(this.#pool, s.names, this.#owner, s.lease, this.#ctx, {
         onKeyFreed: () => this.#wake(),
@@ -115,6 +126,7 @@ export class QueueConsumer {
       await this.#stop();
       await Promise.all([listening, depth]);
     } finally {
+      this.#health.dispose();
       clearTimeout(this.#retryTimer);
       await Promise.all([this.#pool.end().catch(() => {}), this.#claimPool.end().catch(() => {})]);
     }
@@ -196,18 +208,22 @@ export class QueueConsumer {
       let rows: ClaimedRow[];
       try {
         rows = await this.#claim(limit);
-      } catch (error) {
+      } catch (thrown) {
+        const error = pgConnectionError(s.connectionString, thrown);
         this.#ctx.setConnected(false);
+        this.#health.disconnected(error);
         const wait = backoffDelay(failures++, s.reconnect);
         this.#ctx.logger.warn({ err: error, delayMs: wait }, 'queue:claim:failed');
         await delay(wait, signal);
         continue;
       }
       failures = 0;
+      this.#health.connected();
       this.#ctx.setConnected(true);
       this.#ctx.ready();
       this.#ctx.progress();
       this.#accept(rows);
+      this.#health.handlersRunning(this.#running);
       if (rows.length < limit && !this.#dirty) await this.#sleep(s.pollInterval, signal);
     }
   }
@@ -280,10 +296,13 @@ export class QueueConsumer {
         attempts: row.attempts,
       };
       await this.#runHandler(event);
+      this.#health.handlerEnded(false);
       this.#book.complete(row);
       this.#ctx.recordEvent({ outcome: 'processed', durationMs: Date.now() - started, lagMs });
     } catch (thrown) {
-      this.#fail(row, coerceError(thrown), Date.now() - started, lagMs);
+      const timedOut = thrown instanceof StewardError && thrown.code === 'STEWARD_ERR_HANDLER_TIMEOUT';
+      this.#health.handlerEnded(timedOut);
+      this.#fail(row, coerceError(thrown), { durationMs: Date.now() - started, lagMs, timedOut });
     }
     this.#running--;
     this.#dispatch();
@@ -307,20 +326,24 @@ export class QueueConsumer {
     });
   }
 
-  #fail(row: Claimed, error: Error, durationMs: number, lagMs: number): void {
+  #fail(
+    row: Claimed,
+    error: Error,
+    measured: { durationMs: number; lagMs: number; timedOut: boolean },
+  ): void {
     const s = this.#settings;
     const message = `${error.name}: ${error.message}`.slice(0, 4_000);
     const log = { eventId: row.id, type: row.type, key: row.key, attempts: row.attempts, err: error };
     if (row.attempts >= s.maxAttempts) {
       this.#ctx.logger.error(log, 'queue:event:dead-lettered');
       this.#book.deadLetter(row, message);
-      this.#ctx.recordEvent({ outcome: 'dead_lettered', durationMs, lagMs });
+      this.#ctx.recordEvent({ outcome: 'dead_lettered', ...measured });
       return;
     }
     const delayMs = backoffDelay(row.attempts - 1, s.retry);
     this.#ctx.logger.warn({ ...log, retryInMs: delayMs }, 'queue:event:failed');
     this.#book.fail(row, message, delayMs);
-    this.#ctx.recordEvent({ outcome: 'failed', durationMs, lagMs });
+    this.#ctx.recordEvent({ outcome: 'failed', ...measured });
   }
 
   /** New events may be due: claim again at once. */
