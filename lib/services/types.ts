@@ -91,8 +91,8 @@ export interface SingletonOptions {
   /** Lock name; hashed to the advisory lock key. @default the service name */
   key?: string;
   /**
-   * How often a standby host retries the lock and the holder renews it, in ms. The server ends a
-   * silent holder's session after max(3 × checkInterval, 1500) ms; the holder stands down earlier.
+   * How often the holder renews the lock, in ms; a standby host asks for it twice as often. The server
+   * ends a silent holder's session after max(3 × checkInterval, 1500) ms; the holder stands down earlier.
    * @default 750
    */
   checkInterval?: number;

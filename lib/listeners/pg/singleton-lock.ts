@@ -15,7 +15,7 @@ export interface SingletonLockOptions {
   connectionString: string;
   /** Lock name, hashed to the 64-bit advisory lock key. */
   key: string;
-  /** Retry period while another session holds the lock, and renewal period while held, in ms. */
+  /** Renewal period while held, in ms; while another session holds the lock it is asked for every half period. */
   checkInterval: number;
   /**
    * Where each acquisition increments the key's epoch (the fencing token); `false` hands out no token.
@@ -75,6 +75,11 @@ export interface SessionBounds {
 export function sessionBounds(checkInterval: number): SessionBounds {
   const sessionTimeout = Math.max(3 * checkInterval, 1_500);
   return { sessionTimeout, standDownAfter: sessionTimeout - Math.max(checkInterval, 500) };
+}
+
+/** How often a standby host asks for the lock. */
+export function retryIntervalOf(checkInterval: number): number {
+  return Math.max(10, Math.round(checkInterval / 2));
 }
 
 /** How long a lock or renewal query may take before the connection is declared dead. */
@@ -154,11 +159,13 @@ async function tryLock(client: pg.Client, lockKey: string, options: SingletonLoc
 
 /**
  * Waits until this process holds the PostgreSQL session advisory lock named `key`, on a dedicated
- * connection (never pooled: a session lock belongs to one backend). Retries every `checkInterval` on the
- * same connection while another session holds it, and reconnects while the database is unreachable;
- * resolves null once `signal` aborts. While held, a liveness query runs every `checkInterval`: a failed
- * or slow query, a connection error or its end aborts `lost`. When the holder dies, PostgreSQL ends its
- * backend as soon as it reads the closed socket, which releases the lock for the next holder.
+ * connection (never pooled: a session lock belongs to one backend), then increments the key's epoch.
+ * Asks every `checkInterval / 2` on the same connection while another session holds it, and reconnects
+ * while the database is unreachable; resolves null once `signal` aborts. While held, a renewal query runs
+ * every `checkInterval`; a failed renewal, a connection error or end, or no successful renewal within
+ * `sessionBounds(checkInterval).standDownAfter` aborts `lost`. The server ends the session (releasing
+ * the lock) when the holder dies, and by itself after `sessionTimeout` without a query: a frozen or
+ * cut-off holder has stood down by then.
  */
 export async function acquireSingleton(
   options: SingletonLockOptions,
@@ -193,7 +200,8 @@ export async function acquireSingleton(
       if (client) await closeQuietly(client);
       client = null;
     }
-    await delay(options.checkInterval, signal);
+    // Twice per renewal period: a takeover comes at most half a period after the old session ended.
+    await delay(retryIntervalOf(options.checkInterval), signal);
   }
   // Ending the session also releases a lock taken just as the signal aborted.
   if (client) await closeQuietly(client);
