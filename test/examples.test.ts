@@ -199,7 +199,7 @@ test('deploy: Kubernetes web pods run no services, the services pods run them al
       assert.match(
         manifest,
         new RegExp(
-          `${probe}:\\s+exec:\\s+command: \\["node", "-e", "fetch\\('http://127\\.0\\.0\\.1:9394/healthz'[^\\n]*STEWARD_CONTROL_TOKEN`,
+          `${probe}:\\s+exec:\\s+command:\\s+- node\\s+- -e\\s+- "fetch\\('http://127\\.0\\.0\\.1:9394/healthz'[^\\n]*STEWARD_CONTROL_TOKEN`,
         ),
       );
   }
