@@ -108,7 +108,7 @@ function openClient(options: SingletonLockOptions): pg.Client {
 async function boundSession(client: pg.Client, checkInterval: number): Promise<void> {
   const { sessionTimeout, standDownAfter } = sessionBounds(checkInterval);
   // statement_timeout: a lock or epoch query blocked on the server ends there too, not only here.
-  await queryWithTimeout(
+  const bounded = queryWithTimeout(
     client,
     `SELECT set_config('idle_session_timeout', $1, false),
             set_config('idle_in_transaction_session_timeout', $1, false),
@@ -117,6 +117,15 @@ async function boundSession(client: pg.Client, checkInterval: number): Promise<v
     [String(sessionTimeout), String(standDownAfter)],
     queryTimeoutOf(checkInterval),
   );
+  await bounded.catch((error: unknown) => {
+    // undefined_object: without idle_session_timeout nothing would end a frozen holder's session.
+    if ((error as { code?: string }).code !== '42704') throw error;
+    throw new StewardError(
+      'STEWARD_ERR_PG_CONNECTION',
+      'Singleton locks need PostgreSQL 14 or newer (idle_session_timeout bounds a frozen holder)',
+      { cause: error },
+    );
+  });
 }
 
 /** Connects a dedicated client; a connection error after connect() must never be an unhandled 'error'. */
