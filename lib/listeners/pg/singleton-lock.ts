@@ -188,13 +188,13 @@ export async function acquireSingleton(
   while (!signal.aborted) {
     try {
       client ??= await connect(options);
-      const askedAt = now();
       if (await tryLock(client, lockKey, options)) {
+        // The epoch query's start is a safe lower bound of when the server last saw this session busy.
+        const epochAskedAt = now();
         const fencing = await takeEpoch(client, options);
         if (signal.aborted) break;
         options.logger.info({ key: options.key, epoch: fencing?.epoch }, 'singleton:acquired');
-        // The lock query's start is a safe lower bound of when the server last saw this session busy.
-        return holdLease(client, lockKey, options, fencing, askedAt);
+        return holdLease(client, lockKey, options, fencing, epochAskedAt);
       }
       failing = false;
       if (!waitingLogged) options.logger.info({ key: options.key }, 'singleton:acquire:waiting');
