@@ -335,7 +335,8 @@ function resolveRecycle(raw: unknown): ResolvedOptions['recycle'] {
   };
 }
 
-function resolveControl(raw: unknown): ResolvedOptions['control'] {
+/** `control` of `steward()`, also of `runServices()` and `cluster-steward services`. */
+export function resolveControl(raw: unknown): ResolvedOptions['control'] {
   if (raw === undefined || raw === false) return undefined;
   requireObject('control', raw);
   rejectUnknownKeys(raw, CONTROL_KEYS, 'control.');

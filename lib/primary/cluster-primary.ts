@@ -7,7 +7,7 @@ import { serviceUp, setRemoteServicesUp } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
-import { ControlServer } from './control-server.js';
+import { ControlServer, clusterEndpoints } from './control-server.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
 
@@ -68,7 +68,7 @@ export abstract class ClusterPrimary {
   /** Binds the control server; a port in use rejects before anything is forked. */
   protected async startControl(): Promise<void> {
     if (this.options.control)
-      this.#control = await ControlServer.start(this, this.options.control, this.logger);
+      this.#control = await ControlServer.start(clusterEndpoints(this), this.options.control, this.logger);
   }
 
   /** Starts the services host and pushes its status on every change and every `statusInterval`. */

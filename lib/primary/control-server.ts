@@ -7,6 +7,7 @@ import type { StatusUpdate } from '../common/messages.js';
 import { coerceError, StewardError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
+import type { ServicesSnapshot } from '../services/types.js';
 import type { PoolView } from './worker-pool.js';
 
 /** What the control server reads from the supervisor. */
@@ -21,34 +22,60 @@ export interface ControlTarget {
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 
+/**
+ * What a control server answers with: the cluster primary's view, or a standalone services host's
+ * (`runServices({ control })`); the HTTP side is the same for both.
+ */
+export interface ControlEndpoints {
+  /** The Prometheus text of `/metrics`. */
+  scrapeMetrics(): Promise<string>;
+  readonly metricsContentType: string;
+  /** The JSON of `/status`; secrets already redacted. */
+  status(): Record<string, unknown>;
+  /** Why `/healthz` answers 503, or nothing. */
+  healthProblems(): string[];
+}
+
+/** The cluster primary's endpoints. */
+export function clusterEndpoints(target: ControlTarget): ControlEndpoints {
+  return {
+    scrapeMetrics: () => target.metrics.scrape(),
+    get metricsContentType() {
+      return target.metrics.contentType;
+    },
+    status: () => clusterStatus(target),
+    healthProblems: () => healthProblems(target),
+  };
+}
+
 /** Service states in which the cluster is not healthy: the service will not handle events on its own. */
 const UNHEALTHY_SERVICE_STATES = new Set(['stopped', 'failed']);
 
-type Route = (target: ControlTarget, response: ServerResponse) => Promise<void> | void;
+type Route = (endpoints: ControlEndpoints, response: ServerResponse) => Promise<void> | void;
 
 const routes: Record<string, Route> = {
-  '/metrics': async (target, response) => {
-    const text = await target.metrics.scrape();
-    send(response, 200, text, target.metrics.contentType);
+  '/metrics': async (endpoints, response) => {
+    const text = await endpoints.scrapeMetrics();
+    send(response, 200, text, endpoints.metricsContentType);
   },
-  '/status': (target, response) => sendJson(response, 200, clusterStatus(target)),
-  '/healthz': (target, response) => {
-    const problems = healthProblems(target);
+  '/status': (endpoints, response) => sendJson(response, 200, endpoints.status()),
+  '/healthz': (endpoints, response) => {
+    const problems = endpoints.healthProblems();
     sendJson(response, problems.length === 0 ? 200 : 503, { ok: problems.length === 0, problems });
   },
 };
 
 /**
- * The primary's HTTP endpoint for operators and Prometheus: `/metrics`, `/status`, `/healthz`. GET only,
+ * The HTTP endpoint for operators, probes and Prometheus: `/metrics`, `/status`, `/healthz`. GET only,
  * no request bodies, short timeouts, and a bearer token (compared in constant time) when configured.
  */
 export class ControlServer {
-  readonly #target: ControlTarget;
+  readonly #target: ControlEndpoints;
   readonly #logger: Logger;
   readonly #tokenHash: Buffer | undefined;
   readonly #server: http.Server;
 
-  private constructor(target: ControlTarget, settings: ControlSettings, logger: Logger) {
+  private constructor(target: ControlEndpoints, settings: ControlSettings, logger: Logger) {
     this.#target = target;
     this.#logger = logger.child({ component: 'control' });
     this.#tokenHash = settings.token === undefined ? undefined : sha256(settings.token);
@@ -63,7 +90,7 @@ export class ControlServer {
 
   /** Listens on `settings.host:settings.port` and logs `control:listening` with the bound address. */
   static async start(
-    target: ControlTarget,
+    target: ControlEndpoints,
     settings: ControlSettings,
     logger: Logger,
   ): Promise<ControlServer> {
@@ -203,14 +230,23 @@ export function healthProblems(target: ControlTarget): string[] {
   if (target.options.services) {
     const snapshot = target.statusUpdate().services;
     if (snapshot === null) problems.push('the services host has not reported');
-    else if (snapshot.stale)
-      problems.push(
-        `the services ${snapshot.role} (pid ${snapshot.pid}) sent no status for ${(snapshot.stale.silentMs / 1000).toFixed(1)} s`,
-      );
-    for (const service of snapshot?.services ?? [])
-      if (UNHEALTHY_SERVICE_STATES.has(service.state))
-        problems.push(`service ${service.name} is ${service.state}`);
-      else if (service.problem !== null) problems.push(`service ${service.name}: ${service.problem}`);
+    else {
+      if (snapshot.stale)
+        problems.push(
+          `the services ${snapshot.role} (pid ${snapshot.pid}) sent no status for ${(snapshot.stale.silentMs / 1000).toFixed(1)} s`,
+        );
+      problems.push(...serviceProblems(snapshot));
+    }
   }
+  return problems;
+}
+
+/** The services that will not handle events on their own, or report why they cannot right now. */
+export function serviceProblems(snapshot: ServicesSnapshot): string[] {
+  const problems: string[] = [];
+  for (const service of snapshot.services)
+    if (UNHEALTHY_SERVICE_STATES.has(service.state))
+      problems.push(`service ${service.name} is ${service.state}`);
+    else if (service.problem !== null) problems.push(`service ${service.name}: ${service.problem}`);
   return problems;
 }

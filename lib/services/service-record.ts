@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { serializeError } from '../errors.js';
+import type { FencingToken } from '../listeners/pg/fencing.js';
 import type { EventRecord, ServiceContext, ServiceState, ServiceStatus } from './types.js';
 
 export interface ServiceRecordEvents {
@@ -92,11 +93,12 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
   }
 
   /** A context bound to one run of the service (a new one per restart, with a new signal). */
-  createContext(signal: AbortSignal, logger: Logger): ServiceContext {
+  createContext(signal: AbortSignal, logger: Logger, fencing: FencingToken | null = null): ServiceContext {
     // A new run starts with a clean slate: the problem a crashed run reported died with it.
     this.setProblem(null);
     return {
       name: this.status.name,
+      fencing,
       signal,
       logger,
       ready: () => this.setState('running'),

@@ -36,8 +36,15 @@ interface Waiter {
  * Spawns a fixture (a real Node process, usually a cluster primary) in its own process group and
  * collects its pino log lines. Tests wait for log events with deadlines, never fixed sleeps.
  */
-export function spawnFixture(file: string, env: Record<string, string> = {}, args: string[] = []): Spawned {
-  const child = spawn(process.execPath, [fixturesDir + file, ...args], {
+export function spawnFixture(
+  file: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+  /** A command that runs node, e.g. `['ip', 'netns', 'exec', name]` (it must exec, keeping the pid). */
+  wrapper: string[] = [],
+): Spawned {
+  const [command, ...wrapperArgs] = [...wrapper, process.execPath];
+  const child = spawn(command!, [...wrapperArgs, fixturesDir + file, ...args], {
     env: { ...process.env, STEWARD_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
