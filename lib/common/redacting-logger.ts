@@ -61,7 +61,11 @@ function redactingProxy(logger: Logger): Logger {
         return (bindings: Record<string, unknown>, ...rest: unknown[]) =>
           redactingProxy(value.call(target, redactDeep(bindings), ...rest) as Logger);
       if (typeof property === 'string' && LOGGER_METHODS.has(property))
-        return (...args: unknown[]) => value.apply(target, args.map((arg) => redactDeep(arg)));
+        return (...args: unknown[]) =>
+          value.apply(
+            target,
+            args.map((arg) => redactDeep(arg)),
+          );
       return value.bind(target);
     },
   });
