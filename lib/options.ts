@@ -3,6 +3,7 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { LoggerOption } from './common/logger.js';
+import { isLoopbackHost } from './common/loopback.js';
 import { parseBytes, parseDuration } from './common/units.js';
 import { StewardError } from './errors.js';
 import type { WorkerStart } from './worker/worker-context.js';
@@ -42,6 +43,12 @@ export interface ControlOptions {
   host?: string;
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Lets the control server listen on a non-loopback `host` without a `token`. Refused otherwise
+   * (`STEWARD_ERR_CONTROL_UNPROTECTED`): `/status` names every process and service to anyone who can
+   * reach the port. Say so only behind a network policy that admits the scraper alone. @default false
+   */
+  allowUnauthenticated?: boolean;
   /**
    * How long a scrape waits for each process's metrics, in ms or `'2s'`. A process that has not answered
    * by then is left out of that scrape (counted in `steward_scrape_errors_total`). @default 2000
@@ -178,7 +185,7 @@ const RECYCLE_KEYS = [
   'concurrency',
   'drainTimeout',
 ];
-const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout'];
+const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout', 'allowUnauthenticated'];
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'jitter', 'intensity', 'period'];
 
 /** `-5` (number), `'abc'` (string): how a received value is shown in messages. */
@@ -355,6 +362,20 @@ function resolveControl(raw: unknown): ResolvedOptions['control'] {
     raw.metricsTimeout === undefined
       ? defaults.control.metricsTimeout
       : durationOption('control.metricsTimeout', raw.metricsTimeout, 10);
+  const allowUnauthenticated = raw.allowUnauthenticated ?? false;
+  if (typeof allowUnauthenticated !== 'boolean')
+    throw invalidOption('control.allowUnauthenticated', 'true or false', allowUnauthenticated);
+  if (token === undefined && !allowUnauthenticated && !isLoopbackHost(host)) {
+    throw new StewardError(
+      'STEWARD_ERR_CONTROL_UNPROTECTED',
+      `\`control.host\` is '${host}', which is not a loopback address, and no \`control.token\` is set: ` +
+        'anyone who can reach the port could read /status and /metrics. Set `control.token` ' +
+        '(at least 16 characters), or set `control.allowUnauthenticated: true` (CLI ' +
+        '`--control-allow-unauthenticated`) if a network policy ' +
+        'already admits only the scraper.',
+      { details: { option: 'control.allowUnauthenticated', host } },
+    );
+  }
   return { port, host, token, metricsTimeout };
 }
 
