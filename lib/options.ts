@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { LoggerOption } from './common/logger.js';
 import { isLoopbackHost } from './common/loopback.js';
+import { isSecretKey, REDACTED, redactText } from './common/redact.js';
 import { parseBytes, parseDuration } from './common/units.js';
 import { StewardError } from './errors.js';
 import type { WorkerStart } from './worker/worker-context.js';
@@ -197,15 +198,24 @@ export function describeValue(value: unknown): string {
   } catch {
     shown = String(value);
   }
+  // Before cutting: a URL cut inside its password would no longer look like one.
+  shown = redactText(shown);
   if (shown.length > 60) shown = `${shown.slice(0, 57)}...`;
   const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
   return `\`${shown}\` (${type})`;
 }
 
+/** A value given for a secret-named option (`password`, `control.token`) is shown by its type only. */
+function describeSecretAware(name: string, value: unknown): string {
+  if (isSecretKey(name.slice(name.lastIndexOf('.') + 1)) && value !== undefined && value !== null)
+    return `\`${REDACTED}\` (${Array.isArray(value) ? 'array' : typeof value})`;
+  return describeValue(value);
+}
+
 export function invalidOption(name: string, expected: string, value: unknown): StewardError {
   return new StewardError(
     'STEWARD_ERR_INVALID_OPTION',
-    `Expected \`${name}\` to be ${expected}, got ${describeValue(value)}`,
+    `Expected \`${name}\` to be ${expected}, got ${describeSecretAware(name, value)}`,
     {
       details: { option: name, expected },
     },
