@@ -115,7 +115,10 @@ function logEveryShape(logger: pino.Logger): void {
     { err: new Error(`cannot reach postgres://u:${SECRET}@db/x`, { cause: new Error(`token=${SECRET}`) }) },
     'service:backoff',
   );
-  child.info({ config: { password: SECRET, nested: { auth: { pass: SECRET } } } }, `connecting with password=${SECRET}`);
+  child.info(
+    { config: { password: SECRET, nested: { auth: { pass: SECRET } } } },
+    `connecting with password=${SECRET}`,
+  );
   child.warn(new Error(`alone {"secret":"${SECRET}"}`));
   child.child({ deeper: true }).info(`grandchild amqp://g:${SECRET}@broker`);
 }
