@@ -3,6 +3,8 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { LoggerOption } from './common/logger.js';
+import { isLoopbackHost } from './common/loopback.js';
+import { isSecretKey, REDACTED, redactText } from './common/redact.js';
 import { parseBytes, parseDuration } from './common/units.js';
 import { StewardError } from './errors.js';
 import type { WorkerStart } from './worker/worker-context.js';
@@ -42,6 +44,12 @@ export interface ControlOptions {
   host?: string;
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Lets the control server listen on a non-loopback `host` without a `token`. Refused otherwise
+   * (`STEWARD_ERR_CONTROL_UNPROTECTED`): `/status` names every process and service to anyone who can
+   * reach the port. Say so only behind a network policy that admits the scraper alone. @default false
+   */
+  allowUnauthenticated?: boolean;
   /**
    * How long a scrape waits for each process's metrics, in ms or `'2s'`. A process that has not answered
    * by then is left out of that scrape (counted in `steward_scrape_errors_total`). @default 2000
@@ -178,7 +186,7 @@ const RECYCLE_KEYS = [
   'concurrency',
   'drainTimeout',
 ];
-const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout'];
+const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout', 'allowUnauthenticated'];
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'jitter', 'intensity', 'period'];
 
 /** `-5` (number), `'abc'` (string): how a received value is shown in messages. */
@@ -190,15 +198,24 @@ export function describeValue(value: unknown): string {
   } catch {
     shown = String(value);
   }
+  // Before cutting: a URL cut inside its password would no longer look like one.
+  shown = redactText(shown);
   if (shown.length > 60) shown = `${shown.slice(0, 57)}...`;
   const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
   return `\`${shown}\` (${type})`;
 }
 
+/** A value given for a secret-named option (`password`, `control.token`) is shown by its type only. */
+function describeSecretAware(name: string, value: unknown): string {
+  if (isSecretKey(name.slice(name.lastIndexOf('.') + 1)) && value !== undefined && value !== null)
+    return `\`${REDACTED}\` (${Array.isArray(value) ? 'array' : typeof value})`;
+  return describeValue(value);
+}
+
 export function invalidOption(name: string, expected: string, value: unknown): StewardError {
   return new StewardError(
     'STEWARD_ERR_INVALID_OPTION',
-    `Expected \`${name}\` to be ${expected}, got ${describeValue(value)}`,
+    `Expected \`${name}\` to be ${expected}, got ${describeSecretAware(name, value)}`,
     {
       details: { option: name, expected },
     },
@@ -356,6 +373,20 @@ export function resolveControl(raw: unknown): ResolvedOptions['control'] {
     raw.metricsTimeout === undefined
       ? defaults.control.metricsTimeout
       : durationOption('control.metricsTimeout', raw.metricsTimeout, 10);
+  const allowUnauthenticated = raw.allowUnauthenticated ?? false;
+  if (typeof allowUnauthenticated !== 'boolean')
+    throw invalidOption('control.allowUnauthenticated', 'true or false', allowUnauthenticated);
+  if (token === undefined && !allowUnauthenticated && !isLoopbackHost(host)) {
+    throw new StewardError(
+      'STEWARD_ERR_CONTROL_UNPROTECTED',
+      `\`control.host\` is '${host}', which is not a loopback address, and no \`control.token\` is set: ` +
+        'anyone who can reach the port could read /status and /metrics. Set `control.token` ' +
+        '(at least 16 characters), or set `control.allowUnauthenticated: true` (CLI ' +
+        '`--control-allow-unauthenticated`) if a network policy ' +
+        'already admits only the scraper.',
+      { details: { option: 'control.allowUnauthenticated', host } },
+    );
+  }
   return { port, host, token, metricsTimeout };
 }
 
