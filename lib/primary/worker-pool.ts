@@ -177,15 +177,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   #recordCrash(handle: WorkerHandle, exit: WorkerExit, cause: ExitCause): void {
-    const description = handle.bootError
-      ? `${handle.bootError.name}: ${handle.bootError.message}`
+    const error = handle.crashError ?? handle.bootError ?? undefined;
+    const description = error
+      ? `${error.name}: ${error.message}`
       : `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
     this.#firstCrashCause ??= description;
     const tooMany = this.#crashes.record();
-    handle.logger.warn(
-      { cause, code: exit.code, signal: exit.signal, error: handle.bootError },
-      'worker:crash',
-    );
+    handle.logger.warn({ cause, code: exit.code, signal: exit.signal, error }, 'worker:crash');
     if (!tooMany) return;
     if (this.serving.some((candidate) => candidate.state === 'ready')) {
       this.#logger.warn({ crashes: this.#crashes.recent }, 'worker:crash-loop:degraded');
