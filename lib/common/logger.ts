@@ -1,4 +1,6 @@
 import pino, { type Logger, type LoggerOptions } from 'pino';
+import { guardClosedOutput } from './closed-output.js';
+import { logFormat, prettyDestination } from './pretty.js';
 
 /** `scheme://user:password@host` → `scheme://user:***@host`, anywhere in a string. */
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)([^@/?#\s]+)(@)/gi;
@@ -58,6 +60,7 @@ function isLogger(value: unknown): value is Logger {
  * configuration stays), otherwise a new pino logger with secret redaction.
  */
 export function createLogger(option: LoggerOption, bindings: Record<string, unknown>): Logger {
+  guardClosedOutput();
   if (isLogger(option)) return option.child(bindings);
   const base: LoggerOptions = {
     level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info',
@@ -78,7 +81,9 @@ export function createLogger(option: LoggerOption, bindings: Record<string, unkn
       },
     },
   };
-  return pino(base).child(bindings);
+  // A transport chosen by the user wins over the format (pino gives `transport` precedence).
+  const destination = logFormat() === 'pretty' ? prettyDestination() : undefined;
+  return (destination ? pino(base, destination) : pino(base)).child(bindings);
 }
 
 /** Serialisable logger settings handed to child processes that cannot receive a logger instance. */
