@@ -1,4 +1,4 @@
-import pino, { type Logger, type LoggerOptions } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { guardClosedOutput } from './closed-output.js';
 import { logFormat, prettyDestination } from './pretty.js';
 
@@ -59,7 +59,12 @@ function isLogger(value: unknown): value is Logger {
  * Creates the root logger of a process: the user's pino instance if given (as a child, so its own
  * configuration stays), otherwise a new pino logger with secret redaction.
  */
-export function createLogger(option: LoggerOption, bindings: Record<string, unknown>): Logger {
+export function createLogger(
+  option: LoggerOption,
+  bindings: Record<string, unknown>,
+  /** Where lines go instead of stdout (the services sibling relays them to the primary). */
+  destination?: DestinationStream,
+): Logger {
   guardClosedOutput();
   if (isLogger(option)) return option.child(bindings);
   const base: LoggerOptions = {
@@ -82,8 +87,8 @@ export function createLogger(option: LoggerOption, bindings: Record<string, unkn
     },
   };
   // A transport chosen by the user wins over the format (pino gives `transport` precedence).
-  const destination = logFormat() === 'pretty' ? prettyDestination() : undefined;
-  return (destination ? pino(base, destination) : pino(base)).child(bindings);
+  const output = destination ?? (logFormat() === 'pretty' ? prettyDestination() : undefined);
+  return (output ? pino(base, output) : pino(base)).child(bindings);
 }
 
 /** Serialisable logger settings handed to child processes that cannot receive a logger instance. */

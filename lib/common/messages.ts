@@ -47,6 +47,8 @@ export interface MessagePayloads {
   // services host (sibling) ↔ primary
   'services:status': { snapshot: ServicesSnapshot };
   'services:stop': { timeout: number };
+  /** One log line of the sibling, written by the primary to its own destination (see `log-relay.ts`). */
+  'log:line': { line: string };
   // primary → any child, answered by 'reply'
   'metrics:collect': Record<string, never>;
   // worker → primary once drained, answered by 'reply': its exact final metrics (prom-client JSON)
@@ -100,6 +102,7 @@ const validators: { [K in MessageType]: Validator } = {
   'status:update': (m) => isFiniteNumber(m.sentAt) && (m.services === null || isServicesSnapshot(m.services)),
   'services:status': (m) => isServicesSnapshot(m.snapshot),
   'services:stop': (m) => isCount(m.timeout),
+  'log:line': (m) => isShortString(m.line, 256 * 1024),
   'metrics:collect': (m) => isCount(m.seq),
   // Only the envelope here: the metrics module checks every family before merging it.
   'metrics:final': (m) => isCount(m.seq) && Array.isArray(m.metrics) && m.metrics.length <= 10_000,

@@ -140,7 +140,7 @@ export class ClusterMetrics {
     }
     this.#scrapeErrors.inc({ role: source.role });
     this.#options.logger.warn(
-      { source: source.name, role: source.role, error: failure },
+      { source: source.name, sourceRole: source.role, error: failure },
       'metrics:collect:failed',
     );
     return this.#lastKnown.get(source.token);

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { backoffDelay, RestartIntensity } from '../common/backoff.js';
 import { IpcChannel } from '../common/ipc.js';
+import { siblingLoggerEnv, writeRelayedLine } from '../common/log-relay.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type SerializedError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
@@ -201,6 +202,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
         STEWARD_SIBLING_STATUS_INTERVAL: String(this.#options.statusInterval),
         STEWARD_SIBLING_GRACE: String(this.#options.grace),
         ...(level && !process.env.STEWARD_LOG_LEVEL ? { STEWARD_LOG_LEVEL: level } : {}),
+        ...siblingLoggerEnv(this.#options.logger),
       },
       execArgv: process.execArgv.filter((flag) => !isInspectFlag(flag)),
       serialization: 'json',
@@ -226,6 +228,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     this.emit('sibling:forked', sibling.channel);
     this.#logger.info({ siblingPid: sibling.pid }, 'services:fork');
     sibling.channel.on('services:status', (message) => this.#onStatus(sibling, message.snapshot));
+    sibling.channel.on('log:line', (message) => writeRelayedLine(this.#logger, message.line));
     child.on('error', (error) => this.#logger.error({ err: error }, 'services:fork:error'));
     void exited.then((exit) => this.#onExit(sibling, exit));
   }

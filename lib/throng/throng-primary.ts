@@ -44,10 +44,7 @@ export class ThrongPrimary extends ClusterPrimary {
   /** Runs inside throng's `master` hook, so everything here is in place before the first fork. */
   async start(): Promise<void> {
     this.installSignals();
-    this.logger.info(
-      { workers: this.options.workers, pid: process.pid, forker: 'throng' },
-      'cluster:starting',
-    );
+    this.logger.info({ workers: this.options.workers, forker: 'throng' }, 'cluster:starting');
     this.pool.watch();
     if (this.options.primary) await this.options.primary();
     await this.startServices();
