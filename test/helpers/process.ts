@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const fixturesDir = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -36,8 +37,15 @@ interface Waiter {
  * Spawns a fixture (a real Node process, usually a cluster primary) in its own process group and
  * collects its pino log lines. Tests wait for log events with deadlines, never fixed sleeps.
  */
-export function spawnFixture(file: string, env: Record<string, string> = {}, args: string[] = []): Spawned {
-  const child = spawn(process.execPath, [fixturesDir + file, ...args], {
+export function spawnFixture(
+  file: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+  /** Run from this directory (an installed application), `file` then being absolute. */
+  cwd?: string,
+): Spawned {
+  const child = spawn(process.execPath, [isAbsolute(file) ? file : fixturesDir + file, ...args], {
+    cwd,
     env: { ...process.env, STEWARD_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
