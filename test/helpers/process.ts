@@ -13,6 +13,8 @@ export interface Spawned {
   child: ChildProcess;
   pid: number;
   logs: LogLine[];
+  /** The raw text of each stdout line, as a log shipper reads it. */
+  lines: string[];
   stderr: string[];
   /** Resolves with the first log line (past or future) matching, or rejects after `timeoutMs`. */
   waitForLog(
@@ -51,6 +53,7 @@ export function spawnFixture(
     detached: true,
   });
   const logs: LogLine[] = [];
+  const lines: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<Waiter>();
   let buffered = '';
@@ -62,6 +65,7 @@ export function spawnFixture(
       buffered = buffered.slice(newline + 1);
       newline = buffered.indexOf('\n');
       if (!raw.trim()) continue;
+      lines.push(raw);
       let line: LogLine;
       try {
         line = JSON.parse(raw) as LogLine;
@@ -122,6 +126,7 @@ export function spawnFixture(
     child,
     pid: child.pid!,
     logs,
+    lines,
     stderr,
     waitForLog,
     waitForLogs,
