@@ -391,7 +391,9 @@ const SIGNAL_NAME = /^SIG[A-Z0-9]+$/;
  */
 function throngCallForm(input: unknown, legacyStart: unknown): unknown {
   if (typeof input === 'function') return { worker: input };
-  if (typeof input === 'number' || typeof input === 'string') return { workers: input, worker: legacyStart };
+  // Without a start function a bare count is not throng's form but a mistake: the object check names it.
+  if ((typeof input === 'number' || typeof input === 'string') && legacyStart !== undefined)
+    return { workers: input, worker: legacyStart };
   return input;
 }
 
