@@ -178,9 +178,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   #recordCrash(handle: WorkerHandle, exit: WorkerExit, cause: ExitCause): void {
     const error = handle.crashError ?? handle.bootError ?? undefined;
-    const description = error
-      ? `${error.name}: ${error.message}`
-      : `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+    const exited = `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+    const description = handle.bootError
+      ? `${handle.bootError.name}: ${handle.bootError.message}`
+      : handle.crashError
+        ? `${exited} (${handle.crashError.name}: ${handle.crashError.message})`
+        : exited;
     this.#firstCrashCause ??= description;
     const tooMany = this.#crashes.record();
     handle.logger.warn({ cause, code: exit.code, signal: exit.signal, error }, 'worker:crash');
