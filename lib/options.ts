@@ -60,8 +60,8 @@ export interface ControlOptions {
 /** Options of `steward()` (and `forThrong()`); throng's names (`count`, `start`, `master`) are accepted. */
 export interface StewardOptions {
   /** HTTP workers to keep running (throng: `count`). @default os.availableParallelism() */
-  workers?: number;
-  count?: number;
+  workers?: number | string;
+  count?: number | string;
   /** Start function run in each HTTP worker; may return the http.Server(s) it created (throng: `start`). */
   worker?: WorkerStart;
   start?: WorkerStart;
@@ -325,7 +325,7 @@ export function moduleLocation(name: string, value: unknown): URL {
   if (typeof value === 'string' && isAbsolute(value)) return pathToFileURL(value);
   throw invalidOption(
     name,
-    'a file: URL or an absolute path (for example new URL("./services.js", import.meta.url))',
+    'a file: URL or an absolute path (ES module: new URL("./services.js", import.meta.url); CommonJS: path.join(__dirname, "services.js"))',
     value,
   );
 }
@@ -417,9 +417,29 @@ function resolveRestart(raw: unknown): ResolvedOptions['restart'] {
 
 const SIGNAL_NAME = /^SIG[A-Z0-9]+$/;
 
+/**
+ * throng's older call forms, still found in applications: `throng(start)`, `throng(3, start)` and
+ * `throng('3', start)` (a count read from the environment). Anything else is the options object.
+ */
+function throngCallForm(input: unknown, legacyStart: unknown): unknown {
+  if (typeof input === 'function') return { worker: input };
+  // Without a start function a bare count is not throng's form but a mistake: the object check names it.
+  if ((typeof input === 'number' || typeof input === 'string') && legacyStart !== undefined)
+    return { workers: input, worker: legacyStart };
+  return input;
+}
+
+/**
+ * `process.env.WEB_CONCURRENCY` is a string: a decimal integer string counts as that integer, as throng
+ * takes it. Other strings stay as they are, so the error shows what was received.
+ */
+function countFrom(value: unknown): unknown {
+  return typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+}
+
 /** The one place where options are checked: every error names the option, the range and the value. */
-export function resolveOptions(input: unknown): ResolvedOptions {
-  if (typeof input === 'function') input = { worker: input }; // throng(startFunction) shorthand
+export function resolveOptions(input: unknown, legacyStart?: unknown): ResolvedOptions {
+  input = throngCallForm(input, legacyStart);
   requireObject('options', input);
   const raw = input;
   rejectUnknownKeys(raw, TOP_KEYS, '');
@@ -428,7 +448,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const workers =
     workersRaw === undefined
       ? availableParallelism()
-      : integerOption(raw.workers === undefined ? 'count' : 'workers', workersRaw, 1, 1024);
+      : integerOption(raw.workers === undefined ? 'count' : 'workers', countFrom(workersRaw), 1, 1024);
   const worker = alias(raw, 'worker', 'start');
   const primary = alias(raw, 'primary', 'master');
   const placement = raw.placement ?? defaults.placement;

@@ -38,7 +38,7 @@ function consumer(host: number, schema: string, env: Record<string, string>): Sp
     'pg-queue-consumer.js',
     { PG_URL: pgUrlOnLab, SCHEMA: schema, LEASE: String(LEASE), STEWARD_LOG_LEVEL: 'info', ...env },
     [],
-    lab!.hosts[host]!.wrapper,
+    { wrapper: lab!.hosts[host]!.wrapper },
   );
   spawned.push(fixture);
   return fixture;

@@ -42,7 +42,7 @@ function startInstance(env: Record<string, string>, host: number): Instance {
     '../../dist/cli/main.js',
     { ...env, INSTANCE: name },
     ['services', 'test/fixtures/pg-fencing-services.js'],
-    lab!.hosts[host]!.wrapper,
+    { wrapper: lab!.hosts[host]!.wrapper },
   );
   spawned.push(fixture);
   return { name, host, process: fixture };

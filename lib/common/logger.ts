@@ -1,4 +1,6 @@
-import pino, { type Logger, type LoggerOptions } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { guardClosedOutput } from './closed-output.js';
+import { logFormat, prettyDestination } from './pretty.js';
 import { redactingChild } from './redacting-logger.js';
 
 /** Kept under its first name: `redactSecrets` is part of the public API. */
@@ -15,10 +17,21 @@ function isLogger(value: unknown): value is Logger {
  * Creates the root logger of a process: the user's pino instance if given (as a child, so its own
  * configuration stays), otherwise a new pino logger; either way every line is redacted.
  */
-export function createLogger(option: LoggerOption, bindings: Record<string, unknown>): Logger {
-  const root = isLogger(option)
-    ? option
-    : pino({ level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info', ...option });
+export function createLogger(
+  option: LoggerOption,
+  bindings: Record<string, unknown>,
+  /** Where lines go instead of stdout (the services sibling relays them to the primary). */
+  destination?: DestinationStream,
+): Logger {
+  guardClosedOutput();
+  let root: Logger;
+  if (isLogger(option)) root = option;
+  else {
+    const base: LoggerOptions = { level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info', ...option };
+    // A transport chosen by the user wins over the format (pino gives `transport` precedence).
+    const output = destination ?? (logFormat() === 'pretty' ? prettyDestination() : undefined);
+    root = output ? pino(base, output) : pino(base);
+  }
   // Redaction is installed on the child, so the user's own logger gets it too.
   return redactingChild(root, bindings);
 }

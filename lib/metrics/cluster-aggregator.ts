@@ -145,14 +145,14 @@ export class ClusterMetrics {
     }
     if (source.retiring?.()) {
       this.#options.logger.debug(
-        { source: source.name, role: source.role, error: failure },
+        { source: source.name, sourceRole: source.role, error: failure },
         'metrics:collect:retired',
       );
       return this.#lastKnown.get(source.token);
     }
     this.#scrapeErrors.inc({ role: source.role });
     this.#options.logger.warn(
-      { source: source.name, role: source.role, error: failure },
+      { source: source.name, sourceRole: source.role, error: failure },
       'metrics:collect:failed',
     );
     return this.#lastKnown.get(source.token);

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, RestartIntensity } from '../common/backoff.js';
 import type { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { IpcChannel } from '../common/ipc.js';
+import { siblingLoggerEnv, writeRelayedLine } from '../common/log-relay.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
 import { recordHostRestart } from '../metrics/service-metrics.js';
@@ -259,6 +260,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
         STEWARD_SIBLING_STATUS_INTERVAL: String(this.#options.statusInterval),
         STEWARD_SIBLING_GRACE: String(this.#options.grace),
         ...(level && !process.env.STEWARD_LOG_LEVEL ? { STEWARD_LOG_LEVEL: level } : {}),
+        ...siblingLoggerEnv(this.#options.logger),
       },
       execArgv: process.execArgv.filter((flag) => !isInspectFlag(flag)),
       serialization: 'json',
@@ -291,6 +293,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
     sibling.channel.on('services:load-failed', (message) => {
       sibling.loadError = message.error;
     });
+    sibling.channel.on('log:line', (message) => writeRelayedLine(this.#logger, message.line));
     child.on('error', (error) => this.#logger.error({ err: error }, 'services:fork:error'));
     void exited.then((exit) => this.#onExit(sibling, exit));
   }

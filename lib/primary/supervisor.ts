@@ -44,7 +44,7 @@ export class Supervisor extends ClusterPrimary {
    */
   async start(): Promise<void> {
     this.installSignals();
-    this.logger.info({ workers: this.options.workers, pid: process.pid }, 'cluster:starting');
+    this.logger.info({ workers: this.options.workers }, 'cluster:starting');
     if (this.options.primary) await this.options.primary();
     // First, so a port in use fails the start before anything is forked; /healthz says 503 until ready.
     await this.startControl();

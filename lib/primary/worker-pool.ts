@@ -180,9 +180,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   #recordCrash(handle: WorkerHandle, exit: WorkerExit, cause: ExitCause): void {
+    const error = handle.crashError ?? handle.bootError ?? undefined;
+    const exited = `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
     const description = handle.bootError
       ? `${handle.bootError.name}: ${handle.bootError.message}`
-      : `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+      : handle.crashError
+        ? `${exited} (${handle.crashError.name}: ${handle.crashError.message})`
+        : exited;
     this.#firstCrashCause ??= description;
     const bootFailure = cause === 'boot_failure' || cause === 'boot_timeout';
     this.#bootFailuresInARow = bootFailure ? this.#bootFailuresInARow + 1 : 0;
@@ -195,7 +199,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         cause,
         code: exit.code,
         signal: exit.signal,
-        error: handle.bootError,
+        error,
         ...(bootFailure ? { bootFailuresInARow: this.#bootFailuresInARow } : {}),
       },
       'worker:crash',

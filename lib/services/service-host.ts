@@ -115,7 +115,7 @@ export class ServiceHost {
       process.on('uncaughtException', this.#onUncaught);
       process.on('unhandledRejection', this.#onUnhandled);
     }
-    this.#logger.info({ services: this.names, role: this.#options.role }, 'services:start');
+    this.#logger.info({ services: this.names, host: this.#options.role }, 'services:start');
     for (const runner of this.#runners) runner.start();
     if (this.#ownsEventLoop) this.#eventLoop.start();
     this.#eventLoop.on('change', this.#checkProblems);

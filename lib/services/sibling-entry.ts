@@ -1,6 +1,7 @@
 // Entry of the services sibling, forked by the primary. It imports the services module and the host,
 // never the application's HTTP code, so this process carries only the listeners' memory.
 import { IpcChannel } from '../common/ipc.js';
+import { relayDestination, relayedLoggerOptions } from '../common/log-relay.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError, serializeError } from '../errors.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
@@ -25,13 +26,25 @@ function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
 }
 
 async function main(): Promise<void> {
-  const logger = createLogger(undefined, { role: 'sibling' });
+  let primary: IpcChannel | undefined;
+  const relayed = relayedLoggerOptions();
+  const logger = createLogger(
+    relayed,
+    { role: 'sibling' },
+    relayed &&
+      relayDestination((line) => {
+        // false only when the channel is gone: a full IPC backlog still queues the message.
+        if (primary === undefined || primary.closed || !process.connected) return false;
+        primary.send('log:line', { line });
+        return true;
+      }),
+  );
   if (typeof process.send !== 'function') {
     logger.fatal('sibling:start:no-ipc');
     process.exit(EXIT_SERVICES_MODULE);
   }
   const config = readSiblingConfig(process.env);
-  const primary = new IpcChannel(process, { peerName: 'primary' });
+  primary = new IpcChannel(process, { peerName: 'primary' });
   primary.handle('metrics:collect', () => collectLocalMetrics('sibling', undefined));
   // Process metrics (GC, event loop) observed from the start, not from the first scrape.
   libraryRegistry('sibling');

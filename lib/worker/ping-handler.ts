@@ -22,7 +22,7 @@ export function pingResult(options: PingOptions = {}): { statusCode: 200 | 503; 
     services: current.services.map((service) => ({
       ...service,
       lastError: service.lastError
-        ? `${service.lastError.code ?? service.lastError.name}: ${service.lastError.message}`
+        ? `${service.lastError.name}${service.lastError.code ? ` [${service.lastError.code}]` : ''}: ${service.lastError.message}`
         : null,
     })),
   });
