@@ -27,7 +27,10 @@ export function createLogger(
   let root: Logger;
   if (isLogger(option)) root = option;
   else {
-    const base: LoggerOptions = { level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info', ...option };
+    const base: LoggerOptions = {
+      level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info',
+      ...option,
+    };
     // A transport chosen by the user wins over the format (pino gives `transport` precedence).
     const output = destination ?? (logFormat() === 'pretty' ? prettyDestination() : undefined);
     root = output ? pino(base, output) : pino(base);
