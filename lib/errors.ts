@@ -29,6 +29,8 @@ export const errorCodes = {
   STEWARD_ERR_PG_CONNECTION: 'A dedicated PostgreSQL connection was lost or failed its liveness check.',
   STEWARD_ERR_CONTROL_AUTH: 'A control server request lacked the configured bearer token.',
   STEWARD_ERR_CONTROL_LISTEN: 'The control server could not listen on its host and port.',
+  STEWARD_ERR_CONTROL_ACTION_REFUSED:
+    'A dashboard action (recycle workers, restart services) was refused: no token configured, no bearer token, or a cross-site or form request.',
   STEWARD_ERR_CLI_USAGE: 'The command line has an unknown command, an unknown flag or a bad flag value.',
 } as const;
 

@@ -7,6 +7,8 @@ import type { StatusUpdate } from '../common/messages.js';
 import { coerceError, StewardError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
+import { type DashboardAccess, dashboardRoute } from './dashboard/dashboard-routes.js';
+import type { LifecycleLog } from './dashboard/lifecycle-log.js';
 import type { PoolView } from './worker-pool.js';
 
 /** What the control server reads from the supervisor. */
@@ -14,7 +16,12 @@ export interface ControlTarget {
   readonly options: ResolvedOptions;
   readonly pool: PoolView;
   readonly metrics: ClusterMetrics;
+  /** The last lifecycle events, listed by the dashboard. */
+  readonly lifecycle: LifecycleLog;
   statusUpdate(): StatusUpdate;
+  /** The dashboard's actions: a rolling restart of the workers and a restart of the services host. */
+  restartWorkers(reason: string): Promise<void>;
+  restartServices(reason: string): Promise<boolean>;
 }
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
@@ -22,7 +29,11 @@ export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 /** Service states in which the cluster is not healthy: the service will not handle events on its own. */
 const UNHEALTHY_SERVICE_STATES = new Set(['stopped', 'failed']);
 
-type Route = (target: ControlTarget, response: ServerResponse) => Promise<void> | void;
+type Route = (
+  target: ControlTarget,
+  response: ServerResponse,
+  request: IncomingMessage,
+) => Promise<void> | void;
 
 const routes: Record<string, Route> = {
   '/metrics': async (target, response) => {
@@ -104,7 +115,7 @@ export class ControlServer {
     const route = this.#route(request, response);
     if (!route) return;
     Promise.resolve()
-      .then(() => route(this.#target, response))
+      .then(() => route(this.#target, response, request))
       .catch((error: unknown) => {
         this.#logger.error({ err: coerceError(error), path: request.url }, 'control:request:failed');
         if (!response.headersSent) sendJson(response, 500, { error: { message: 'Internal error' } });
@@ -117,12 +128,17 @@ export class ControlServer {
     // Authentication first: without the token, not even which paths exist is revealed.
     if (!this.#authorized(request)) {
       this.#logger.debug({ path: request.url, remote: request.socket.remoteAddress }, 'control:unauthorized');
-      response.setHeader('www-authenticate', 'Bearer realm="cluster-steward"');
+      const challenges = ['Bearer realm="cluster-steward"'];
+      // Only the page asks a browser for the token (as the password of a Basic login).
+      if (pathOf(request.url) === '/') challenges.push('Basic realm="cluster-steward", charset="UTF-8"');
+      response.setHeader('www-authenticate', challenges);
       const code = 'STEWARD_ERR_CONTROL_AUTH';
       sendJson(response, 401, { error: { code, message: 'A valid bearer token is required' } });
       return undefined;
     }
     const path = pathOf(request.url);
+    const dashboard = dashboardRoute(request, response, path, this.#dashboardAccess(request));
+    if (dashboard !== null) return dashboard;
     const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (!route) sendJson(response, 404, { error: { message: 'Not found' } });
     else if (request.method !== 'GET') {
@@ -133,12 +149,37 @@ export class ControlServer {
     return undefined;
   }
 
+  /** The bearer token, or the password of a Basic login (what a browser sends for the page). */
   #authorized(request: IncomingMessage): boolean {
     if (this.#tokenHash === undefined) return true;
+    const header = request.headers.authorization ?? '';
+    const basic = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
+    if (!basic) return this.#bearerMatches(request);
+    const credentials = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    return this.#tokenMatches(credentials.slice(credentials.indexOf(':') + 1));
+  }
+
+  #bearerMatches(request: IncomingMessage): boolean {
     const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
-    if (!match) return false;
+    return match !== null && this.#tokenMatches(match[1]!);
+  }
+
+  #tokenMatches(candidate: string): boolean {
+    if (this.#tokenHash === undefined) return false;
     // Hashes have equal lengths, so the comparison time depends on neither the token nor its length.
-    return timingSafeEqual(sha256(match[1]!), this.#tokenHash);
+    return timingSafeEqual(sha256(candidate), this.#tokenHash);
+  }
+
+  /**
+   * Actions change the cluster, so they need the token itself in the Authorization header: a browser
+   * attaches a cached Basic login to any request, even one a foreign page makes, but never a bearer token.
+   */
+  #dashboardAccess(request: IncomingMessage): DashboardAccess {
+    return {
+      actionsEnabled: this.#tokenHash !== undefined,
+      bearer: this.#bearerMatches(request),
+      logger: this.#logger,
+    };
   }
 }
 
@@ -152,17 +193,17 @@ function pathOf(url: string | undefined): string {
   return query === -1 ? raw : raw.slice(0, query);
 }
 
-function hasBody(request: IncomingMessage): boolean {
+export function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-function send(response: ServerResponse, status: number, body: string, contentType: string): void {
+export function send(response: ServerResponse, status: number, body: string, contentType: string): void {
   response.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   response.end(body);
 }
 
-function sendJson(response: ServerResponse, status: number, value: unknown): void {
+export function sendJson(response: ServerResponse, status: number, value: unknown): void {
   send(response, status, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8');
 }
 

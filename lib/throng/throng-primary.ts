@@ -28,13 +28,13 @@ export class ThrongPrimary extends ClusterPrimary {
 
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
-    this.pool = new ThrongWorkers(options, logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
+    this.pool = new ThrongWorkers(options, this.logger, () => this.statusUpdate());
+    this.metrics = createClusterMetrics(this.pool, options, this.logger, () => this.services?.channel);
     this.#policies = createPolicies(options.recycle);
     this.#queue = new DrainQueue(this.pool, {
       concurrency: options.recycle.concurrency,
       drainTimeout: options.recycle.drainTimeout,
-      logger,
+      logger: this.logger,
     });
     this.pool.on('worker:forked', (handle) => this.#attachLimits(handle));
     this.pool.on('worker:ready', () => this.#queue.next());
