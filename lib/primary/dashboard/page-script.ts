@@ -135,7 +135,7 @@ export const PAGE_SCRIPT = String.raw`
   function renderRecycles() {
     var rows = recycles.map(function (r) {
       var row = el('tr');
-      cell(row, clock(r.at));
+      cell(row, clock(r.at), 'time');
       cell(row, r.worker);
       cell(row, r.pid);
       cell(row, r.reason);
@@ -198,7 +198,7 @@ export const PAGE_SCRIPT = String.raw`
       stateCell.appendChild(stateBadge(label, s.state));
       if (s.leader !== null) stateCell.appendChild(el('span', s.leader ? ' leader' : ' not leader', 'muted'));
       if (s.connected === false) stateCell.appendChild(el('span', ' disconnected', 'muted'));
-      cell(row, clock(s.since));
+      cell(row, clock(s.since), 'time');
       cell(row, rate(processed.rate), 'num');
       cell(row, rate(failed.rate), 'num');
       cell(row, s.processed, 'num');
@@ -244,9 +244,9 @@ export const PAGE_SCRIPT = String.raw`
       var e = events[i];
       var row = el('tr', undefined, 'level-' + e.level);
       cell(row, e.seq);
-      cell(row, clock(e.at));
+      cell(row, clock(e.at), 'time');
       cell(row, e.level);
-      cell(row, e.event);
+      cell(row, e.event, 'event');
       cell(row, describe(e.fields));
       rows.push(row);
     }
