@@ -9,18 +9,17 @@ import { event, spawnFixture } from '../test/helpers/process.js';
 
 const output = fileURLToPath(new URL('../docs/dashboard.png', import.meta.url));
 const fixture = spawnFixture('services-app.js', {
-  FIXTURE_OPTIONS: JSON.stringify({ workers: 2, control: { port: 0 }, recycle: { maxRequests: 4_000 } }),
+  FIXTURE_OPTIONS: JSON.stringify({ workers: 2, control: { port: 0 } }),
   FIXTURE_SERVICES: 'dashboard-services.js',
   FIXTURE_READY_DELAY_MS: '500',
   STEWARD_LOG_LEVEL: 'info',
 });
 
-/** Requests at a steady pace, so the sparklines and a request-count recycle have something to show. */
+/** Requests at a steady pace, one connection each so both workers get some: the sparklines have a shape. */
 function load(address: string, until: { at: number }): Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const one = (): Promise<void> =>
     new Promise((resolve) => {
-      const request = http.get(`http://${address}/`, { agent }, (response) => {
+      const request = http.get(`http://${address}/`, { agent: false }, (response) => {
         response.resume().on('end', resolve);
       });
       request.on('error', () => resolve());
@@ -31,7 +30,7 @@ function load(address: string, until: { at: number }): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
   };
-  return Promise.all([loop(), loop(), loop()]).then(() => agent.destroy());
+  return Promise.all([loop(), loop(), loop()]).then(() => undefined);
 }
 
 try {

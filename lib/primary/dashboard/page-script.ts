@@ -278,6 +278,7 @@ export const PAGE_SCRIPT = String.raw`
     byId('actions-section').hidden = !data.actionsEnabled;
   }
 
+  /** Changes the live region only when the connection does: a screen reader hears it once, not every second. */
   function setConnection(text, lost) {
     var node = byId('connection');
     if (node.textContent !== text) node.textContent = text;
@@ -293,7 +294,8 @@ export const PAGE_SCRIPT = String.raw`
       })
       .then(function (data) {
         render(data);
-        setConnection('live, updated ' + clock(data.status.at), false);
+        setConnection('live', false);
+        byId('updated').textContent = 'updated ' + clock(data.status.at);
       })
       .catch(function (error) { setConnection('not updating: ' + error.message, true); })
       .then(function () { setTimeout(poll, POLL_MS); });

@@ -29,7 +29,7 @@ export function dashboardPage(nonce: string): string {
   <span>primary pid <strong id="primary-pid">…</strong></span>
   <span>up <strong id="primary-uptime">…</strong></span>
   <span id="cluster-state"></span>
-  <span id="connection" role="status" aria-live="polite">connecting…</span>
+  <span><span id="connection" role="status">connecting…</span> <span id="updated" class="muted"></span></span>
 </header>
 <main>
 <section aria-labelledby="workers-title">
@@ -52,6 +52,7 @@ export function dashboardPage(nonce: string): string {
   <h2 id="services-title">Services</h2>
   <p id="services-host" class="muted">No services host.</p>
   <table id="services">
+    <caption>As the services host last reported; rates per second drawn from this page's own polls.</caption>
     ${headers(['Service', 'State', 'Since', 'Processed/s', 'Failed/s', 'Processed', 'Failed', 'Dead-lettered', 'Lag', 'Queue depth', 'Restarts', 'Problem', 'Last error'], ['Processed/s', 'Failed/s', 'Processed', 'Failed', 'Dead-lettered', 'Lag', 'Queue depth', 'Restarts'])}
     <tbody></tbody>
   </table>
