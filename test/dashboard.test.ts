@@ -97,6 +97,23 @@ test('the page shows the live workers, the pids of a rolling restart and a servi
     'the state is written, not only coloured',
   );
 
+  // A service's last error in full (its stack on demand), with the password in its URL hidden.
+  const flaky = page.locator('#services tr[data-service="flaky"]');
+  await flaky.locator('details summary').waitFor({ timeout: 15_000 });
+  assert.equal(
+    await flaky.locator('details summary').textContent(),
+    'connection refused: amqp://guest:***@broker.example:5672/events',
+  );
+  assert.match(String(await flaky.locator('details pre').textContent()), /dashboard-services\.js/);
+  assert.doesNotMatch(await page.content(), /hunter2/);
+  // Restarts column: the crash is counted once the service was started again.
+  await page.waitForFunction(
+    () =>
+      /^[1-9]/.test(document.querySelectorAll('#services tr[data-service="flaky"] td')[9]?.textContent ?? ''),
+    null,
+    { timeout: 15_000 },
+  );
+
   // SIGHUP: one replacement at a time (`recycle.concurrency` 1), each ready before its predecessor drains;
   // the page must show every replacement's pid within 3 s of the signal.
   const sighupAt = Date.now();
