@@ -98,7 +98,7 @@ test('the page shows the live workers, the pids of a rolling restart and a servi
   );
 
   // A service's last error in full (its stack on demand), with the password in its URL hidden.
-  const flaky = page.locator('#services tr[data-service="flaky"]');
+  const flaky = page.locator('#services tr[data-service-error="flaky"]');
   await flaky.locator('details summary').waitFor({ timeout: 15_000 });
   assert.equal(
     await flaky.locator('details summary').textContent(),

@@ -156,13 +156,20 @@ export const PAGE_SCRIPT = String.raw`
     fill(byId('recycles').tBodies[0], rows);
   }
 
-  function errorCell(row, error) {
-    var td = cell(row, error ? '' : '—');
-    if (!error) return;
+  /** The last error gets a full-width row under its service: the whole message, the stack when opened. */
+  function errorRow(s) {
+    var row = el('tr', undefined, 'error-row');
+    row.dataset.serviceError = s.name;
+    var header = el('th', s.name + ': last error', 'muted');
+    header.scope = 'row';
+    row.appendChild(header);
+    var td = cell(row, '', 'error');
+    td.colSpan = 11;
     var details = el('details');
-    details.appendChild(el('summary', (error.code ? error.code + ': ' : '') + error.message));
-    details.appendChild(el('pre', error.stack || error.message));
+    details.appendChild(el('summary', (s.lastError.code ? s.lastError.code + ': ' : '') + s.lastError.message));
+    details.appendChild(el('pre', s.lastError.stack || s.lastError.message));
     td.appendChild(details);
+    return row;
   }
 
   function serviceLabel(s) {
@@ -187,7 +194,8 @@ export const PAGE_SCRIPT = String.raw`
     host.textContent = 'Host: ' + snapshot.role + ', pid ' + snapshot.pid + ', reported ' +
       duration(Math.max(0, status.at - snapshot.at)) + ' ago' +
       (hostForks > 1 ? ', re-forked ' + (hostForks - 1) + ' time(s) among the kept events' : '') + '.';
-    var rows = snapshot.services.map(function (s) {
+    var rows = [];
+    snapshot.services.forEach(function (s) {
       var row = el('tr');
       row.dataset.service = s.name;
       var processed = track(serviceHistory, s.name + '\u0000p', s.processed, snapshot.at);
@@ -208,8 +216,8 @@ export const PAGE_SCRIPT = String.raw`
       cell(row, s.queueDepth === null ? '—' : s.queueDepth, 'num');
       cell(row, s.restarts, 'num');
       cell(row, s.problem || '—');
-      errorCell(row, s.lastError);
-      return row;
+      rows.push(row);
+      if (s.lastError) rows.push(errorRow(s));
     });
     forget(serviceHistory, snapshot.at);
     fill(byId('services').tBodies[0], rows);

@@ -22,7 +22,9 @@ caption { text-align: left; color: var(--muted); padding: .2rem 0; }
 th, td { text-align: left; padding: .25rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; }
-td.time, td.event { white-space: nowrap; }
+td.time, td.event, td.num { white-space: nowrap; }
+td.error { overflow-wrap: anywhere; }
+tr.error-row th { font-weight: normal; }
 tbody tr:nth-child(even) { background: var(--row); }
 .muted { color: var(--muted); }
 .state { display: inline-block; padding: 0 .4rem; border-radius: .2rem; border: 1px solid currentColor;

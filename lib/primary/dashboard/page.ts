@@ -52,8 +52,8 @@ export function dashboardPage(nonce: string): string {
   <h2 id="services-title">Services</h2>
   <p id="services-host" class="muted">No services host.</p>
   <table id="services">
-    <caption>As the services host last reported; rates per second drawn from this page's own polls.</caption>
-    ${headers(['Service', 'State', 'Since', 'Processed/s', 'Failed/s', 'Processed', 'Failed', 'Dead-lettered', 'Lag', 'Queue depth', 'Restarts', 'Problem', 'Last error'], ['Processed/s', 'Failed/s', 'Processed', 'Failed', 'Dead-lettered', 'Lag', 'Queue depth', 'Restarts'])}
+    <caption>As the services host last reported; rates per second drawn from this page's own polls; a service's last error in the row under it.</caption>
+    ${headers(['Service', 'State', 'Since', 'Processed/s', 'Failed/s', 'Processed', 'Failed', 'Dead-lettered', 'Lag', 'Queue depth', 'Restarts', 'Problem'], ['Processed/s', 'Failed/s', 'Processed', 'Failed', 'Dead-lettered', 'Lag', 'Queue depth', 'Restarts'])}
     <tbody></tbody>
   </table>
 </section>
