@@ -29,11 +29,7 @@ export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 /** Service states in which the cluster is not healthy: the service will not handle events on its own. */
 const UNHEALTHY_SERVICE_STATES = new Set(['stopped', 'failed']);
 
-type Route = (
-  target: ControlTarget,
-  response: ServerResponse,
-  request: IncomingMessage,
-) => Promise<void> | void;
+type Route = (target: ControlTarget, response: ServerResponse) => Promise<void> | void;
 
 const routes: Record<string, Route> = {
   '/metrics': async (target, response) => {
@@ -115,7 +111,7 @@ export class ControlServer {
     const route = this.#route(request, response);
     if (!route) return;
     Promise.resolve()
-      .then(() => route(this.#target, response, request))
+      .then(() => route(this.#target, response))
       .catch((error: unknown) => {
         this.#logger.error({ err: coerceError(error), path: request.url }, 'control:request:failed');
         if (!response.headersSent) sendJson(response, 500, { error: { message: 'Internal error' } });
@@ -177,7 +173,8 @@ export class ControlServer {
   #dashboardAccess(request: IncomingMessage): DashboardAccess {
     return {
       actionsEnabled: this.#tokenHash !== undefined,
-      bearer: this.#bearerMatches(request),
+      // Hashed only for an action: a scrape or a page poll pays nothing for it.
+      hasBearerToken: () => this.#bearerMatches(request),
       logger: this.#logger,
     };
   }

@@ -9,8 +9,8 @@ import { dashboardPage } from './page.js';
 export interface DashboardAccess {
   /** A token is configured: only then are actions accepted. */
   actionsEnabled: boolean;
-  /** The request carries the token as a bearer token (not a Basic login a browser could replay). */
-  bearer: boolean;
+  /** Whether the request carries the token as a bearer token (not a Basic login a browser replays). */
+  hasBearerToken(): boolean;
   logger: Logger;
 }
 
@@ -86,7 +86,7 @@ function actionRefusal(
 ): { status: number; message: string } | null {
   if (!access.actionsEnabled)
     return { status: 403, message: 'Actions are disabled: configure `control.token` to enable them' };
-  if (!access.bearer)
+  if (!access.hasBearerToken())
     return { status: 401, message: 'Actions need the token as a bearer token in the Authorization header' };
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none')
