@@ -97,6 +97,18 @@ test('the page shows the live workers, the pids of a rolling restart and a servi
     'the state is written, not only coloured',
   );
 
+  // Real table markup: every table has column headers; every state badge carries its state as text.
+  assert.equal(
+    await page.$$eval('table', (tables) =>
+      tables.every((table) => (table.tHead?.querySelectorAll('th[scope="col"]').length ?? 0) > 0),
+    ),
+    true,
+  );
+  assert.equal(
+    await page.$$eval('.state', (badges) => badges.every((badge) => (badge.textContent ?? '').trim() !== '')),
+    true,
+  );
+
   // A service's last error in full (its stack on demand), with the password in its URL hidden.
   const flaky = page.locator('#services tr[data-service-error="flaky"]');
   await flaky.locator('details summary').waitFor({ timeout: 15_000 });
