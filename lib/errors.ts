@@ -31,6 +31,8 @@ export const errorCodes = {
   STEWARD_ERR_CONTROL_LISTEN: 'The control server could not listen on its host and port.',
   STEWARD_ERR_CONTROL_UNPROTECTED:
     'The control server would listen on a non-loopback address without a token, and `control.allowUnauthenticated` is not set.',
+  STEWARD_ERR_CONTROL_ACTION_REFUSED:
+    'A dashboard action (recycle workers, restart services) was refused: no token configured, no bearer token, or a cross-site or form request.',
   STEWARD_ERR_CLI_USAGE: 'The command line has an unknown command, an unknown flag or a bad flag value.',
   STEWARD_ERR_SINGLETON_FENCED:
     'A write checked a singleton fencing token that is stale: a newer holder of the lock exists.',

@@ -8,6 +8,7 @@ import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { ControlServer, clusterEndpoints } from './control-server.js';
+import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
 
@@ -19,7 +20,10 @@ import type { PoolView } from './worker-pool.js';
  */
 export abstract class ClusterPrimary {
   readonly options: ResolvedOptions;
+  /** The primary's logger; every lifecycle event logged through it (or a child) lands in `lifecycle`. */
   readonly logger: Logger;
+  /** The last lifecycle events of this primary, as the dashboard lists them. */
+  readonly lifecycle = new LifecycleLog();
   abstract readonly pool: PoolView;
   /** Cluster-wide metrics, served by the control server's `/metrics`. */
   abstract readonly metrics: ClusterMetrics;
@@ -37,8 +41,8 @@ export abstract class ClusterPrimary {
 
   constructor(options: ResolvedOptions, logger: Logger) {
     this.options = options;
-    this.logger = logger;
-    this.eventLoop = new EventLoopWatchdog({ logger, processName: 'primary' }).start();
+    this.logger = recordLifecycle(logger, this.lifecycle);
+    this.eventLoop = new EventLoopWatchdog({ logger: this.logger, processName: 'primary' }).start();
   }
 
   /** Problems of this process itself, for `/healthz`. */
@@ -57,6 +61,22 @@ export abstract class ClusterPrimary {
   /** The services status pushed to workers; null until a services host exists. */
   statusUpdate(): StatusUpdate {
     return { services: this.services?.snapshot() ?? null, sentAt: Date.now() };
+  }
+
+  /** Rolling restart of every worker (as SIGHUP does); resolves when it ended. */
+  restartWorkers(reason: string): Promise<void> {
+    this.logger.info({ reason, workers: this.pool.handles.length }, 'cluster:rolling-restart:start');
+    return this.rollingRestart(reason);
+  }
+
+  /** Graceful restart of the services host (as SIGUSR2 does); false when there is none. */
+  async restartServices(reason: string): Promise<boolean> {
+    if (!this.services) {
+      this.logger.warn({ reason }, 'services:restart:none');
+      return false;
+    }
+    await this.services.restart(reason);
+    return true;
   }
 
   /** Graceful stop of everything; exits the process with `code` (1 if any step failed). */
@@ -152,16 +172,7 @@ export abstract class ClusterPrimary {
         void this.shutdown(signal, 0);
       });
     }
-    process.on('SIGHUP', () => {
-      this.logger.info(
-        { signal: 'SIGHUP', workers: this.pool.handles.length },
-        'cluster:rolling-restart:start',
-      );
-      void this.rollingRestart('rolling-restart');
-    });
-    process.on('SIGUSR2', () => {
-      if (!this.services) this.logger.warn({ signal: 'SIGUSR2' }, 'services:restart:none');
-      else void this.services.restart('SIGUSR2');
-    });
+    process.on('SIGHUP', () => void this.restartWorkers('rolling-restart'));
+    process.on('SIGUSR2', () => void this.restartServices('SIGUSR2'));
   }
 }

@@ -10,6 +10,8 @@ import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ServicesSnapshot } from '../services/types.js';
 import { ConnectionBudget, defaultConnectionBudget } from './connection-budget.js';
+import { type DashboardAccess, dashboardRoute } from './dashboard/dashboard-routes.js';
+import type { LifecycleLog } from './dashboard/lifecycle-log.js';
 import type { PoolView } from './worker-pool.js';
 
 /** What the control server reads from the supervisor. */
@@ -17,7 +19,12 @@ export interface ControlTarget {
   readonly options: ResolvedOptions;
   readonly pool: PoolView;
   readonly metrics: ClusterMetrics;
+  /** The last lifecycle events, listed by the dashboard. */
+  readonly lifecycle: LifecycleLog;
   statusUpdate(): StatusUpdate;
+  /** The dashboard's actions: a rolling restart of the workers and a restart of the services host. */
+  restartWorkers(reason: string): Promise<void>;
+  restartServices(reason: string): Promise<boolean>;
   /** Problems of the primary process itself (a blocked event loop), if it watches for any. */
   ownProblems?(): string[];
 }
@@ -36,6 +43,8 @@ export interface ControlEndpoints {
   status(): Record<string, unknown>;
   /** Why `/healthz` answers 503, or nothing. */
   healthProblems(): string[];
+  /** The cluster behind the endpoints, for the dashboard; a standalone services host has none. */
+  readonly cluster?: ControlTarget;
 }
 
 /** The cluster primary's endpoints. */
@@ -47,6 +56,7 @@ export function clusterEndpoints(target: ControlTarget): ControlEndpoints {
     },
     status: () => clusterStatus(target),
     healthProblems: () => healthProblems(target),
+    cluster: target,
   };
 }
 
@@ -233,12 +243,22 @@ export class ControlServer {
     // Authentication first: without the token, not even which paths exist is revealed.
     if (!authorized) {
       this.#logger.debug({ path: request.url, remote: request.socket.remoteAddress }, 'control:unauthorized');
-      response.setHeader('www-authenticate', 'Bearer realm="cluster-steward"');
+      const challenges = ['Bearer realm="cluster-steward"'];
+      // Only the page asks a browser for the token (as the password of a Basic login).
+      if (this.#target.cluster && pathOf(request.url) === '/')
+        challenges.push('Basic realm="cluster-steward", charset="UTF-8"');
+      response.setHeader('www-authenticate', challenges);
       const code = 'STEWARD_ERR_CONTROL_AUTH';
       sendJson(response, 401, { error: { code, message: 'A valid bearer token is required' } });
       return undefined;
     }
     const path = pathOf(request.url);
+    const cluster = this.#target.cluster;
+    if (cluster) {
+      const dashboard = dashboardRoute(request, response, path, this.#dashboardAccess(request));
+      if (dashboard === undefined) return undefined;
+      if (dashboard !== null) return ({ response: reply }) => dashboard(cluster, reply);
+    }
     const key = `${request.method} ${path}`;
     const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
     const allowed = Object.keys(routes)
@@ -257,12 +277,38 @@ export class ControlServer {
     return undefined;
   }
 
+  /** The bearer token, or the password of a Basic login (what a browser sends for the page). */
   #authorized(request: IncomingMessage): boolean {
     if (this.#tokenHash === undefined) return true;
+    const header = request.headers.authorization ?? '';
+    const basic = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
+    if (!basic) return this.#bearerMatches(request);
+    const credentials = Buffer.from(basic[1]!, 'base64').toString('utf8');
+    return this.#tokenMatches(credentials.slice(credentials.indexOf(':') + 1));
+  }
+
+  #bearerMatches(request: IncomingMessage): boolean {
     const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
-    if (!match) return false;
+    return match !== null && this.#tokenMatches(match[1]!);
+  }
+
+  #tokenMatches(candidate: string): boolean {
+    if (this.#tokenHash === undefined) return false;
     // Hashes have equal lengths, so the comparison time depends on neither the token nor its length.
-    return timingSafeEqual(sha256(match[1]!), this.#tokenHash);
+    return timingSafeEqual(sha256(candidate), this.#tokenHash);
+  }
+
+  /**
+   * Actions change the cluster, so they need the token itself in the Authorization header: a browser
+   * attaches a cached Basic login to any request, even one a foreign page makes, but never a bearer token.
+   */
+  #dashboardAccess(request: IncomingMessage): DashboardAccess {
+    return {
+      actionsEnabled: this.#tokenHash !== undefined,
+      // Hashed only for an action: a scrape or a page poll pays nothing for it.
+      hasBearerToken: () => this.#bearerMatches(request),
+      logger: this.#logger,
+    };
   }
 }
 
@@ -276,17 +322,17 @@ function pathOf(url: string | undefined): string {
   return query === -1 ? raw : raw.slice(0, query);
 }
 
-function hasBody(request: IncomingMessage): boolean {
+export function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-function send(response: ServerResponse, status: number, body: string, contentType: string): void {
+export function send(response: ServerResponse, status: number, body: string, contentType: string): void {
   response.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   response.end(body);
 }
 
-function sendJson(response: ServerResponse, status: number, value: unknown): void {
+export function sendJson(response: ServerResponse, status: number, value: unknown): void {
   send(response, status, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8');
 }
 

@@ -19,15 +19,16 @@ export class Supervisor extends ClusterPrimary {
 
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
-    this.pool = new WorkerPool(options, logger, () => this.statusUpdate());
+    // `this.logger`, not `logger`: it also records lifecycle events for the dashboard.
+    this.pool = new WorkerPool(options, this.logger, () => this.statusUpdate());
     this.metrics = createClusterMetrics(
       this.pool,
       options,
-      logger,
+      this.logger,
       () => this.services?.channel,
       () => this.services?.snapshot()?.stale !== undefined,
     );
-    this.recycler = new Recycler(this.pool, options, logger);
+    this.recycler = new Recycler(this.pool, options, this.logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
       void this.shutdown('crash-loop', 1);

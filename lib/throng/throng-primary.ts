@@ -28,11 +28,11 @@ export class ThrongPrimary extends ClusterPrimary {
 
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
-    this.pool = new ThrongWorkers(options, logger, () => this.statusUpdate());
+    this.pool = new ThrongWorkers(options, this.logger, () => this.statusUpdate());
     this.metrics = createClusterMetrics(
       this.pool,
       options,
-      logger,
+      this.logger,
       () => this.services?.channel,
       () => this.services?.snapshot()?.stale !== undefined,
     );
@@ -40,7 +40,7 @@ export class ThrongPrimary extends ClusterPrimary {
     this.#queue = new DrainQueue(this.pool, {
       concurrency: options.recycle.concurrency,
       drainTimeout: options.recycle.drainTimeout,
-      logger,
+      logger: this.logger,
     });
     this.pool.on('worker:forked', (handle) => this.#attachLimits(handle));
     this.pool.on('worker:ready', () => this.#queue.next());
