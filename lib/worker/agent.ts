@@ -61,7 +61,9 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   const appShutdown = new AppShutdown(options.signals, logger);
   // The primary logs the crash with its error and stack; stderr alone may go nowhere.
   process.on('uncaughtExceptionMonitor', (error) => {
-    primary.send('worker:uncaught', { error: serializeError(error) });
+    // With an 'uncaughtException' handler of the application's the worker lives on: nothing to report.
+    if (process.listenerCount('uncaughtException') === 0)
+      primary.send('worker:uncaught', { error: serializeError(error) });
   });
   // Before the application starts: what the primary sent while this process was loading was lost.
   primary.send('worker:hello', {});
