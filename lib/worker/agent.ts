@@ -24,6 +24,9 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   const tracker = requestTracker();
   const draining = new AbortController();
   const staleAfter = options.statusInterval * 3;
+  // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so the agent holds
+  // them and runs the application's own handlers when it retires.
+  const appShutdown = new AppShutdown(options.signals, logger);
 
   primary.on('status:update', (message) => {
     applyStatusUpdate(
@@ -56,12 +59,11 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
       void drainAndExit(tracker, options.grace, logger, primary, (remaining) => appShutdown.run(remaining));
     }
   });
-  // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so the agent holds
-  // them and runs the application's own handlers when it retires.
-  const appShutdown = new AppShutdown(options.signals, logger);
   // The primary logs the crash with its error and stack; stderr alone may go nowhere.
   process.on('uncaughtExceptionMonitor', (error) => {
-    primary.send('worker:uncaught', { error: serializeError(error) });
+    // With an 'uncaughtException' handler of the application's the worker lives on: nothing to report.
+    if (process.listenerCount('uncaughtException') === 0)
+      primary.send('worker:uncaught', { error: serializeError(error) });
   });
   // Before the application starts: what the primary sent while this process was loading was lost.
   primary.send('worker:hello', {});
