@@ -29,7 +29,11 @@ export const errorCodes = {
   STEWARD_ERR_PG_CONNECTION: 'A dedicated PostgreSQL connection was lost or failed its liveness check.',
   STEWARD_ERR_CONTROL_AUTH: 'A control server request lacked the configured bearer token.',
   STEWARD_ERR_CONTROL_LISTEN: 'The control server could not listen on its host and port.',
+  STEWARD_ERR_CONTROL_UNPROTECTED:
+    'The control server would listen on a non-loopback address without a token, and `control.allowUnauthenticated` is not set.',
   STEWARD_ERR_CLI_USAGE: 'The command line has an unknown command, an unknown flag or a bad flag value.',
+  STEWARD_ERR_SINGLETON_FENCED:
+    'A write checked a singleton fencing token that is stale: a newer holder of the lock exists.',
 } as const;
 
 /** Every `STEWARD_ERR_*` code; each is documented in docs/errors.md. */

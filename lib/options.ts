@@ -3,6 +3,8 @@ import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { LoggerOption } from './common/logger.js';
+import { isLoopbackHost } from './common/loopback.js';
+import { isSecretKey, REDACTED, redactText } from './common/redact.js';
 import { parseBytes, parseDuration } from './common/units.js';
 import { StewardError } from './errors.js';
 import type { WorkerStart } from './worker/worker-context.js';
@@ -43,6 +45,12 @@ export interface ControlOptions {
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
   /**
+   * Lets the control server listen on a non-loopback `host` without a `token`. Refused otherwise
+   * (`STEWARD_ERR_CONTROL_UNPROTECTED`): `/status` names every process and service to anyone who can
+   * reach the port. Say so only behind a network policy that admits the scraper alone. @default false
+   */
+  allowUnauthenticated?: boolean;
+  /**
    * How long a scrape waits for each process's metrics, in ms or `'2s'`. A process that has not answered
    * by then is left out of that scrape (counted in `steward_scrape_errors_total`). @default 2000
    */
@@ -52,8 +60,8 @@ export interface ControlOptions {
 /** Options of `steward()` (and `forThrong()`); throng's names (`count`, `start`, `master`) are accepted. */
 export interface StewardOptions {
   /** HTTP workers to keep running (throng: `count`). @default os.availableParallelism() */
-  workers?: number;
-  count?: number;
+  workers?: number | string;
+  count?: number | string;
   /** Start function run in each HTTP worker; may return the http.Server(s) it created (throng: `start`). */
   worker?: WorkerStart;
   start?: WorkerStart;
@@ -178,7 +186,7 @@ const RECYCLE_KEYS = [
   'concurrency',
   'drainTimeout',
 ];
-const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout'];
+const CONTROL_KEYS = ['port', 'host', 'token', 'metricsTimeout', 'allowUnauthenticated'];
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'jitter', 'intensity', 'period'];
 
 /** `-5` (number), `'abc'` (string): how a received value is shown in messages. */
@@ -190,15 +198,24 @@ export function describeValue(value: unknown): string {
   } catch {
     shown = String(value);
   }
+  // Before cutting: a URL cut inside its password would no longer look like one.
+  shown = redactText(shown);
   if (shown.length > 60) shown = `${shown.slice(0, 57)}...`;
   const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
   return `\`${shown}\` (${type})`;
 }
 
+/** A value given for a secret-named option (`password`, `control.token`) is shown by its type only. */
+function describeSecretAware(name: string, value: unknown): string {
+  if (isSecretKey(name.slice(name.lastIndexOf('.') + 1)) && value !== undefined && value !== null)
+    return `\`${REDACTED}\` (${Array.isArray(value) ? 'array' : typeof value})`;
+  return describeValue(value);
+}
+
 export function invalidOption(name: string, expected: string, value: unknown): StewardError {
   return new StewardError(
     'STEWARD_ERR_INVALID_OPTION',
-    `Expected \`${name}\` to be ${expected}, got ${describeValue(value)}`,
+    `Expected \`${name}\` to be ${expected}, got ${describeSecretAware(name, value)}`,
     {
       details: { option: name, expected },
     },
@@ -308,7 +325,7 @@ export function moduleLocation(name: string, value: unknown): URL {
   if (typeof value === 'string' && isAbsolute(value)) return pathToFileURL(value);
   throw invalidOption(
     name,
-    'a file: URL or an absolute path (for example new URL("./services.js", import.meta.url))',
+    'a file: URL or an absolute path (ES module: new URL("./services.js", import.meta.url); CommonJS: path.join(__dirname, "services.js"))',
     value,
   );
 }
@@ -335,7 +352,8 @@ function resolveRecycle(raw: unknown): ResolvedOptions['recycle'] {
   };
 }
 
-function resolveControl(raw: unknown): ResolvedOptions['control'] {
+/** `control` of `steward()`, also of `runServices()` and `cluster-steward services`. */
+export function resolveControl(raw: unknown): ResolvedOptions['control'] {
   if (raw === undefined || raw === false) return undefined;
   requireObject('control', raw);
   rejectUnknownKeys(raw, CONTROL_KEYS, 'control.');
@@ -355,6 +373,20 @@ function resolveControl(raw: unknown): ResolvedOptions['control'] {
     raw.metricsTimeout === undefined
       ? defaults.control.metricsTimeout
       : durationOption('control.metricsTimeout', raw.metricsTimeout, 10);
+  const allowUnauthenticated = raw.allowUnauthenticated ?? false;
+  if (typeof allowUnauthenticated !== 'boolean')
+    throw invalidOption('control.allowUnauthenticated', 'true or false', allowUnauthenticated);
+  if (token === undefined && !allowUnauthenticated && !isLoopbackHost(host)) {
+    throw new StewardError(
+      'STEWARD_ERR_CONTROL_UNPROTECTED',
+      `\`control.host\` is '${host}', which is not a loopback address, and no \`control.token\` is set: ` +
+        'anyone who can reach the port could read /status and /metrics. Set `control.token` ' +
+        '(at least 16 characters), or set `control.allowUnauthenticated: true` (CLI ' +
+        '`--control-allow-unauthenticated`) if a network policy ' +
+        'already admits only the scraper.',
+      { details: { option: 'control.allowUnauthenticated', host } },
+    );
+  }
   return { port, host, token, metricsTimeout };
 }
 
@@ -385,9 +417,29 @@ function resolveRestart(raw: unknown): ResolvedOptions['restart'] {
 
 const SIGNAL_NAME = /^SIG[A-Z0-9]+$/;
 
+/**
+ * throng's older call forms, still found in applications: `throng(start)`, `throng(3, start)` and
+ * `throng('3', start)` (a count read from the environment). Anything else is the options object.
+ */
+function throngCallForm(input: unknown, legacyStart: unknown): unknown {
+  if (typeof input === 'function') return { worker: input };
+  // Without a start function a bare count is not throng's form but a mistake: the object check names it.
+  if ((typeof input === 'number' || typeof input === 'string') && legacyStart !== undefined)
+    return { workers: input, worker: legacyStart };
+  return input;
+}
+
+/**
+ * `process.env.WEB_CONCURRENCY` is a string: a decimal integer string counts as that integer, as throng
+ * takes it. Other strings stay as they are, so the error shows what was received.
+ */
+function countFrom(value: unknown): unknown {
+  return typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+}
+
 /** The one place where options are checked: every error names the option, the range and the value. */
-export function resolveOptions(input: unknown): ResolvedOptions {
-  if (typeof input === 'function') input = { worker: input }; // throng(startFunction) shorthand
+export function resolveOptions(input: unknown, legacyStart?: unknown): ResolvedOptions {
+  input = throngCallForm(input, legacyStart);
   requireObject('options', input);
   const raw = input;
   rejectUnknownKeys(raw, TOP_KEYS, '');
@@ -396,7 +448,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const workers =
     workersRaw === undefined
       ? availableParallelism()
-      : integerOption(raw.workers === undefined ? 'count' : 'workers', workersRaw, 1, 1024);
+      : integerOption(raw.workers === undefined ? 'count' : 'workers', countFrom(workersRaw), 1, 1024);
   const worker = alias(raw, 'worker', 'start');
   const primary = alias(raw, 'primary', 'master');
   const placement = raw.placement ?? defaults.placement;

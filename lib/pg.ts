@@ -1,6 +1,7 @@
 // `cluster-steward/pg`: the PostgreSQL event queue, LISTEN/NOTIFY listener and singleton lock (needs `pg`).
 export { type EnqueueOptions, enqueue, type NewEvent } from './listeners/pg/enqueue.js';
 export { type PgEventQueueOptions, pgEventQueue } from './listeners/pg/event-queue.js';
+export { assertFencingToken, type EpochTable, type FencingToken } from './listeners/pg/fencing.js';
 export { type QueueNames, queueNames } from './listeners/pg/identifiers.js';
 export { migrate } from './listeners/pg/migrate.js';
 export type { Notification } from './listeners/pg/notify-connection.js';
@@ -12,8 +13,10 @@ export {
 export type { EventHandler, QueueEvent } from './listeners/pg/queue-consumer.js';
 export {
   acquireSingleton,
+  type SessionBounds,
   type SingletonLease,
   type SingletonLockOptions,
+  sessionBounds,
   singletonLockKey,
 } from './listeners/pg/singleton-lock.js';
 export type { Queryable } from './listeners/pg/sql/types.js';

@@ -13,6 +13,7 @@ import { StewardError } from './errors.js';
 import { resolveOptions, type StewardOptions } from './options.js';
 import { startThrongPrimary } from './throng/throng-primary.js';
 import { runWorker } from './worker/agent.js';
+import type { WorkerStart } from './worker/worker-context.js';
 
 export type { ThrongPrimary } from './throng/throng-primary.js';
 
@@ -38,8 +39,13 @@ export interface ThrongOptions {
  * `grace` defaults to 30 s (throng's own default is 5 s): it is also the drain deadline of the workers at
  * shutdown, and a drain cut short fails requests.
  */
-export function forThrong(input: ForThrongOptions): ThrongOptions {
-  const options = resolveOptions(input);
+export function forThrong(input: ForThrongOptions | WorkerStart): ThrongOptions;
+export function forThrong(count: number | string | undefined, start: WorkerStart): ThrongOptions;
+export function forThrong(
+  input: ForThrongOptions | WorkerStart | number | string | undefined,
+  start?: WorkerStart,
+): ThrongOptions {
+  const options = resolveOptions(input === undefined && start !== undefined ? start : input, start);
   if (options.worker === undefined) {
     throw new StewardError(
       'STEWARD_ERR_OPTION_CONFLICT',

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure the services the test suite talks to are up: PostgreSQL on 127.0.0.1:5432 and RabbitMQ on
-# 127.0.0.1:5672 with its AMQP 1.0 plugin enabled. Safe to run again when everything is already up.
+# Run by `npm test` before the suite: makes sure the services it talks to are up, PostgreSQL on
+# 127.0.0.1:5432 (trust auth, database `test`) and RabbitMQ on 127.0.0.1:5672 with its AMQP 1.0 plugin.
+# Starts them when they are installed but stopped; names what is missing when they are not installed.
+# Safe to run again when everything is already up.
 set -euo pipefail
 
 wait_for() { # description, command...
@@ -13,19 +15,42 @@ wait_for() { # description, command...
   return 1
 }
 
-if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
-  if command -v pg_ctlcluster >/dev/null 2>&1; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
-  fi
-  wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432
-fi
-echo "services-up: PostgreSQL ready"
+missing=()
 
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
-  rabbitmq-server -detached || true
-  wait_for RabbitMQ rabbitmqctl -q status
+if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  :
+elif command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432
+elif command -v pg_ctl >/dev/null 2>&1 && [ -n "${PGDATA:-}" ]; then
+  pg_ctl -D "$PGDATA" -w start >/dev/null || true
+  wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432
+else
+  missing+=("PostgreSQL (server not installed or not reachable on 127.0.0.1:5432; Debian/Ubuntu: apt-get install postgresql)")
 fi
-rabbitmq-plugins enable --quiet rabbitmq_amqp1_0 >/dev/null
-wait_for 'RabbitMQ AMQP listener' bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672'
-rabbitmqctl -q await_startup >/dev/null 2>&1 || true
-echo "services-up: RabbitMQ ready (AMQP 1.0 plugin enabled)"
+if [ ${#missing[@]} -eq 0 ]; then
+  psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" 2>/dev/null | grep -q 1 \
+    || createdb -h 127.0.0.1 -U postgres test 2>/dev/null || true
+  echo "services-up: PostgreSQL ready"
+fi
+
+if command -v rabbitmqctl >/dev/null 2>&1; then
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    rabbitmq-server -detached || true
+    wait_for RabbitMQ rabbitmqctl -q status
+  fi
+  rabbitmq-plugins enable --quiet rabbitmq_amqp1_0 >/dev/null
+  wait_for 'RabbitMQ AMQP listener' bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672'
+  rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+  echo "services-up: RabbitMQ ready (AMQP 1.0 plugin enabled)"
+elif (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  echo "services-up: a broker answers on 127.0.0.1:5672 (not managed here)"
+else
+  missing+=("RabbitMQ (rabbitmq-server not installed; Debian/Ubuntu: apt-get install rabbitmq-server)")
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "services-up: the test suite needs these services, which are missing:" >&2
+  for item in "${missing[@]}"; do echo "  - $item" >&2; done
+  exit 1
+fi

@@ -187,9 +187,24 @@ test('deploy: Kubernetes web pods run no services, the services pods run them al
   const services = read('services.yaml');
   assert.doesNotMatch(web, /--services|"services"/, 'no services in the web role');
   assert.match(web, /^kind: Service$/m);
-  assert.match(web, /readinessProbe:\s+httpGet: \{ path: \/healthz, port: control \}/);
-  assert.match(web, /livenessProbe:\s+httpGet: \{ path: \/healthz, port: control \}/);
-  assert.match(web, /prometheus\.io\/scrape: "true"/);
+  const monitoring = read('monitoring.yaml');
+  // Both roles: a control server behind the token from a Secret, probed on /healthz with that token.
+  for (const manifest of [web, services]) {
+    assert.match(manifest, /--control-port=9394/);
+    assert.match(
+      manifest,
+      /STEWARD_CONTROL_TOKEN\s+valueFrom: \{ secretKeyRef: \{ name: myapp-control, key: token \} \}/,
+    );
+    for (const probe of ['readinessProbe', 'livenessProbe'])
+      assert.match(
+        manifest,
+        new RegExp(
+          `${probe}:\\s+exec:\\s+command:\\s+- node\\s+- -e\\s+- "fetch\\('http://127\\.0\\.0\\.1:9394/healthz'[^\\n]*STEWARD_CONTROL_TOKEN`,
+        ),
+      );
+  }
+  assert.match(monitoring, /kind: PodMonitor/);
+  assert.match(monitoring, /credentials: \{ name: myapp-control, key: token \}/);
   const webGrace = Number(/--grace=(\d+)s/.exec(web)?.[1]);
   assert.ok(Number(/terminationGracePeriodSeconds: (\d+)/.exec(web)?.[1]) > webGrace);
   assert.match(

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { get } from './helpers/http.js';
-import { event, isAlive, type Spawned, until } from './helpers/process.js';
+import { event, freePort, isAlive, type Spawned, spawnFixture, until } from './helpers/process.js';
 import { allRunning, startServicesApp } from './helpers/services.js';
 
 const STATUS_INTERVAL = 400;
@@ -90,27 +89,22 @@ test('the sibling leaves on its own when the primary is killed with SIGKILL', as
   await until(() => !isAlive(sibling), 5_000, 'orphaned sibling exited');
 });
 
-test('a services module that cannot load: coded error from the sibling, re-forks with backoff, workers serve, ping 503', async () => {
-  const app = await startServicesApp(
-    spawned,
-    'services-invalid.js',
-    { statusInterval: STATUS_INTERVAL },
-    { FIXTURE_INVALID: 'factory-throws' },
-  );
-  const failed = await app.waitForLog(event('services:load:failed'), 10_000);
+test('a services module that cannot load: coded error from the sibling, the primary exits 78 without re-forking', async () => {
+  const fixture = spawnFixture('services-app.js', {
+    FIXTURE_SERVICES: 'services-invalid.js',
+    FIXTURE_OPTIONS: JSON.stringify({ statusInterval: STATUS_INTERVAL }),
+    FIXTURE_INVALID: 'factory-throws',
+    PORT: String(await freePort()),
+  });
+  spawned.push(fixture);
+  const failed = await fixture.waitForLog(event('services:load:failed'), 10_000);
   assert.equal((failed.err as { code?: string }).code, 'STEWARD_ERR_SERVICES_MODULE');
-  const crash = await app.waitForLog(event('services:crash'), 10_000);
-  assert.equal(crash.code, 78);
-  assert.match(String(crash.cause), /services module could not be loaded/);
-  // Backoff grows: the primary never spins forking a sibling that cannot start.
-  const crashes = await app.waitForLogs(event('services:crash'), 3, 10_000);
-  assert.ok((crashes[2]!.retryInMs as number) > 0);
-  for (let i = 0; i < 5; i++) assert.equal((await get(`http://${app.address}/`)).status, 200);
-  const ping = await get(`http://${app.address}/ping`);
-  assert.equal(ping.status, 503);
-  assert.equal((JSON.parse(ping.body) as { host: unknown }).host, null);
-  app.child.kill('SIGTERM');
-  assert.equal((await app.exited).code, 0);
+  const fatal = await fixture.waitForLog(event('cluster:config-error'), 10_000);
+  assert.equal(fatal.code, 'STEWARD_ERR_SERVICES_MODULE');
+  assert.match(String((fatal.err as { message?: string }).message), /AMQP_URL is not set/);
+  assert.equal((await fixture.exited).code, 78);
+  assert.equal(fixture.logs.filter(event('services:fork')).length, 1);
+  assert.ok(!fixture.logs.some(event('services:crash')));
 });
 
 test('a sibling whose event loop is blocked is killed after ten silent push intervals and re-forked', async () => {

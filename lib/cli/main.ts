@@ -2,6 +2,7 @@
 // The `cluster-steward` command. Under `run`, node:cluster re-runs this same file with the same argv in
 // every HTTP worker, so everything before `steward()` must be deterministic and free of side effects.
 import { readFileSync } from 'node:fs';
+import { redactText } from '../common/redact.js';
 import { coerceError, StewardError } from '../errors.js';
 import { EXIT_USAGE, usageError } from './flags.js';
 import { run } from './run.js';
@@ -38,7 +39,9 @@ async function main(argv: string[]): Promise<void> {
 function report(thrown: unknown, argv: string[]): never {
   const error = coerceError(thrown);
   const code = error instanceof StewardError ? error.code : (error as { code?: unknown }).code;
-  console.error(`cluster-steward: ${error.message}${typeof code === 'string' ? ` [${code}]` : ''}`);
+  console.error(
+    `cluster-steward: ${redactText(error.message)}${typeof code === 'string' ? ` [${code}]` : ''}`,
+  );
   if (code === 'STEWARD_ERR_CLI_USAGE') {
     const command = argv[0] && Object.hasOwn(COMMANDS, argv[0]) ? `${argv[0]} ` : '';
     console.error(`Run \`cluster-steward ${command}--help\` for usage.`);

@@ -33,6 +33,7 @@ const OPTION_FLAGS: [flag: string, path: string, kind: Kind][] = [
 const FLAGS: Record<string, FlagSpec> = {
   ...Object.fromEntries(OPTION_FLAGS.map(([flag]) => [flag, { type: 'string' } as FlagSpec])),
   'log-level': { type: 'string' },
+  'control-allow-unauthenticated': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -68,6 +69,8 @@ Control server (/metrics, /status, /healthz)
   --control-port P            listen on port P (0: any free port); none when omitted
   --control-host H            interface to bind (default: 127.0.0.1)
   --control-token T           require "Authorization: Bearer T" (or set STEWARD_CONTROL_TOKEN)
+  --control-allow-unauthenticated
+                              listen on a non-loopback --control-host without a token (refused otherwise)
 
 Process
   --grace DURATION            graceful shutdown deadline (default: 30s; a bare number is ms)
@@ -127,6 +130,7 @@ export function runOptions(args: string[]): StewardOptions | 'help' {
           : text;
     setPath(options, path, value);
   }
+  if (values['control-allow-unauthenticated']) setPath(options, 'control.allowUnauthenticated', true);
   const control = options.control as Record<string, unknown> | undefined;
   const token = process.env.STEWARD_CONTROL_TOKEN;
   if (control && control.token === undefined && token) control.token = token;

@@ -31,7 +31,7 @@ export interface StatusDocument {
       queueDepth: number | null;
       lagMs: number | null;
       leader: boolean | null;
-      lastError: { message: string } | null;
+      lastError: { name: string; message: string; code?: string } | null;
     }[];
   } | null;
 }
@@ -102,7 +102,7 @@ function servicesSection(status: StatusDocument): string {
     String(service.deadLettered),
     shown(service.queueDepth),
     service.lagMs === null ? '-' : formatDuration(service.lagMs),
-    service.lastError ? service.lastError.message.replace(/\s+/g, ' ').slice(0, 80) : '-',
+    service.lastError ? oneLine(service.lastError.message, 60) : '-',
   ]);
   const headers = [
     'NAME',
@@ -117,7 +117,20 @@ function servicesSection(status: StatusDocument): string {
     'LAST ERROR',
   ];
   const where = `${snapshot.role} pid ${snapshot.pid}, reported ${formatDuration(status.at - snapshot.at)} ago`;
-  return `Services (${where})\n${renderTable(headers, rows)}`;
+  // The table cell is a reminder; the error a person acts on is printed whole below it.
+  const errors = snapshot.services
+    .filter((service) => service.lastError)
+    .map((service) => {
+      const error = service.lastError!;
+      return `  ${service.name}: ${error.name}${error.code ? ` [${error.code}]` : ''}: ${error.message}`;
+    });
+  const table = `Services (${where})\n${renderTable(headers, rows)}`;
+  return errors.length === 0 ? table : `${table}\n\nLast errors\n${errors.join('\n')}`;
+}
+
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 /** The whole `/status` document as text for a terminal. */

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { redactDeep, redactText, registerSecret } from '../common/redact.js';
 import { StewardError } from '../errors.js';
 import { type FlagSpec, parseCommandLine, usageError } from './flags.js';
 import { renderStatus, type StatusDocument } from './status-table.js';
@@ -94,10 +95,12 @@ export async function status(args: string[]): Promise<void> {
     values.timeout === undefined ? 5_000 : integerFlag('timeout', values.timeout as string, 1, 600_000);
   const host = (values.host as string | undefined) ?? '127.0.0.1';
   const token = (values.token as string | undefined) ?? process.env.STEWARD_CONTROL_TOKEN;
-  const body = await fetchStatus(host, port, token, timeout);
+  registerSecret(token);
+  // The server redacts too; a server of another version, or a terminal log, is no reason to trust it.
+  const body = redactText(await fetchStatus(host, port, token, timeout));
   if (values.json) {
     process.stdout.write(body.endsWith('\n') ? body : `${body}\n`);
     return;
   }
-  console.log(renderStatus(JSON.parse(body) as StatusDocument));
+  console.log(renderStatus(redactDeep(JSON.parse(body) as StatusDocument)));
 }

@@ -75,6 +75,22 @@ export class IpcChannel {
     }
   }
 
+  /**
+   * Sends a one-way message and resolves once it was handed to the operating system (true) or could not
+   * be sent (false): for a last message right before `process.exit()`, which would otherwise drop it.
+   */
+  sendFlushed<T extends MessageType>(type: T, payload: Payload<T>): Promise<boolean> {
+    if (this.#closed || typeof this.#peer.send !== 'function') return Promise.resolve(false);
+    const message = { ...payload, ns: IPC_NAMESPACE, type };
+    return new Promise((resolve) => {
+      try {
+        this.#peer.send!(message, (error) => resolve(error === null || error === undefined));
+      } catch {
+        resolve(false);
+      }
+    });
+  }
+
   /** Sends a request and resolves with the peer's reply result. */
   request<T extends MessageType>(type: T, payload: Payload<T>, timeoutMs: number): Promise<unknown> {
     if (this.#closed) {

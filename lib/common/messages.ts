@@ -32,10 +32,13 @@ export interface MessagePayloads {
    * ordered meanwhile.
    */
   'worker:hello': Record<string, never>;
-  'worker:ready': { addresses: string[] };
+  /** `listens: false`: the start function returned without calling `listen()` (a background worker). */
+  'worker:ready': { addresses: string[]; listens?: boolean };
   'worker:boot-failed': { error: SerializedError };
   'worker:heartbeat': WorkerHeartbeat;
   'worker:recycle-request': { reason: string };
+  /** The error that is about to kill the worker (uncaught exception), so the primary logs it with its stack. */
+  'worker:uncaught': { error: SerializedError };
   // primary → worker
   'worker:drain': { timeout: number; reason: string };
   /** The request count at which the worker asks to be recycled (drawn per worker by the primary). */
@@ -44,6 +47,10 @@ export interface MessagePayloads {
   // services host (sibling) ↔ primary
   'services:status': { snapshot: ServicesSnapshot };
   'services:stop': { timeout: number };
+  /** The sibling could not load the services module: a configuration error, sent right before it exits 78. */
+  'services:load-failed': { error: SerializedError };
+  /** One log line of the sibling, written by the primary to its own destination (see `log-relay.ts`). */
+  'log:line': { line: string };
   // primary → any child, answered by 'reply'
   'metrics:collect': Record<string, never>;
   // worker → primary once drained, answered by 'reply': its exact final metrics (prom-client JSON)
@@ -83,16 +90,22 @@ function isServicesSnapshot(value: unknown): boolean {
 const validators: { [K in MessageType]: Validator } = {
   'worker:hello': () => true,
   'worker:ready': (m) =>
-    Array.isArray(m.addresses) && m.addresses.length <= 64 && m.addresses.every((a) => isShortString(a)),
+    Array.isArray(m.addresses) &&
+    m.addresses.length <= 64 &&
+    m.addresses.every((a) => isShortString(a)) &&
+    (m.listens === undefined || typeof m.listens === 'boolean'),
   'worker:boot-failed': (m) => isError(m.error),
   'worker:heartbeat': (m) =>
     isCount(m.requests) && isCount(m.inFlight) && isCount(m.rss) && isCount(m.heapUsed),
   'worker:recycle-request': (m) => isShortString(m.reason, 256),
+  'worker:uncaught': (m) => isError(m.error),
   'worker:drain': (m) => isCount(m.timeout) && isShortString(m.reason, 256),
   'worker:recycle-limit': (m) => isCount(m.maxRequests) && (m.maxRequests as number) >= 1,
   'status:update': (m) => isFiniteNumber(m.sentAt) && (m.services === null || isServicesSnapshot(m.services)),
   'services:status': (m) => isServicesSnapshot(m.snapshot),
   'services:stop': (m) => isCount(m.timeout),
+  'services:load-failed': (m) => isError(m.error),
+  'log:line': (m) => isShortString(m.line, 256 * 1024),
   'metrics:collect': (m) => isCount(m.seq),
   // Only the envelope here: the metrics module checks every family before merging it.
   'metrics:final': (m) => isCount(m.seq) && Array.isArray(m.metrics) && m.metrics.length <= 10_000,

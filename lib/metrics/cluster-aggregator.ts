@@ -14,6 +14,11 @@ export interface MetricsSource {
   /** For logs: "worker 3", "services sibling". */
   readonly name: string;
   collect(timeoutMs: number): Promise<unknown>;
+  /**
+   * True when the process is on its way out on purpose (a recycle, a shutdown): a collect it cannot
+   * answer because it exits meanwhile is not a scrape error; its final report carries its figures.
+   */
+  retiring?(): boolean;
 }
 
 export interface ClusterMetricsOptions {
@@ -138,9 +143,16 @@ export class ClusterMetrics {
     } catch (error) {
       failure = coerceError(error).message;
     }
+    if (source.retiring?.()) {
+      this.#options.logger.debug(
+        { source: source.name, sourceRole: source.role, error: failure },
+        'metrics:collect:retired',
+      );
+      return this.#lastKnown.get(source.token);
+    }
     this.#scrapeErrors.inc({ role: source.role });
     this.#options.logger.warn(
-      { source: source.name, role: source.role, error: failure },
+      { source: source.name, sourceRole: source.role, error: failure },
       'metrics:collect:failed',
     );
     return this.#lastKnown.get(source.token);

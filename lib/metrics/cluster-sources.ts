@@ -16,6 +16,7 @@ export function createClusterMetrics(
   options: ResolvedOptions,
   logger: Logger,
   siblingChannel: () => IpcChannel | undefined = () => undefined,
+  siblingStale: () => boolean = () => false,
 ): ClusterMetrics {
   registerPoolMetrics(pool, libraryRegistry('primary'));
   const metrics = new ClusterMetrics({
@@ -23,8 +24,7 @@ export function createClusterMetrics(
       const sources = workerSources(pool);
       // The channel is new for each forked sibling, so it also identifies that process.
       const channel = siblingChannel();
-      if (channel && !channel.closed)
-        sources.push(channelSource(channel, channel, 'sibling', 'services sibling'));
+      if (channel && !channel.closed) sources.push(siblingSource(channel, siblingStale));
       return sources;
     },
     timeout: options.control?.metricsTimeout ?? 2_000,
@@ -43,9 +43,31 @@ function workerSources(pool: PoolView): MetricsSource[] {
   const sources: MetricsSource[] = [];
   for (const handle of pool.handles) {
     if (handle.state !== 'ready' && handle.state !== 'draining') continue;
-    sources.push(channelSource(handle, handle.channel, 'worker', `worker ${handle.id}`));
+    sources.push({
+      ...channelSource(handle, handle.channel, 'worker', `worker ${handle.id}`),
+      retiring: () => handle.retireReason !== null,
+    });
   }
   return sources;
+}
+
+/**
+ * The services sibling, left out at once while it is stale, minus its `steward_service_up`: the primary answers for it from the status the
+ * sibling pushes, which also covers a sibling too stopped or blocked to answer the scrape.
+ */
+function siblingSource(channel: IpcChannel, stale: () => boolean): MetricsSource {
+  const source = channelSource(channel, channel, 'sibling', 'services sibling');
+  return {
+    ...source,
+    collect: async (timeout) => {
+      // Known to be silent (stopped or blocked): asking would only hold the scrape for the whole timeout.
+      if (stale()) throw new Error('the services sibling sends no status (stale)');
+      const metrics = await source.collect(timeout);
+      return Array.isArray(metrics)
+        ? metrics.filter((metric) => (metric as { name?: unknown }).name !== 'steward_service_up')
+        : metrics;
+    },
+  };
 }
 
 /** A process reached through its IPC channel; `token` identifies the process across scrapes. */

@@ -4,7 +4,7 @@ import { requestTracker } from '../worker/request-tracker.js';
 import { registerServiceMetrics } from './service-metrics.js';
 
 /** The role of the process a metric comes from; process metrics carry it as the `role` label. */
-export type LocalRole = 'primary' | 'worker' | 'sibling';
+export type LocalRole = 'primary' | 'worker' | 'sibling' | 'standalone';
 
 /** One metric family as prom-client's `getMetricsAsJSON()` returns it (what crosses IPC). */
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;

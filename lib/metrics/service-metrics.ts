@@ -73,7 +73,22 @@ function cumulativeCounts(): Map<string, Counts> {
   const counts = new Map<string, Counts>();
   for (const [name, disposed] of disposedCounts) addCounts(counts, name, disposed);
   for (const record of createdRecords) addCounts(counts, record.status.name, record.status);
+  for (const [name, restarts] of hostRestarts) {
+    const zero = Object.fromEntries(COUNT_FIELDS.map((field) => [field, 0])) as Counts;
+    addCounts(counts, name, { ...zero, restarts });
+  }
   return counts;
+}
+
+/**
+ * Restarts of services whose whole host died and was replaced (a killed sibling), counted by the primary:
+ * the new host's records start from zero, and the dead one could not count its own death.
+ */
+const hostRestarts = new Map<string, number>();
+
+/** The primary saw the services host of `services` die unexpectedly and replaces it. */
+export function recordHostRestart(services: readonly string[]): void {
+  for (const service of services) hostRestarts.set(service, (hostRestarts.get(service) ?? 0) + 1);
 }
 
 function addCounts(into: Map<string, Counts>, name: string, from: Counts): void {
@@ -89,6 +104,23 @@ function addCounts(into: Map<string, Counts>, name: string, from: Counts): void 
   into.set(name, counts);
 }
 
+/** Whether a service can make progress: running, with no problem reported by it or seen by its host. */
+export function serviceUp(status: Pick<ServiceStatus, 'state' | 'problem'>): boolean {
+  return status.state === 'running' && status.problem === null;
+}
+
+/**
+ * Services hosted by another process that this process answers for in `steward_service_up`: the primary
+ * for its sibling, because a stopped or blocked sibling cannot answer a scrape to say it is down.
+ */
+let remoteServicesUp: (() => Array<{ service: string; up: boolean }>) | undefined;
+
+export function setRemoteServicesUp(
+  source: (() => Array<{ service: string; up: boolean }>) | undefined,
+): void {
+  remoteServicesUp = source;
+}
+
 serviceRecordCreated.add(subscribe);
 for (const record of serviceRecords) subscribe(record);
 
@@ -102,13 +134,13 @@ export function registerServiceMetrics(registry: Registry): void {
   registry.registerMetric(handlerSeconds);
   new Gauge({
     name: 'steward_service_up',
-    help: 'Whether the service is running and reports no problem (1) or not (0).',
+    help: 'Whether the service can make progress (1: running, no problem) or not (0).',
     labelNames: ['service'],
     registers,
     collect() {
       this.reset();
-      for (const { status } of serviceRecords)
-        this.set({ service: status.name }, status.state === 'running' && status.problem === null ? 1 : 0);
+      for (const { status } of serviceRecords) this.set({ service: status.name }, serviceUp(status) ? 1 : 0);
+      for (const { service, up } of remoteServicesUp?.() ?? []) this.set({ service }, up ? 1 : 0);
     },
   });
   new Gauge({

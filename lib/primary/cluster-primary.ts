@@ -1,10 +1,13 @@
 import type { Logger } from 'pino';
+import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
+import { serviceUp, setRemoteServicesUp } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
+import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
-import { ControlServer } from './control-server.js';
+import { ControlServer, clusterEndpoints } from './control-server.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
 
@@ -26,10 +29,22 @@ export abstract class ClusterPrimary {
   #statusTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<never> | undefined;
   #signalsSeen = 0;
+  /**
+   * The primary hands every new connection to a worker (round-robin scheduling) and hosts the services
+   * with `placement: 'primary'`: a blocked event loop here stalls both, so it is watched and reported.
+   */
+  readonly eventLoop: EventLoopWatchdog;
 
   constructor(options: ResolvedOptions, logger: Logger) {
     this.options = options;
     this.logger = logger;
+    this.eventLoop = new EventLoopWatchdog({ logger, processName: 'primary' }).start();
+  }
+
+  /** Problems of this process itself, for `/healthz`. */
+  ownProblems(): string[] {
+    const problem = this.eventLoop.problem;
+    return problem === null ? [] : [problem];
   }
 
   /** Drains every worker within `grace` ms; true when all of them ended cleanly. */
@@ -53,19 +68,44 @@ export abstract class ClusterPrimary {
   /** Binds the control server; a port in use rejects before anything is forked. */
   protected async startControl(): Promise<void> {
     if (this.options.control)
-      this.#control = await ControlServer.start(this, this.options.control, this.logger);
+      this.#control = await ControlServer.start(clusterEndpoints(this), this.options.control, this.logger);
   }
 
   /** Starts the services host and pushes its status on every change and every `statusInterval`. */
   protected async startServices(): Promise<void> {
     if (!this.options.services) return;
-    const services = createServicesSupervisor(this.options, this.logger);
+    const services = createServicesSupervisor(this.options, this.logger, this.eventLoop);
     this.services = services;
+    if (this.options.placement !== 'primary')
+      setRemoteServicesUp(() => {
+        const snapshot = services.snapshot();
+        return (snapshot?.services ?? []).map((service) => ({
+          service: service.name,
+          up: snapshot?.stale === undefined && serviceUp(service),
+        }));
+      });
     services.on('change', () => this.#publishStatus());
     services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
+    services.on('config-error', (error) => void this.#configError(error));
     this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
     this.#statusTimer.unref();
-    await services.start();
+    try {
+      await services.start();
+    } catch (error) {
+      // Only loading the services module can fail here: no worker is forked, the process exits 78.
+      await this.#configError(coerceError(error));
+    }
+  }
+
+  /**
+   * A services module that cannot be loaded is a configuration error: restarting would fail the same way,
+   * so the whole application exits with EX_CONFIG (78), which `RestartPreventExitStatus=78` tells systemd
+   * not to restart.
+   */
+  #configError(error: Error): Promise<never> {
+    const code = (error as { code?: unknown }).code;
+    this.logger.fatal({ err: error, code }, 'cluster:config-error');
+    return this.shutdown('config-error', EXIT_SERVICES_MODULE);
   }
 
   /** Pushes the services status to every worker (and to `status()` in this process). */

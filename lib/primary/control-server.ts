@@ -1,12 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { redactDeep } from '../common/logger.js';
+import { isLoopbackHost } from '../common/loopback.js';
 import type { StatusUpdate } from '../common/messages.js';
+import { redactDeep, redactText, registerSecret } from '../common/redact.js';
 import { coerceError, StewardError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
+import type { ServicesSnapshot } from '../services/types.js';
+import { ConnectionBudget, defaultConnectionBudget } from './connection-budget.js';
 import type { PoolView } from './worker-pool.js';
 
 /** What the control server reads from the supervisor. */
@@ -15,53 +18,127 @@ export interface ControlTarget {
   readonly pool: PoolView;
   readonly metrics: ClusterMetrics;
   statusUpdate(): StatusUpdate;
+  /** Problems of the primary process itself (a blocked event loop), if it watches for any. */
+  ownProblems?(): string[];
 }
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 
+/**
+ * What a control server answers with: the cluster primary's view, or a standalone services host's
+ * (`runServices({ control })`); the HTTP side is the same for both.
+ */
+export interface ControlEndpoints {
+  /** The Prometheus text of `/metrics`. */
+  scrapeMetrics(): Promise<string>;
+  readonly metricsContentType: string;
+  /** The JSON of `/status`; secrets already redacted. */
+  status(): Record<string, unknown>;
+  /** Why `/healthz` answers 503, or nothing. */
+  healthProblems(): string[];
+}
+
+/** The cluster primary's endpoints. */
+export function clusterEndpoints(target: ControlTarget): ControlEndpoints {
+  return {
+    scrapeMetrics: () => target.metrics.scrape(),
+    get metricsContentType() {
+      return target.metrics.contentType;
+    },
+    status: () => clusterStatus(target),
+    healthProblems: () => healthProblems(target),
+  };
+}
+
 /** Service states in which the cluster is not healthy: the service will not handle events on its own. */
 const UNHEALTHY_SERVICE_STATES = new Set(['stopped', 'failed']);
 
-type Route = (target: ControlTarget, response: ServerResponse) => Promise<void> | void;
+/**
+ * Time a client has to send a complete request head, after connecting or after its previous response.
+ * A scraper or probe sends its request at once; Node's defaults (`headersTimeout` 60 s, checked only
+ * every `connectionsCheckingInterval` of 30 s) let silent and slowloris clients hold sockets ~20 times
+ * longer, and fastify's `connectionTimeout` defaults to none. 5 s also matches `keepAliveTimeout`.
+ */
+const REQUEST_HEAD_DEADLINE = 5_000;
+/** Requests served on one connection before it is closed: a client cannot pin a socket for ever. */
+const MAX_REQUESTS_PER_SOCKET = 100;
+/** Largest request head: the longest legitimate one is a path and a bearer token. */
+const MAX_HEADER_BYTES = 8 * 1024;
+/** How much longer than `metricsTimeout` a scrape may take before the client gets a 503. */
+const SCRAPE_GRACE = 1_000;
 
+/** What a route gets: the supervisor's view and the shared, time-bounded scrape. */
+interface RouteContext {
+  readonly endpoints: ControlEndpoints;
+  readonly response: ServerResponse;
+  scrape(): Promise<string>;
+}
+
+type Route = (context: RouteContext) => Promise<void> | void;
+
+/**
+ * The routes, keyed `METHOD /path`. Every answer leaves through the one redaction: service errors and
+ * problems quote connection strings, and metric labels can carry whatever a handler put there.
+ */
 const routes: Record<string, Route> = {
-  '/metrics': async (target, response) => {
-    const text = await target.metrics.scrape();
-    send(response, 200, text, target.metrics.contentType);
+  'GET /metrics': async ({ endpoints, response, scrape }) => {
+    const text = await scrape();
+    send(response, 200, redactText(text), endpoints.metricsContentType);
   },
-  '/status': (target, response) => sendJson(response, 200, clusterStatus(target)),
-  '/healthz': (target, response) => {
-    const problems = healthProblems(target);
+  'GET /status': ({ endpoints, response }) => sendJson(response, 200, redactDeep(endpoints.status())),
+  'GET /healthz': ({ endpoints, response }) => {
+    const problems = redactDeep(endpoints.healthProblems());
     sendJson(response, problems.length === 0 ? 200 : 503, { ok: problems.length === 0, problems });
   },
 };
 
+/** Thrown when the scrape outlives `metricsTimeout` plus the grace: answered with 503. */
+class ScrapeTimeout extends Error {}
+
 /**
- * The primary's HTTP endpoint for operators and Prometheus: `/metrics`, `/status`, `/healthz`. GET only,
- * no request bodies, short timeouts, and a bearer token (compared in constant time) when configured.
+ * The HTTP endpoint for operators, probes and Prometheus: `/metrics`, `/status`, `/healthz`. GET only,
+ * no request bodies, a bearer token (compared in constant time) when configured, and held up against
+ * hostile clients: a connection budget that evicts unproven sockets first, a short deadline for the
+ * request head, size limits, and a scrape bounded in time and shared by concurrent requests.
  */
 export class ControlServer {
-  readonly #target: ControlTarget;
+  readonly #target: ControlEndpoints;
+  readonly #settings: ControlSettings;
   readonly #logger: Logger;
   readonly #tokenHash: Buffer | undefined;
   readonly #server: http.Server;
+  readonly #budget: ConnectionBudget;
+  #scrapeInFlight: Promise<string> | undefined;
 
-  private constructor(target: ControlTarget, settings: ControlSettings, logger: Logger) {
+  private constructor(target: ControlEndpoints, settings: ControlSettings, logger: Logger) {
     this.#target = target;
+    this.#settings = settings;
     this.#logger = logger.child({ component: 'control' });
+    registerSecret(settings.token);
     this.#tokenHash = settings.token === undefined ? undefined : sha256(settings.token);
+    this.#budget = new ConnectionBudget(defaultConnectionBudget(), REQUEST_HEAD_DEADLINE);
     this.#server = http.createServer(
-      { maxHeaderSize: 16 * 1024, headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 },
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        headersTimeout: REQUEST_HEAD_DEADLINE,
+        // A request has no body: once its head is in, only the answer takes time.
+        requestTimeout: settings.metricsTimeout + SCRAPE_GRACE + REQUEST_HEAD_DEADLINE,
+        keepAliveTimeout: REQUEST_HEAD_DEADLINE,
+        // Node checks header and request timeouts on this period (30 s by default).
+        connectionsCheckingInterval: 1_000,
+      },
       this.#onRequest,
     );
-    // A scrape waits at most the collect timeout; an idle or trickling client is cut well after that.
-    this.#server.setTimeout(settings.metricsTimeout + 30_000);
-    this.#server.maxConnections = 128;
+    this.#server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+    this.#server.on('connection', (socket: Socket) => {
+      if (!this.#budget.admit(socket))
+        this.#logger.warn({ open: this.#budget.size }, 'control:connection:refused');
+    });
   }
 
   /** Listens on `settings.host:settings.port` and logs `control:listening` with the bound address. */
   static async start(
-    target: ControlTarget,
+    target: ControlEndpoints,
     settings: ControlSettings,
     logger: Logger,
   ): Promise<ControlServer> {
@@ -83,12 +160,20 @@ export class ControlServer {
       });
     });
     const { address, port } = control.address();
-    control.#logger.info({ address, port, auth: settings.token !== undefined }, 'control:listening');
+    const auth = settings.token === undefined ? 'none' : 'bearer';
+    // Reachable from other hosts without a token: only with `allowUnauthenticated`, and said loudly.
+    const open = auth === 'none' && !isLoopbackHost(settings.host);
+    control.#logger[open ? 'warn' : 'info']({ address, port, auth }, 'control:listening');
     return control;
   }
 
   address(): AddressInfo {
     return this.#server.address() as AddressInfo;
+  }
+
+  /** Sockets open now and sockets evicted so far to make room. */
+  connections(): { open: number; evicted: number } {
+    return { open: this.#budget.size, evicted: this.#budget.evicted };
   }
 
   /** Stops accepting and closes every connection (the process is about to exit). */
@@ -100,22 +185,53 @@ export class ControlServer {
   }
 
   #onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const authorized = this.#authorized(request);
+    const socket = request.socket;
+    this.#budget.requestStarted(socket, authorized);
+    response.once('close', () => this.#budget.requestFinished(socket));
     response.setHeader('cache-control', 'no-store');
-    const route = this.#route(request, response);
+    const route = this.#route(request, response, authorized);
     if (!route) return;
+    const context: RouteContext = { endpoints: this.#target, response, scrape: () => this.#scrape() };
     Promise.resolve()
-      .then(() => route(this.#target, response))
+      .then(() => route(context))
       .catch((error: unknown) => {
+        if (error instanceof ScrapeTimeout) {
+          if (!response.headersSent)
+            sendJson(response, 503, { error: { message: 'The scrape did not finish in time' } });
+          return;
+        }
         this.#logger.error({ err: coerceError(error), path: request.url }, 'control:request:failed');
         if (!response.headersSent) sendJson(response, 500, { error: { message: 'Internal error' } });
         else response.destroy();
       });
   };
 
+  /**
+   * One scrape at a time, shared by every request that arrives while it runs (a burst of scrapers
+   * costs one collection), and abandoned by the requests after `metricsTimeout` plus a second:
+   * the aggregator already leaves out processes that do not answer, so this only trips when the
+   * primary itself is stuck, and the client gets a prompt 503 instead of a hanging socket.
+   */
+  #scrape(): Promise<string> {
+    this.#scrapeInFlight ??= this.#target.scrapeMetrics().finally(() => {
+      this.#scrapeInFlight = undefined;
+    });
+    const limit = this.#settings.metricsTimeout + SCRAPE_GRACE;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        this.#logger.warn({ ms: limit }, 'control:scrape:timeout');
+        reject(new ScrapeTimeout());
+      }, limit);
+    });
+    return Promise.race([this.#scrapeInFlight, timeout]).finally(() => clearTimeout(timer));
+  }
+
   /** The route to run, or undefined once the request was refused (401, 404, 405, 413). */
-  #route(request: IncomingMessage, response: ServerResponse): Route | undefined {
+  #route(request: IncomingMessage, response: ServerResponse, authorized: boolean): Route | undefined {
     // Authentication first: without the token, not even which paths exist is revealed.
-    if (!this.#authorized(request)) {
+    if (!authorized) {
       this.#logger.debug({ path: request.url, remote: request.socket.remoteAddress }, 'control:unauthorized');
       response.setHeader('www-authenticate', 'Bearer realm="cluster-steward"');
       const code = 'STEWARD_ERR_CONTROL_AUTH';
@@ -123,13 +239,21 @@ export class ControlServer {
       return undefined;
     }
     const path = pathOf(request.url);
-    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
-    if (!route) sendJson(response, 404, { error: { message: 'Not found' } });
-    else if (request.method !== 'GET') {
-      response.setHeader('allow', 'GET');
-      sendJson(response, 405, { error: { message: 'Only GET is allowed' } });
-    } else if (hasBody(request)) sendJson(response, 413, { error: { message: 'Requests take no body' } });
-    else return route;
+    const key = `${request.method} ${path}`;
+    const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
+    const allowed = Object.keys(routes)
+      .filter((candidate) => candidate.endsWith(` ${path}`))
+      .map((candidate) => candidate.slice(0, candidate.indexOf(' ')));
+    if (hasBody(request)) {
+      // The body is never read: close the connection rather than let the client keep sending it.
+      response.setHeader('connection', 'close');
+      sendJson(response, 413, { error: { message: 'Requests take no body' } });
+    } else if (route) return route;
+    else if (allowed.length === 0) sendJson(response, 404, { error: { message: 'Not found' } });
+    else {
+      response.setHeader('allow', allowed.join(', '));
+      sendJson(response, 405, { error: { message: `Only ${allowed.join(', ')} is allowed` } });
+    }
     return undefined;
   }
 
@@ -186,8 +310,7 @@ export function clusterStatus(target: ControlTarget): Record<string, unknown> {
     uptime: Math.round(process.uptime() * 1000),
     stopping: target.pool.stopping,
     workers,
-    // Service errors can quote connection strings: passwords never leave through /status.
-    services: redactDeep(target.statusUpdate().services),
+    services: target.statusUpdate().services,
   };
 }
 
@@ -195,15 +318,29 @@ export function clusterStatus(target: ControlTarget): Record<string, unknown> {
 export function healthProblems(target: ControlTarget): string[] {
   const problems: string[] = [];
   if (target.pool.stopping) problems.push('shutting down');
+  problems.push(...(target.ownProblems?.() ?? []));
   if (target.options.worker && !target.pool.handles.some((handle) => handle.state === 'ready'))
     problems.push('no HTTP worker is ready');
   if (target.options.services) {
     const snapshot = target.statusUpdate().services;
     if (snapshot === null) problems.push('the services host has not reported');
-    for (const service of snapshot?.services ?? [])
-      if (UNHEALTHY_SERVICE_STATES.has(service.state))
-        problems.push(`service ${service.name} is ${service.state}`);
-      else if (service.problem !== null) problems.push(`service ${service.name}: ${service.problem}`);
+    else {
+      if (snapshot.stale)
+        problems.push(
+          `the services ${snapshot.role} (pid ${snapshot.pid}) sent no status for ${(snapshot.stale.silentMs / 1000).toFixed(1)} s`,
+        );
+      problems.push(...serviceProblems(snapshot));
+    }
   }
+  return problems;
+}
+
+/** The services that will not handle events on their own, or report why they cannot right now. */
+export function serviceProblems(snapshot: ServicesSnapshot): string[] {
+  const problems: string[] = [];
+  for (const service of snapshot.services)
+    if (UNHEALTHY_SERVICE_STATES.has(service.state))
+      problems.push(`service ${service.name} is ${service.state}`);
+    else if (service.problem !== null) problems.push(`service ${service.name}: ${service.problem}`);
   return problems;
 }

@@ -3,12 +3,15 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { backoffDelay, RestartIntensity } from '../common/backoff.js';
+import type { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { IpcChannel } from '../common/ipc.js';
+import { siblingLoggerEnv, writeRelayedLine } from '../common/log-relay.js';
 import { loggerLevelOf } from '../common/logger.js';
-import { coerceError, type SerializedError } from '../errors.js';
+import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
+import { recordHostRestart } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
-import { ServiceHost } from '../services/service-host.js';
+import { hostProblem, NOT_RUNNING_PROBLEM_MS, ServiceHost } from '../services/service-host.js';
 import type { ServiceState, ServicesSnapshot } from '../services/types.js';
 
 export interface ServicesSupervisorEvents {
@@ -16,6 +19,11 @@ export interface ServicesSupervisorEvents {
   change: [];
   /** A sibling was forked; the cluster metrics take its final report through this channel. */
   'sibling:forked': [IpcChannel];
+  /**
+   * The services module cannot be loaded (missing, throws at import, no `defineServices` export, invalid
+   * services): retrying cannot fix it, so the primary exits with EX_CONFIG (78) instead of re-forking.
+   */
+  'config-error': [Error];
 }
 
 /** The primary's handle on the services host, wherever it runs. */
@@ -33,9 +41,13 @@ export interface ServicesSupervisor extends EventEmitter<ServicesSupervisorEvent
   readonly channel?: IpcChannel | undefined;
 }
 
-export function createServicesSupervisor(options: ResolvedOptions, logger: Logger): ServicesSupervisor {
+export function createServicesSupervisor(
+  options: ResolvedOptions,
+  logger: Logger,
+  eventLoop?: EventLoopWatchdog,
+): ServicesSupervisor {
   return options.placement === 'primary'
-    ? new InProcessServices(options, logger)
+    ? new InProcessServices(options, logger, eventLoop)
     : new SiblingServices(options, logger);
 }
 
@@ -60,6 +72,19 @@ function orphanSnapshot(
   };
 }
 
+/** The error a sibling that exited with EX_CONFIG reported (or, if its message was lost, a generic one). */
+function configError(sibling: Sibling): Error {
+  const reported = sibling.loadError;
+  const code =
+    reported?.code !== undefined && Object.hasOwn(errorCodes, reported.code)
+      ? (reported.code as ErrorCode)
+      : 'STEWARD_ERR_SERVICES_MODULE';
+  const message =
+    reported?.message ??
+    `The services sibling (pid ${sibling.pid}) could not load the services module (exit code ${EXIT_SERVICES_MODULE})`;
+  return new StewardError(code, message, { details: { siblingPid: sibling.pid } });
+}
+
 /** `placement: 'primary'`: the same host, in this process, started before any worker is forked. */
 class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implements ServicesSupervisor {
   readonly #options: ResolvedOptions;
@@ -67,11 +92,13 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
   #host: ServiceHost | undefined;
   #last: ServicesSnapshot | null = null;
   #restarting: Promise<void> | undefined;
+  readonly #eventLoop: EventLoopWatchdog | undefined;
 
-  constructor(options: ResolvedOptions, logger: Logger) {
+  constructor(options: ResolvedOptions, logger: Logger, eventLoop: EventLoopWatchdog | undefined) {
     super();
     this.#options = options;
     this.#logger = logger;
+    this.#eventLoop = eventLoop;
   }
 
   async start(): Promise<void> {
@@ -79,6 +106,7 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
     this.#host = new ServiceHost(services, {
       role: 'primary',
       logger: this.#logger,
+      ...(this.#eventLoop ? { eventLoop: this.#eventLoop } : {}),
       onSnapshot: (snapshot) => {
         this.#last = snapshot;
         this.emit('change');
@@ -108,6 +136,8 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
       await this.start();
     } catch (error) {
       this.#logger.error({ err: coerceError(error) }, 'services:restart:failed');
+      // The module changed on disk into one that cannot load: the same configuration error as at start.
+      this.emit('config-error', coerceError(error));
       return;
     }
     this.#logger.info({ reason, ms: Date.now() - started }, 'services:restart:done');
@@ -137,6 +167,10 @@ interface Sibling {
   hangTimer: NodeJS.Timeout | undefined;
   /** Why the primary killed it, when it did. */
   killedFor: string | null;
+  /** Set while it is silent for longer than `STALE_INTERVALS` push intervals. */
+  stale: boolean;
+  /** The coded error it reported before exiting because its module could not be loaded. */
+  loadError: SerializedError | null;
 }
 
 /**
@@ -144,6 +178,11 @@ interface Sibling {
  * loop): it is killed and re-forked. Before its first report it may still be loading its module.
  */
 const HANG_INTERVALS = 10;
+/**
+ * A sibling silent for this many push intervals is reported stale (its services may have stopped with
+ * it: a SIGSTOP, a blocked loop) well before it is killed as hung: 6 s with the default `statusInterval`.
+ */
+const STALE_INTERVALS = 3;
 
 /** Node flags a child must not inherit: a second inspector on the same port would fail to start. */
 const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.test(flag);
@@ -167,6 +206,8 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   #forkTimer: NodeJS.Timeout | undefined;
   #stopping = false;
   #diedAt: number | null = null;
+  /** Since when the snapshot is the primary's account of a dead sibling (no report from a new one yet). */
+  #orphanSince: number | null = null;
   #restarting: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, logger: Logger) {
@@ -185,8 +226,26 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   }
 
   snapshot(): ServicesSnapshot | null {
+    const now = Date.now();
+    // No sibling has reported since the last one died: the host that would judge its services is gone,
+    // so the primary applies the host's rule itself.
+    if (this.#last && this.#orphanSince !== null && now - this.#orphanSince > NOT_RUNNING_PROBLEM_MS) {
+      const problem = hostProblem(
+        { status: { state: 'backoff' }, notRunningSince: this.#orphanSince, stalled: false, hasWork: false },
+        null,
+        now,
+      );
+      return {
+        ...this.#last,
+        at: now,
+        services: this.#last.services.map((service) => ({ ...service, problem: service.problem ?? problem })),
+      };
+    }
     // With no live sibling the primary itself vouches, now, that nothing runs.
-    if (!this.#sibling && this.#last) return { ...this.#last, at: Date.now() };
+    if (!this.#sibling && this.#last) return { ...this.#last, at: now };
+    const sibling = this.#sibling;
+    if (this.#last && sibling?.stale && sibling.lastReportAt !== null)
+      return { ...this.#last, stale: { silentMs: now - sibling.lastReportAt } };
     return this.#last;
   }
 
@@ -201,6 +260,7 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
         STEWARD_SIBLING_STATUS_INTERVAL: String(this.#options.statusInterval),
         STEWARD_SIBLING_GRACE: String(this.#options.grace),
         ...(level && !process.env.STEWARD_LOG_LEVEL ? { STEWARD_LOG_LEVEL: level } : {}),
+        ...siblingLoggerEnv(this.#options.logger),
       },
       execArgv: process.execArgv.filter((flag) => !isInspectFlag(flag)),
       serialization: 'json',
@@ -219,20 +279,36 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       lastReportAt: null,
       hangTimer: undefined,
       killedFor: null,
+      loadError: null,
+      stale: false,
     };
-    sibling.hangTimer = setInterval(() => this.#checkHang(sibling), this.#options.statusInterval);
+    // Checked a few times per push interval, so staleness is seen soon after it sets in.
+    const checkEvery = Math.max(50, Math.round(this.#options.statusInterval / 4));
+    sibling.hangTimer = setInterval(() => this.#checkHang(sibling), checkEvery);
     sibling.hangTimer.unref();
     this.#sibling = sibling;
     this.emit('sibling:forked', sibling.channel);
     this.#logger.info({ siblingPid: sibling.pid }, 'services:fork');
     sibling.channel.on('services:status', (message) => this.#onStatus(sibling, message.snapshot));
+    sibling.channel.on('services:load-failed', (message) => {
+      sibling.loadError = message.error;
+    });
+    sibling.channel.on('log:line', (message) => writeRelayedLine(this.#logger, message.line));
     child.on('error', (error) => this.#logger.error({ err: error }, 'services:fork:error'));
     void exited.then((exit) => this.#onExit(sibling, exit));
   }
 
   #onStatus(sibling: Sibling, snapshot: ServicesSnapshot): void {
     if (this.#sibling !== sibling) return;
+    if (sibling.stale && sibling.lastReportAt !== null) {
+      sibling.stale = false;
+      this.#logger.info(
+        { siblingPid: sibling.pid, silentMs: Date.now() - sibling.lastReportAt },
+        'services:stale:cleared',
+      );
+    }
     sibling.lastReportAt = Date.now();
+    this.#orphanSince = null;
     this.#last = snapshot;
     if (!sibling.reportedRunning && snapshot.services.every((s) => s.state === 'running')) {
       sibling.reportedRunning = true;
@@ -251,6 +327,11 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
   #checkHang(sibling: Sibling): void {
     if (sibling.lastReportAt === null || sibling.expected || sibling.killedFor) return;
     const silentMs = Date.now() - sibling.lastReportAt;
+    if (!sibling.stale && silentMs > STALE_INTERVALS * this.#options.statusInterval) {
+      sibling.stale = true;
+      this.#logger.warn({ siblingPid: sibling.pid, silentMs }, 'services:stale');
+      this.emit('change');
+    }
     if (silentMs < HANG_INTERVALS * this.#options.statusInterval) return;
     sibling.killedFor = `it sent no status for ${silentMs} ms`;
     this.#logger.error({ siblingPid: sibling.pid, silentMs }, 'services:unresponsive');
@@ -269,8 +350,10 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       ? null
       : { name: 'Error', message: `The services sibling (pid ${sibling.pid}) exited with ${how}` };
     const tooMany = !expected && this.#crashes.record();
-    if (this.#last)
+    if (this.#last) {
       this.#last = orphanSnapshot(this.#last, expected ? 'stopped' : tooMany ? 'failed' : 'backoff', error);
+      this.#orphanSince ??= Date.now();
+    }
     this.emit('change');
     if (expected) {
       this.#logger.info({ siblingPid: sibling.pid, ...exit }, 'services:exit');
@@ -278,6 +361,12 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       return;
     }
     this.#diedAt = Date.now();
+    if (exit.code === EXIT_SERVICES_MODULE) {
+      this.emit('config-error', configError(sibling));
+      return;
+    }
+    // Every service of the dead sibling restarts with the new one: counted in steward_service_restarts_total.
+    if (this.#last) recordHostRestart(this.#last.services.map((service) => service.name));
     // The first death in a while is re-forked at once: the listeners must be back within a second.
     const attempt = this.#crashes.recent - 2;
     const wait = tooMany
@@ -290,9 +379,6 @@ class SiblingServices extends EventEmitter<ServicesSupervisorEvents> implements 
       ...exit,
       crashes: this.#crashes.recent,
       retryInMs: wait,
-      ...(exit.code === EXIT_SERVICES_MODULE
-        ? { cause: 'the services module could not be loaded (see services:load:failed)' }
-        : {}),
     };
     if (tooMany) this.#logger.error(fields, 'services:crash-loop');
     else this.#logger.warn(fields, 'services:crash');

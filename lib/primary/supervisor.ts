@@ -20,7 +20,13 @@ export class Supervisor extends ClusterPrimary {
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
     this.pool = new WorkerPool(options, logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
+    this.metrics = createClusterMetrics(
+      this.pool,
+      options,
+      logger,
+      () => this.services?.channel,
+      () => this.services?.snapshot()?.stale !== undefined,
+    );
     this.recycler = new Recycler(this.pool, options, logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
@@ -38,7 +44,7 @@ export class Supervisor extends ClusterPrimary {
    */
   async start(): Promise<void> {
     this.installSignals();
-    this.logger.info({ workers: this.options.workers, pid: process.pid }, 'cluster:starting');
+    this.logger.info({ workers: this.options.workers }, 'cluster:starting');
     if (this.options.primary) await this.options.primary();
     // First, so a port in use fails the start before anything is forked; /healthz says 503 until ready.
     await this.startControl();

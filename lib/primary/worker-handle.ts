@@ -30,6 +30,8 @@ export class WorkerHandle {
   heapUsed = 0;
   lastHeartbeatAt: number | null = null;
   bootError: SerializedError | null = null;
+  /** The uncaught error the worker reported just before it died. */
+  crashError: SerializedError | null = null;
   /** Addresses of the servers the start function returned or tracked. */
   addresses: string[] = [];
   exit: WorkerExit | null = null;
@@ -64,10 +66,15 @@ export class WorkerHandle {
     this.channel.on('worker:ready', (message) => {
       this.addresses = message.addresses;
       this.#startReported = true;
+      // A worker that never called listen() (a background job worker) is ready when its start returned.
+      if (message.listens === false) this.#listening = true;
       this.#maybeReady();
     });
     this.channel.on('worker:boot-failed', (message) => {
       this.bootError = message.error;
+    });
+    this.channel.on('worker:uncaught', (message) => {
+      this.crashError = message.error;
     });
     this.channel.on('worker:heartbeat', (message) => {
       this.requests = message.requests;

@@ -82,6 +82,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   #scheduledForks = 0;
   #stopping = false;
   #firstCrashCause: string | null = null;
+  /** Workers that failed to boot since one was last ready (whatever the worker count and the period). */
+  #bootFailuresInARow = 0;
 
   constructor(options: ResolvedOptions, logger: Logger, statusUpdate: () => StatusUpdate) {
     super();
@@ -128,6 +130,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     }, this.#options.bootTimeout);
     void handle.whenReady().then(() => {
       clearTimeout(bootTimer);
+      this.#bootFailuresInARow = 0;
       this.emit('worker:ready', handle);
     });
     void handle.exited.then((exit) => {
@@ -177,13 +180,28 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   #recordCrash(handle: WorkerHandle, exit: WorkerExit, cause: ExitCause): void {
+    const error = handle.crashError ?? handle.bootError ?? undefined;
+    const exited = `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
     const description = handle.bootError
       ? `${handle.bootError.name}: ${handle.bootError.message}`
-      : `exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`;
+      : handle.crashError
+        ? `${exited} (${handle.crashError.name}: ${handle.crashError.message})`
+        : exited;
     this.#firstCrashCause ??= description;
-    const tooMany = this.#crashes.record();
+    const bootFailure = cause === 'boot_failure' || cause === 'boot_timeout';
+    this.#bootFailuresInARow = bootFailure ? this.#bootFailuresInARow + 1 : 0;
+    // Too many crashes in the period, or a worker that never becomes ready: with few workers and a long
+    // bootTimeout the boot failures alone are too slow to exceed the intensity within its period.
+    const neverReady = this.#bootFailuresInARow >= this.#options.restart.intensity;
+    const tooMany = this.#crashes.record() || neverReady;
     handle.logger.warn(
-      { cause, code: exit.code, signal: exit.signal, error: handle.bootError },
+      {
+        cause,
+        code: exit.code,
+        signal: exit.signal,
+        error,
+        ...(bootFailure ? { bootFailuresInARow: this.#bootFailuresInARow } : {}),
+      },
       'worker:crash',
     );
     if (!tooMany) return;
@@ -193,13 +211,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     }
     this.#stopping = true;
     const { intensity, period } = this.#options.restart;
+    const what = neverReady
+      ? `${this.#bootFailuresInARow} workers in a row failed to become ready`
+      : `Workers crashed more than ${intensity} times in ${period} ms with none ready`;
     this.emit(
       'fatal',
-      new StewardError(
-        'STEWARD_ERR_CRASH_LOOP',
-        `Workers crashed more than ${intensity} times in ${period} ms with none ready; first cause: ${this.#firstCrashCause}`,
-        { details: { firstCause: this.#firstCrashCause, lastCause: description } },
-      ),
+      new StewardError('STEWARD_ERR_CRASH_LOOP', `${what}; first cause: ${this.#firstCrashCause}`, {
+        details: { firstCause: this.#firstCrashCause, lastCause: description },
+      }),
     );
   }
 

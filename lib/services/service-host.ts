@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { delay, type Random } from '../common/backoff.js';
+import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { redactDeep } from '../common/logger.js';
 import { coerceError } from '../errors.js';
 import type { ResolvedService } from './service-options.js';
@@ -21,6 +22,51 @@ export interface ServiceHostOptions {
   guardProcess?: boolean;
   /** Random source of the restart jitter. @default Math.random */
   random?: Random;
+  /**
+   * The event-loop watchdog of this process, when the process already runs one (the primary); the host
+   * starts its own otherwise. A blocked loop is a problem of every service of the host.
+   */
+  eventLoop?: EventLoopWatchdog;
+}
+
+/** A service out of `running` (starting, in backoff, failed) for longer than this cannot make progress. */
+export const NOT_RUNNING_PROBLEM_MS = 5_000;
+/** How often the host re-evaluates the problems it sees from outside the services. */
+const PROBLEM_CHECK_MS = 500;
+
+/** What `hostProblem` reads of a service record. */
+export interface HostView {
+  status: { state: string };
+  notRunningSince: number | null;
+  stalled: boolean;
+  hasWork: boolean;
+}
+
+/**
+ * What the host sees of a service from outside, or null: the event loop of its process was blocked,
+ * it failed (restarted more often than its intensity allows), it has been starting or restarting for
+ * longer than `NOT_RUNNING_PROBLEM_MS`, or the stall watchdog restarted it and it has made no progress
+ * since while it has work. The texts are stable so each is logged once.
+ */
+export function hostProblem(
+  record: HostView,
+  eventLoopProblem: string | null,
+  now = Date.now(),
+): string | null {
+  const { status, notRunningSince } = record;
+  const parts: string[] = [];
+  if (eventLoopProblem !== null) parts.push(eventLoopProblem);
+  if (record.stalled && record.hasWork)
+    parts.push('stalled: no progress since the stall watchdog restarted it');
+  if (status.state === 'failed')
+    parts.push('failed: it crashed more often than its restart intensity allows');
+  else if (
+    (status.state === 'starting' || status.state === 'backoff') &&
+    notRunningSince !== null &&
+    now - notRunningSince > NOT_RUNNING_PROBLEM_MS
+  )
+    parts.push(`not running for more than ${NOT_RUNNING_PROBLEM_MS / 1000} s`);
+  return parts.length === 0 ? null : parts.join('; ');
 }
 
 /**
@@ -34,12 +80,28 @@ export class ServiceHost {
   #timer: NodeJS.Timeout | undefined;
   #stopped: Promise<boolean> | undefined;
   #started = false;
+  readonly #eventLoop: EventLoopWatchdog;
+  readonly #ownsEventLoop: boolean;
+  #problemTimer: NodeJS.Timeout | undefined;
+  /** The problem last logged per service, so each new one is logged once and its end once. */
+  readonly #loggedProblems = new Map<string, { problem: string; since: number }>();
 
   constructor(services: readonly ResolvedService[], options: ServiceHostOptions) {
     this.#options = options;
     this.#logger = options.logger;
     this.#runners = services.map((service) => new ServiceRunner(service, options.logger, options.random));
-    for (const runner of this.#runners) runner.record.on('change', () => this.#scheduleSnapshot());
+    this.#ownsEventLoop = options.eventLoop === undefined;
+    this.#eventLoop =
+      options.eventLoop ??
+      new EventLoopWatchdog({
+        logger: options.logger,
+        processName: options.role === 'sibling' ? 'services sibling' : `services ${options.role}`,
+      });
+    for (const runner of this.#runners)
+      runner.record.on('change', (status) => {
+        this.#logProblem(status.name, status.problem);
+        this.#scheduleSnapshot();
+      });
   }
 
   get names(): string[] {
@@ -53,8 +115,35 @@ export class ServiceHost {
       process.on('uncaughtException', this.#onUncaught);
       process.on('unhandledRejection', this.#onUnhandled);
     }
-    this.#logger.info({ services: this.names, role: this.#options.role }, 'services:start');
+    this.#logger.info({ services: this.names, host: this.#options.role }, 'services:start');
     for (const runner of this.#runners) runner.start();
+    if (this.#ownsEventLoop) this.#eventLoop.start();
+    this.#eventLoop.on('change', this.#checkProblems);
+    this.#problemTimer = setInterval(this.#checkProblems, PROBLEM_CHECK_MS);
+    this.#problemTimer.unref();
+  }
+
+  #checkProblems = (): void => {
+    if (this.#stopped) return;
+    const now = Date.now();
+    for (const { record } of this.#runners)
+      record.setHostProblem(hostProblem(record, this.#eventLoop.problem, now));
+  };
+
+  /** One warn line when a service gets a new problem, one info line when it has none any more. */
+  #logProblem(service: string, problem: string | null): void {
+    const logged = this.#loggedProblems.get(service);
+    if (problem === (logged?.problem ?? null)) return;
+    if (problem === null) {
+      this.#loggedProblems.delete(service);
+      this.#logger.info(
+        { service, problem: logged?.problem, ms: logged ? Date.now() - logged.since : 0 },
+        'service:problem:cleared',
+      );
+      return;
+    }
+    this.#loggedProblems.set(service, { problem, since: logged?.since ?? Date.now() });
+    this.#logger.warn({ service, problem }, 'service:problem');
   }
 
   /**
@@ -88,6 +177,9 @@ export class ServiceHost {
     const all = Promise.all(this.#runners.map((runner) => runner.stop())).then((results) =>
       results.every(Boolean),
     );
+    clearInterval(this.#problemTimer);
+    this.#eventLoop.off('change', this.#checkProblems);
+    if (this.#ownsEventLoop) this.#eventLoop.stop();
     const inTime = await Promise.race([all, delay(timeout).then(() => null)]);
     const clean = inTime === true;
     if (inTime === null) this.#logger.error({ timeout }, 'services:stop:timeout');

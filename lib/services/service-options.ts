@@ -1,4 +1,6 @@
 import { StewardError } from '../errors.js';
+import { defaultEpochTable } from '../listeners/pg/fencing.js';
+import { quoteIdentifier } from '../listeners/pg/identifiers.js';
 import { durationOption, integerOption, numberOption, rejectUnknownKeys, requireObject } from '../options.js';
 import type { Service, ServiceContext } from './types.js';
 
@@ -9,7 +11,14 @@ export interface ResolvedService {
   restart: { initialDelay: number; maxDelay: number; jitter: number; intensity: number; period: number };
   stallTimeout: number;
   stopTimeout: number;
-  singleton: { connectionString: string; key: string; checkInterval: number } | undefined;
+  singleton:
+    | {
+        connectionString: string;
+        key: string;
+        checkInterval: number;
+        epochTable: { schema: string; table: string } | false;
+      }
+    | undefined;
 }
 
 /** Defaults of the per-service options; each is documented in `lib/services/types.ts`. */
@@ -17,11 +26,11 @@ export const serviceDefaults = {
   restart: { initialDelay: 100, maxDelay: 30_000, jitter: 0.2, intensity: 5, period: 60_000 },
   stallTimeout: 0,
   stopTimeout: 10_000,
-  singletonCheckInterval: 1_000,
+  singletonCheckInterval: 750,
 };
 
 const RESTART_KEYS = ['initialDelay', 'maxDelay', 'jitter', 'intensity', 'period'];
-const SINGLETON_KEYS = ['connectionString', 'key', 'checkInterval'];
+const SINGLETON_KEYS = ['connectionString', 'key', 'checkInterval', 'epochTable'];
 /** Service names appear in logs, metrics labels and status JSON: keep them plain. */
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -75,7 +84,24 @@ function resolveSingleton(prefix: string, name: string, raw: unknown): ResolvedS
     raw.checkInterval === undefined
       ? serviceDefaults.singletonCheckInterval
       : durationOption(`${prefix}.singleton.checkInterval`, raw.checkInterval, 10);
-  return { connectionString: raw.connectionString, key, checkInterval };
+  return {
+    connectionString: raw.connectionString,
+    key,
+    checkInterval,
+    epochTable: resolveEpochTable(`${prefix}.singleton.epochTable`, raw.epochTable),
+  };
+}
+
+function resolveEpochTable(option: string, raw: unknown): { schema: string; table: string } | false {
+  if (raw === undefined) return { ...defaultEpochTable };
+  if (raw === false) return false;
+  requireObject(option, raw);
+  rejectUnknownKeys(raw, ['schema', 'table'], `${option}.`);
+  const schema = raw.schema ?? defaultEpochTable.schema;
+  const table = raw.table ?? defaultEpochTable.table;
+  quoteIdentifier(`${option}.schema`, schema);
+  quoteIdentifier(`${option}.table`, table);
+  return { schema: schema as string, table: table as string };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { serializeError } from '../errors.js';
+import type { FencingToken } from '../listeners/pg/fencing.js';
 import type { EventRecord, ServiceContext, ServiceState, ServiceStatus } from './types.js';
 
 export interface ServiceRecordEvents {
@@ -25,6 +26,20 @@ export const serviceRecordCreated = new Set<(record: ServiceRecord) => void>();
 export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
   readonly status: ServiceStatus;
   lastProgressAt = Date.now();
+  /**
+   * Since when the service is neither running nor waiting in standby (epoch ms), or null: the host
+   * reports a service that stays out of `running` too long as unable to make progress.
+   */
+  notRunningSince: number | null = Date.now();
+  /**
+   * Set when the stall watchdog restarted the service, cleared by its next progress: a service that
+   * stalls again and again spends most of its time `running`, yet moves nothing.
+   */
+  stalled = false;
+  /** What the service itself reported through `ctx.setProblem()`, for its current run. */
+  #reportedProblem: string | null = null;
+  /** What the host sees from outside: failed, out of running too long, a blocked event loop. */
+  #hostProblem: string | null = null;
 
   constructor(name: string, singleton: boolean) {
     super();
@@ -62,6 +77,8 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     if (this.status.state === state && error === undefined) return;
     this.status.state = state;
     this.status.since = Date.now();
+    if (state === 'running' || state === 'standby') this.notRunningSince = null;
+    else this.notRunningSince ??= this.status.since;
     this.emit('change', this.status);
   }
 
@@ -76,9 +93,12 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
   }
 
   /** A context bound to one run of the service (a new one per restart, with a new signal). */
-  createContext(signal: AbortSignal, logger: Logger): ServiceContext {
+  createContext(signal: AbortSignal, logger: Logger, fencing: FencingToken | null = null): ServiceContext {
+    // A new run starts with a clean slate: the problem a crashed run reported died with it.
+    this.setProblem(null);
     return {
       name: this.status.name,
+      fencing,
       signal,
       logger,
       ready: () => this.setState('running'),
@@ -88,6 +108,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
       },
       progress: () => {
         this.lastProgressAt = Date.now();
+        this.stalled = false;
         this.emit('progress');
       },
       recordEvent: (event) => this.recordEvent(event),
@@ -100,7 +121,21 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     };
   }
 
+  /** What the service reports about itself (`ctx.setProblem`). */
   setProblem(problem: string | null): void {
+    this.#reportedProblem = problem;
+    this.#publishProblem();
+  }
+
+  /** What the host sees from outside; shown before the service's own report when both exist. */
+  setHostProblem(problem: string | null): void {
+    this.#hostProblem = problem;
+    this.#publishProblem();
+  }
+
+  #publishProblem(): void {
+    const parts = [this.#hostProblem, this.#reportedProblem].filter((part) => part !== null);
+    const problem = parts.length === 0 ? null : parts.join('; ');
     if (this.status.problem === problem) return;
     this.status.problem = problem;
     this.emit('change', this.status);
@@ -116,6 +151,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     status.lastEventAt = Date.now();
     if (event.lagMs !== undefined) status.lagMs = event.lagMs;
     this.lastProgressAt = status.lastEventAt;
+    this.stalled = false;
     this.emit('event', status.name, event);
     this.emit('change', status);
   }

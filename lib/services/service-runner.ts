@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import { backoffDelay, delay, type Random, RestartIntensity } from '../common/backoff.js';
 import { coerceError, StewardError, serializeError } from '../errors.js';
+import type { FencingToken } from '../listeners/pg/fencing.js';
 import type { SingletonLease } from '../listeners/pg/singleton-lock.js';
 import type { ResolvedService } from './service-options.js';
 import { ServiceRecord } from './service-record.js';
@@ -74,10 +75,10 @@ export class ServiceRunner {
     run.abort(coerceError(error));
   }
 
-  async #supervise(lost?: AbortSignal): Promise<void> {
-    const stop = lost ? AbortSignal.any([this.#stopping.signal, lost]) : this.#stopping.signal;
+  async #supervise(lease?: SingletonLease): Promise<void> {
+    const stop = lease ? AbortSignal.any([this.#stopping.signal, lease.lost]) : this.#stopping.signal;
     while (!stop.aborted) {
-      const end = await this.#runOnce(stop);
+      const end = await this.#runOnce(stop, lease?.fencing ?? null);
       if (end.kind === 'stopped' || stop.aborted) return;
       if (!(await this.#afterCrash(end.error, stop))) return;
     }
@@ -105,7 +106,7 @@ export class ServiceRunner {
   }
 
   /** One run: starts `run`, arms the watchdog, and settles on return, crash, stop or abandonment. */
-  async #runOnce(stop: AbortSignal): Promise<RunEnd> {
+  async #runOnce(stop: AbortSignal, fencing: FencingToken | null): Promise<RunEnd> {
     const controller = new AbortController();
     this.#current = controller;
     const forward = () => controller.abort(stop.reason);
@@ -114,7 +115,7 @@ export class ServiceRunner {
     this.record.update({ connected: null });
     this.record.setState('starting');
     this.#logger.info({ restarts: this.record.status.restarts }, 'service:starting');
-    const context = this.#createContext(controller);
+    const context = this.#createContext(controller, fencing);
     const settled = serviceScope.run({ runner: this, run: controller }, () => this.#invoke(context.ctx));
     const watchdog = this.#watch(controller);
     const deadline = this.#deadline(controller.signal);
@@ -132,8 +133,8 @@ export class ServiceRunner {
    * was abandoned, or is reconnecting while told to stop, must not mark the service `running` again.
    * Events it still handles are counted: they happened.
    */
-  #createContext(run: AbortController): { ctx: ServiceContext; end(): void } {
-    const base = this.record.createContext(run.signal, this.#logger);
+  #createContext(run: AbortController, fencing: FencingToken | null): { ctx: ServiceContext; end(): void } {
+    const base = this.record.createContext(run.signal, this.#logger, fencing);
     let live = true;
     const current = () => live && !run.signal.aborted;
     const ctx: ServiceContext = {
@@ -231,6 +232,7 @@ export class ServiceRunner {
           { details: { queueDepth: this.record.status.queueDepth, connected: this.record.status.connected } },
         );
         this.#logger.warn({ err: error, idleMs: idle, stallTimeout: timeout }, 'service:stalled');
+        this.record.stalled = true;
         controller.abort(error);
       },
       Math.max(10, Math.min(1_000, Math.floor(timeout / 5))),
@@ -259,7 +261,7 @@ export class ServiceRunner {
       if (!lease) return;
       this.record.update({ leader: true });
       this.#logger.info({ key: singleton.key }, 'service:leader');
-      await this.#supervise(lease.lost);
+      await this.#supervise(lease);
       await lease.release().catch(() => {});
       if (!lease.lost.aborted) continue;
       // Give the hosts in standby two lock attempts first: the loss hints that this host's link is poor.

@@ -1,8 +1,9 @@
 // Entry of the services sibling, forked by the primary. It imports the services module and the host,
 // never the application's HTTP code, so this process carries only the listeners' memory.
 import { IpcChannel } from '../common/ipc.js';
+import { relayDestination, relayedLoggerOptions } from '../common/log-relay.js';
 import { createLogger } from '../common/logger.js';
-import { coerceError } from '../errors.js';
+import { coerceError, serializeError } from '../errors.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import { EXIT_SERVICES_MODULE, loadServices } from './load-services.js';
@@ -25,13 +26,25 @@ function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
 }
 
 async function main(): Promise<void> {
-  const logger = createLogger(undefined, { role: 'sibling' });
+  let primary: IpcChannel | undefined;
+  const relayed = relayedLoggerOptions();
+  const logger = createLogger(
+    relayed,
+    { role: 'sibling' },
+    relayed &&
+      relayDestination((line) => {
+        // false only when the channel is gone: a full IPC backlog still queues the message.
+        if (primary === undefined || primary.closed || !process.connected) return false;
+        primary.send('log:line', { line });
+        return true;
+      }),
+  );
   if (typeof process.send !== 'function') {
     logger.fatal('sibling:start:no-ipc');
     process.exit(EXIT_SERVICES_MODULE);
   }
   const config = readSiblingConfig(process.env);
-  const primary = new IpcChannel(process, { peerName: 'primary' });
+  primary = new IpcChannel(process, { peerName: 'primary' });
   primary.handle('metrics:collect', () => collectLocalMetrics('sibling', undefined));
   // Process metrics (GC, event loop) observed from the start, not from the first scrape.
   libraryRegistry('sibling');
@@ -63,6 +76,9 @@ async function main(): Promise<void> {
     services = await loadServices(config.moduleUrl);
   } catch (error) {
     logger.fatal({ err: coerceError(error), module: config.moduleUrl.href }, 'services:load:failed');
+    // A configuration error: the primary exits with it instead of re-forking a sibling that cannot start.
+    const { stack: _stack, ...reported } = serializeError(error);
+    await primary.sendFlushed('services:load-failed', { error: reported });
     process.exit(EXIT_SERVICES_MODULE);
   }
   if (stopping) return;

@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net';
 import { createLogger, type LoggerOption } from '../common/logger.js';
 import {
+  type ControlOptions,
   defaults,
   durationOption,
   integerOption,
@@ -7,10 +9,12 @@ import {
   moduleLocation,
   rejectUnknownKeys,
   requireObject,
+  resolveControl,
 } from '../options.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { loadServices } from './load-services.js';
 import { ServiceHost } from './service-host.js';
+import { startStandaloneControl } from './standalone-control.js';
 import type { ServicesSnapshot } from './types.js';
 
 /** Options of `runServices()`. */
@@ -30,17 +34,25 @@ export interface RunServicesOptions {
   onStatus?: (snapshot: ServicesSnapshot) => void;
   /** Period in ms of `onStatus` calls without changes; also what `status()` uses to flag staleness. @default 2000 */
   statusInterval?: number;
+  /**
+   * An HTTP control server for this process: `/healthz` (503 while a service is `failed` or `stopped`,
+   * reports a problem, or the process is stopping), `/metrics` and `/status`; the same options as
+   * `steward({ control })`. Off by default.
+   */
+  control?: ControlOptions | false;
 }
 
 /** What `runServices()` resolves with: the running services host. */
 export interface StandaloneServices {
   /** The status of every service now. */
   snapshot(): ServicesSnapshot;
+  /** The bound address of the control server, or null without `control`. */
+  controlAddress(): AddressInfo | null;
   /** Stops every service (within `timeout`, default `grace`); true when all settled cleanly. */
   stop(timeout?: number): Promise<boolean>;
 }
 
-const KEYS = ['logger', 'grace', 'signals', 'onStatus', 'statusInterval'];
+const KEYS = ['logger', 'grace', 'signals', 'onStatus', 'statusInterval', 'control'];
 
 function resolve(raw: RunServicesOptions | undefined) {
   const options: RunServicesOptions = raw ?? {};
@@ -61,6 +73,7 @@ function resolve(raw: RunServicesOptions | undefined) {
     signals,
     onStatus: options.onStatus,
     logger: options.logger,
+    control: resolveControl(options.control),
   };
 }
 
@@ -82,12 +95,29 @@ export async function runServices(
     options.onStatus?.(snapshot);
   };
   const host = new ServiceHost(await loadServices(url), { role: 'standalone', logger, onSnapshot: publish });
+  let stopping = false;
+  // Bound before any service starts: a port in use fails the start, not a probe minutes later.
+  const control = options.control
+    ? await startStandaloneControl(
+        {
+          snapshot: () => host.snapshot(),
+          get stopping() {
+            return stopping;
+          },
+        },
+        options.control,
+        logger,
+      )
+    : null;
   // Also keeps the process alive while every service just waits for its signal.
   const periodic = setInterval(() => publish(host.snapshot()), options.statusInterval);
 
-  const stop = (timeout = options.grace) => {
+  const stop = async (timeout = options.grace) => {
+    stopping = true;
     clearInterval(periodic);
-    return host.stop(timeout);
+    const clean = await host.stop(timeout);
+    await control?.close();
+    return clean;
   };
   if (options.signals !== false) {
     let received = false;
@@ -106,5 +136,5 @@ export async function runServices(
   }
   host.start();
   publish(host.snapshot());
-  return { snapshot: () => host.snapshot(), stop };
+  return { snapshot: () => host.snapshot(), controlAddress: () => control?.address() ?? null, stop };
 }

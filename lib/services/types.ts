@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { SerializedError } from '../errors.js';
+import type { FencingToken } from '../listeners/pg/fencing.js';
 
 /**
  * Lifecycle of one service under the service host.
@@ -46,6 +47,12 @@ export interface ServiceContext {
    * that refuses it), or `null` once it can again. While set, health reports the service as unhealthy.
    */
   setProblem(problem: string | null): void;
+  /**
+   * For a singleton: the epoch of this run's lock acquisition. Pass it to `assertFencingToken(db, token)`
+   * (from `cluster-steward/pg`) inside a transaction so the database refuses the write once a newer
+   * holder exists. Null for ordinary services and with `singleton.epochTable: false`.
+   */
+  readonly fencing: FencingToken | null;
 }
 
 /** How the service host restarts a crashed service: jittered exponential backoff, an intensity limit. */
@@ -85,8 +92,17 @@ export interface SingletonOptions {
   connectionString: string;
   /** Lock name; hashed to the advisory lock key. @default the service name */
   key?: string;
-  /** How often a standby host retries the lock and the holder checks its connection, in ms. @default 1000 */
+  /**
+   * How often the holder renews the lock, in ms; a standby host asks for it twice as often. The server
+   * ends a silent holder's session after max(3 × checkInterval, 1500) ms; the holder stands down earlier.
+   * @default 750
+   */
   checkInterval?: number;
+  /**
+   * Where each acquisition increments the lock's epoch (`ctx.fencing`); created on first use. `false`
+   * hands out no fencing token. @default { schema: 'public', table: 'steward_singleton_epochs' }
+   */
+  epochTable?: { schema: string; table: string } | false;
 }
 
 /** A long-lived listener: `run` resolves once `ctx.signal` aborted and its in-flight work settled. */
@@ -133,4 +149,9 @@ export interface ServicesSnapshot {
   /** Epoch ms when the snapshot was taken. */
   at: number;
   services: ServiceStatus[];
+  /**
+   * Set by the primary when the host stopped reporting (a stopped or blocked sibling): what it last said
+   * may no longer be true, so health reports its services as unable to make progress. Absent otherwise.
+   */
+  stale?: { silentMs: number };
 }

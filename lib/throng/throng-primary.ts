@@ -29,7 +29,13 @@ export class ThrongPrimary extends ClusterPrimary {
   constructor(options: ResolvedOptions, logger: Logger) {
     super(options, logger);
     this.pool = new ThrongWorkers(options, logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(this.pool, options, logger, () => this.services?.channel);
+    this.metrics = createClusterMetrics(
+      this.pool,
+      options,
+      logger,
+      () => this.services?.channel,
+      () => this.services?.snapshot()?.stale !== undefined,
+    );
     this.#policies = createPolicies(options.recycle);
     this.#queue = new DrainQueue(this.pool, {
       concurrency: options.recycle.concurrency,
@@ -44,10 +50,7 @@ export class ThrongPrimary extends ClusterPrimary {
   /** Runs inside throng's `master` hook, so everything here is in place before the first fork. */
   async start(): Promise<void> {
     this.installSignals();
-    this.logger.info(
-      { workers: this.options.workers, pid: process.pid, forker: 'throng' },
-      'cluster:starting',
-    );
+    this.logger.info({ workers: this.options.workers, forker: 'throng' }, 'cluster:starting');
     this.pool.watch();
     if (this.options.primary) await this.options.primary();
     await this.startServices();
@@ -87,7 +90,10 @@ export class ThrongPrimary extends ClusterPrimary {
     if (cause !== 'retired' && cause !== 'drain_timeout') {
       const { code, signal } = handle.exit ?? { code: null, signal: null };
       // No backoff here: throng has already forked the next worker on the disconnect.
-      handle.logger.warn({ cause, code, signal, error: handle.bootError ?? undefined }, 'worker:crash');
+      handle.logger.warn(
+        { cause, code, signal, error: handle.crashError ?? handle.bootError ?? undefined },
+        'worker:crash',
+      );
     }
     // throng stops re-forking once `lifetime` has passed; with the last worker gone, the primary ends.
     if (this.pool.handles.length === 0 && Date.now() - this.#startedAt >= this.options.lifetime) {

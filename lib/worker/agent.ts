@@ -6,8 +6,10 @@ import { serializeError } from '../errors.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import type { ResolvedOptions } from '../options.js';
+import { AppShutdown } from './app-shutdown.js';
 import { applyStatusUpdate, status } from './cluster-status.js';
 import { drainAndExit } from './drain.js';
+import { watchListenCalls } from './listen-watch.js';
 import { requestTracker } from './request-tracker.js';
 import type { WorkerContext } from './worker-context.js';
 
@@ -36,9 +38,11 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   primary.on('worker:drain', (message) => {
     if (draining.signal.aborted) return;
     draining.abort();
-    void drainAndExit(tracker, message.timeout, logger, primary, (remaining) =>
-      reportFinalMetrics(primary, options.register, 'worker', remaining),
-    );
+    void drainAndExit(tracker, message.timeout, logger, primary, async (remaining) => {
+      const started = Date.now();
+      await appShutdown.run(remaining);
+      await reportFinalMetrics(primary, options.register, 'worker', remaining - (Date.now() - started));
+    });
   });
   primary.on('worker:recycle-limit', (message) => {
     tracker.setRequestLimit(message.maxRequests, () =>
@@ -49,11 +53,16 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   process.on('disconnect', () => {
     if (!draining.signal.aborted) {
       draining.abort();
-      void drainAndExit(tracker, options.grace, logger, primary);
+      void drainAndExit(tracker, options.grace, logger, primary, (remaining) => appShutdown.run(remaining));
     }
   });
-  // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so ignore them here.
-  for (const signal of options.signals) process.on(signal, () => {});
+  // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so the agent holds
+  // them and runs the application's own handlers when it retires.
+  const appShutdown = new AppShutdown(options.signals, logger);
+  // The primary logs the crash with its error and stack; stderr alone may go nowhere.
+  process.on('uncaughtExceptionMonitor', (error) => {
+    primary.send('worker:uncaught', { error: serializeError(error) });
+  });
   // Before the application starts: what the primary sent while this process was loading was lost.
   primary.send('worker:hello', {});
 
@@ -65,6 +74,7 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     status: () => status(),
   };
   const disconnect = () => primary.send('worker:recycle-request', { reason: 'manual' });
+  const listenCalls = watchListenCalls();
   try {
     const returned = await options.worker?.(id, disconnect, context);
     for (const server of serversIn(returned)) tracker.track(server);
@@ -75,8 +85,11 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     // Give the message a moment to be flushed, then exit non-zero; the primary records the cause.
     setImmediate(() => process.exit(1));
     return;
+  } finally {
+    listenCalls.stop();
   }
-  primary.send('worker:ready', { addresses: tracker.addresses() });
+  const listens = listenCalls.called || tracker.servers.size > 0;
+  primary.send('worker:ready', { addresses: tracker.addresses(), listens });
   startHeartbeat(primary, options.heartbeatInterval);
 }
 

@@ -53,7 +53,8 @@ export function status(now = Date.now()): ClusterStatus {
   // Old either way: the primary stopped pushing, or it keeps pushing a host report that stopped coming.
   const stale =
     (receivedAt !== null && now - receivedAt > staleAfterMs) ||
-    (snapshot !== null && now - snapshot.at > staleAfterMs);
+    (snapshot !== null && now - snapshot.at > staleAfterMs) ||
+    snapshot?.stale !== undefined;
   const services = snapshot?.services ?? [];
   const reported = snapshot !== null || !servicesExpected;
   return {

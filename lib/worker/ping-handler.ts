@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { redactDeep } from '../common/redact.js';
 import { type ClusterStatus, status } from './cluster-status.js';
 
 /** Options of `pingResult()` and the ping handlers. */
@@ -15,15 +16,16 @@ export interface PingBody extends Omit<ClusterStatus, 'services'> {
 /** 200 when every non-standby service runs and the snapshot is fresh, 503 otherwise; plus the body. */
 export function pingResult(options: PingOptions = {}): { statusCode: 200 | 503; body: PingBody } {
   const current = (options.getStatus ?? status)();
-  const body: PingBody = {
+  // A ping is often public: service problems and errors quote connection strings and configuration.
+  const body: PingBody = redactDeep({
     ...current,
     services: current.services.map((service) => ({
       ...service,
       lastError: service.lastError
-        ? `${service.lastError.code ?? service.lastError.name}: ${service.lastError.message}`
+        ? `${service.lastError.name}${service.lastError.code ? ` [${service.lastError.code}]` : ''}: ${service.lastError.message}`
         : null,
     })),
-  };
+  });
   return { statusCode: current.healthy ? 200 : 503, body };
 }
 

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const fixturesDir = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -12,6 +13,8 @@ export interface Spawned {
   child: ChildProcess;
   pid: number;
   logs: LogLine[];
+  /** The raw text of each stdout line, as a log shipper reads it. */
+  lines: string[];
   stderr: string[];
   /** Resolves with the first log line (past or future) matching, or rejects after `timeoutMs`. */
   waitForLog(
@@ -36,13 +39,23 @@ interface Waiter {
  * Spawns a fixture (a real Node process, usually a cluster primary) in its own process group and
  * collects its pino log lines. Tests wait for log events with deadlines, never fixed sleeps.
  */
-export function spawnFixture(file: string, env: Record<string, string> = {}, args: string[] = []): Spawned {
-  const child = spawn(process.execPath, [fixturesDir + file, ...args], {
+export function spawnFixture(
+  file: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+  /** How to run it: from `cwd` (an installed application, `file` then absolute), or through `wrapper`, a
+   * command that runs node, e.g. `['ip', 'netns', 'exec', name]` (it must exec, keeping the pid). */
+  { cwd, wrapper = [] }: { cwd?: string; wrapper?: string[] } = {},
+): Spawned {
+  const [command, ...wrapperArgs] = [...wrapper, process.execPath];
+  const child = spawn(command!, [...wrapperArgs, isAbsolute(file) ? file : fixturesDir + file, ...args], {
+    cwd,
     env: { ...process.env, STEWARD_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
   const logs: LogLine[] = [];
+  const lines: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<Waiter>();
   let buffered = '';
@@ -54,6 +67,7 @@ export function spawnFixture(file: string, env: Record<string, string> = {}, arg
       buffered = buffered.slice(newline + 1);
       newline = buffered.indexOf('\n');
       if (!raw.trim()) continue;
+      lines.push(raw);
       let line: LogLine;
       try {
         line = JSON.parse(raw) as LogLine;
@@ -114,6 +128,7 @@ export function spawnFixture(file: string, env: Record<string, string> = {}, arg
     child,
     pid: child.pid!,
     logs,
+    lines,
     stderr,
     waitForLog,
     waitForLogs,

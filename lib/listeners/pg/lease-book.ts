@@ -1,7 +1,7 @@
 import { backoffDelay, delay } from '../../common/backoff.js';
 import type { ServiceContext } from '../../services/types.js';
 import type { QueueNames } from './identifiers.js';
-import { completeEvents } from './sql/complete-events.js';
+import { type CompleteArgs, completeEvents } from './sql/complete-events.js';
 import { deadLetterEvents } from './sql/dead-letter-events.js';
 import { failEvents } from './sql/fail-events.js';
 import { renewLeases } from './sql/renew-leases.js';
@@ -139,24 +139,36 @@ export class LeaseBook {
 
   async #write(completions: ClaimedRow[], failures: Failure[], dead: Failure[]): Promise<void> {
     const owner = this.#owner;
+    let leaseLost = 0;
     if (completions.length > 0) {
-      const ids: string[] = [];
-      const coalesced: Array<{ id: string; type: string; key: string; upto: string }> = [];
-      for (const row of completions) {
-        if (row.upto !== null && row.key !== null)
-          coalesced.push({ id: row.id, type: row.type, key: row.key, upto: row.upto });
-        else ids.push(row.id);
+      const plain: CompleteArgs['plain'] = [];
+      const coalesced: CompleteArgs['coalesced'] = [];
+      for (const { id, attempts, type, key, upto } of completions) {
+        if (upto !== null && key !== null) coalesced.push({ id, attempts, type, key, upto });
+        else plain.push({ id, attempts });
       }
-      const duplicates = await completeEvents(this.#db, this.#names, { owner, ids, coalesced });
-      for (let i = 0; i < duplicates; i++) this.#ctx.recordEvent({ outcome: 'duplicate' });
+      const result = await completeEvents(this.#db, this.#names, { owner, plain, coalesced });
+      for (let i = 0; i < result.merged; i++) this.#ctx.recordEvent({ outcome: 'duplicate' });
+      leaseLost += result.leaseLost;
     }
     if (failures.length > 0) {
-      const list = failures.map((f) => ({ id: f.row.id, error: f.error, delayMs: f.delayMs }));
-      await failEvents(this.#db, this.#names, { owner, failures: list });
+      const list = failures.map((f) => ({
+        id: f.row.id,
+        attempts: f.row.attempts,
+        error: f.error,
+        delayMs: f.delayMs,
+      }));
+      leaseLost += list.length - (await failEvents(this.#db, this.#names, { owner, failures: list }));
     }
     if (dead.length > 0) {
-      const list = dead.map((f) => ({ id: f.row.id, error: f.error }));
-      await deadLetterEvents(this.#db, this.#names, { owner, failures: list });
+      const list = dead.map((f) => ({ id: f.row.id, attempts: f.row.attempts, error: f.error }));
+      leaseLost += list.length - (await deadLetterEvents(this.#db, this.#names, { owner, failures: list }));
+    }
+    if (leaseLost > 0) {
+      // This consumer was frozen or cut off past its lease: another claim owns these events now, and
+      // its outcome is the one that counts. What this consumer did with them was duplicate work.
+      this.#ctx.logger.warn({ count: leaseLost, leaseMs: this.#leaseMs }, 'queue:complete:lease-lost');
+      for (let i = 0; i < leaseLost; i++) this.#ctx.recordEvent({ outcome: 'duplicate' });
     }
     let keyFreed = false;
     for (const row of completions) keyFreed = this.#release(row) || keyFreed;

@@ -66,6 +66,7 @@ export class NotifyConnection {
       let lost: unknown;
       try {
         await client.connect();
+        await this.#boundSession(client);
         for (const channel of this.#options.channels)
           await client.query(`LISTEN ${quoteChannel('channel', channel)}`);
         attempt = 0;
@@ -106,6 +107,29 @@ export class NotifyConnection {
       }),
     );
     return client;
+  }
+
+  /**
+   * Has the server end this session after 3 × checkInterval + checkTimeout without a query. The liveness
+   * query keeps a live listener far from it; a frozen one (whose kernel still answers keepalives) would
+   * otherwise stay listening forever and hold back the server's notification queue, which every
+   * session's NOTIFY shares. Needs PostgreSQL 14; older servers keep the session as before.
+   */
+  async #boundSession(client: pg.Client): Promise<void> {
+    const { checkInterval, checkTimeout, logger } = this.#options;
+    const bound = String(3 * checkInterval + checkTimeout);
+    try {
+      await queryWithTimeout(
+        client,
+        `SELECT set_config('idle_session_timeout', $1, false), set_config('tcp_user_timeout', $1, false)`,
+        [bound],
+        checkTimeout,
+      );
+    } catch (error) {
+      // undefined_object: a server older than 14 has no idle_session_timeout.
+      if ((error as { code?: string }).code !== '42704') throw error;
+      logger.debug({ err: error }, 'pg:listen:session-unbounded');
+    }
   }
 
   async #callOnConnect(reconnected: boolean): Promise<void> {

@@ -3,48 +3,77 @@ import { prepared, type Queryable } from './types.js';
 
 export interface CompleteArgs {
   owner: string;
-  /** Plain events whose handler succeeded. */
-  ids: string[];
+  /** Plain events whose handler succeeded, with the attempt each was claimed for. */
+  plain: Array<{ id: string; attempts: number }>;
   /** Coalesced events whose handler succeeded: every event of the key up to `upto` goes with them. */
-  coalesced: Array<{ id: string; type: string; key: string; upto: string }>;
+  coalesced: Array<{ id: string; attempts: number; type: string; key: string; upto: string }>;
+}
+
+export interface CompleteResult {
+  /** Older events of a coalesced key removed with the newest one. */
+  merged: number;
+  /**
+   * Completions refused because the claim was no longer ours: the lease expired and the event was
+   * claimed again (by another consumer, or by this one for a later attempt) or already completed.
+   */
+  leaseLost: number;
 }
 
 /**
- * Deletes a batch of handled events in one statement (one commit for the whole batch). Only events still
- * leased by `owner` are deleted: when a lease was lost the other consumer completes the event itself.
- * Returns how many older duplicates coalescing removed.
+ * Deletes a batch of handled events in one statement (one commit for the whole batch). An event is
+ * deleted only while it still carries this claim, owner and attempt: a consumer that resumes after its
+ * lease expired completes none of the events handed to someone else meanwhile.
  */
-export async function completeEvents(db: Queryable, names: QueueNames, args: CompleteArgs): Promise<number> {
+export async function completeEvents(
+  db: Queryable,
+  names: QueueNames,
+  args: CompleteArgs,
+): Promise<CompleteResult> {
   if (args.coalesced.length === 0) {
     // The common case: one plain DELETE by primary key.
-    await db.query(
+    const { rowCount } = await db.query(
       prepared(
         `steward_complete_${names.migrationLock}`,
-        `DELETE FROM ${names.events} WHERE id = ANY($2::bigint[]) AND locked_by = $1`,
+        `DELETE FROM ${names.events} e
+          USING unnest($2::bigint[], $3::int[]) AS c(id, attempts)
+          WHERE e.id = c.id AND e.locked_by = $1 AND e.attempts = c.attempts`,
       ),
-      [args.owner, args.ids],
+      [args.owner, args.plain.map((c) => c.id), args.plain.map((c) => c.attempts)],
     );
-    return 0;
+    return { merged: 0, leaseLost: args.plain.length - (rowCount ?? 0) };
   }
-  const { rows } = await db.query<{ plain: number; merged: number }>(
+  const { rows } = await db.query<{ plain: number; owned: number; merged: number }>(
     `WITH plain AS (
-       DELETE FROM ${names.events} e WHERE e.id = ANY($2::bigint[]) AND e.locked_by = $1 RETURNING e.id
-     ), merged AS (
        DELETE FROM ${names.events} e
-        USING unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[]) AS c(id, type, key, upto)
+        USING unnest($2::bigint[], $3::int[]) AS c(id, attempts)
+        WHERE e.id = c.id AND e.locked_by = $1 AND e.attempts = c.attempts
+       RETURNING e.id
+     ), owned AS (
+       SELECT c.* FROM unnest($4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[])
+                         AS c(id, attempts, type, key, upto)
+        WHERE EXISTS (SELECT 1 FROM ${names.events} o
+                       WHERE o.id = c.id AND o.locked_by = $1 AND o.attempts = c.attempts)
+     ), merged AS (
+       DELETE FROM ${names.events} e USING owned c
         WHERE e.type = c.type AND e.key = c.key AND e.id <= c.upto
-          AND EXISTS (SELECT 1 FROM ${names.events} o WHERE o.id = c.id AND o.locked_by = $1)
        RETURNING e.id
      )
-     SELECT (SELECT count(*) FROM plain)::int AS plain, (SELECT count(*) FROM merged)::int AS merged`,
+     SELECT (SELECT count(*) FROM plain)::int AS plain, (SELECT count(*) FROM owned)::int AS owned,
+            (SELECT count(*) FROM merged)::int AS merged`,
     [
       args.owner,
-      args.ids,
+      args.plain.map((c) => c.id),
+      args.plain.map((c) => c.attempts),
       args.coalesced.map((c) => c.id),
+      args.coalesced.map((c) => c.attempts),
       args.coalesced.map((c) => c.type),
       args.coalesced.map((c) => c.key),
       args.coalesced.map((c) => c.upto),
     ],
   );
-  return Math.max(0, (rows[0]?.merged ?? 0) - args.coalesced.length);
+  const row = rows[0] ?? { plain: 0, owned: 0, merged: 0 };
+  return {
+    merged: Math.max(0, row.merged - row.owned),
+    leaseLost: args.plain.length - row.plain + (args.coalesced.length - row.owned),
+  };
 }

@@ -3,10 +3,13 @@ import type { Queryable } from './types.js';
 
 export interface DeadLetterArgs {
   owner: string;
-  failures: Array<{ id: string; error: string }>;
+  failures: Array<{ id: string; attempts: number; error: string }>;
 }
 
-/** Moves events that exhausted their attempts to the dead-letter table with their last error, atomically. */
+/**
+ * Moves events that exhausted their attempts to the dead-letter table with their last error, atomically;
+ * only events still claimed by `owner` for that attempt. Returns how many moved.
+ */
 export async function deadLetterEvents(
   db: Queryable,
   names: QueueNames,
@@ -15,14 +18,19 @@ export async function deadLetterEvents(
   const { rowCount } = await db.query(
     `WITH moved AS (
        DELETE FROM ${names.events} e
-        USING unnest($2::bigint[], $3::text[]) AS f(id, error)
-        WHERE e.id = f.id AND e.locked_by = $1
+        USING unnest($2::bigint[], $3::text[], $4::int[]) AS f(id, error, attempts)
+        WHERE e.id = f.id AND e.locked_by = $1 AND e.attempts = f.attempts
        RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts, f.error
      )
      INSERT INTO ${names.dead} (id, type, key, payload, created_at, attempts, last_error)
      SELECT id, type, key, payload, created_at, attempts, error FROM moved
      ON CONFLICT (id) DO NOTHING`,
-    [args.owner, args.failures.map((f) => f.id), args.failures.map((f) => f.error)],
+    [
+      args.owner,
+      args.failures.map((f) => f.id),
+      args.failures.map((f) => f.error),
+      args.failures.map((f) => f.attempts),
+    ],
   );
   return rowCount ?? 0;
 }
