@@ -37,7 +37,7 @@ export interface ListenerHealthOptions {
  *   DISCONNECTED_PROBLEM_AFTER_MS (the hung events were dead-lettered and nothing else is waiting). A
  *   slow handler within its timeout is not stuck, nor is one that fails.
  *
- * Setting a problem logs one `listener:unhealthy` warning; clearing it logs `listener:healthy`.
+ * The problem text stays the same while its cause lasts, so the host logs it once.
  */
 export class ListenerHealth {
   readonly #ctx: ServiceContext;
@@ -79,14 +79,9 @@ export class ListenerHealth {
     clearTimeout(this.#stableTimer);
     this.#stableTimer = undefined;
     if (cause !== undefined) this.#cause = describeCause(cause);
-    if (this.#disconnectedSince !== undefined) {
-      // The outage goes on: keep the reported reason current.
-      if (this.#disconnectedProblem !== null) {
-        this.#disconnectedProblem = this.#disconnectedText();
-        this.#publish();
-      }
-      return;
-    }
+    // While the outage goes on the problem keeps the text it was raised with: the service host logs
+    // every change of a problem, and one outage is one warning.
+    if (this.#disconnectedSince !== undefined) return;
     this.#disconnectedSince = Date.now();
     this.#timer = setTimeout(() => {
       this.#disconnectedProblem = this.#disconnectedText();
@@ -108,7 +103,7 @@ export class ListenerHealth {
     this.#timeoutsInARow++;
     this.#idleSince = undefined;
     if (this.#timeoutsInARow >= this.#options.concurrency) {
-      this.#stuckProblem = `stuck: the last ${this.#timeoutsInARow} handlers did not settle within handlerTimeout (${this.#options.handlerTimeout} ms)`;
+      this.#stuckProblem = `stuck: ${this.#options.concurrency} handlers in a row did not settle within handlerTimeout (${this.#options.handlerTimeout} ms)`;
       this.#publish();
     }
   }
@@ -138,28 +133,24 @@ export class ListenerHealth {
   }
 
   #disconnectedText(): string {
-    const since = this.#disconnectedSince ?? Date.now();
-    const seconds = Math.round((Date.now() - since) / 1000);
-    return redactSecrets(`cannot reach ${this.#options.source} for ${seconds} s: ${this.#cause}`);
+    const seconds = Math.round(DISCONNECTED_PROBLEM_AFTER_MS / 1000);
+    return redactSecrets(`cannot reach ${this.#options.source} for ${seconds} s or more: ${this.#cause}`);
   }
 
   #publish(): void {
     const problem = this.#disconnectedProblem ?? this.#stuckProblem;
     if (problem === this.#reported) return;
-    const before = this.#reported;
     this.#reported = problem;
+    // The service host logs it: `service:problem` (warn) once, `service:problem:cleared` (info) once.
     this.#ctx.setProblem(problem);
-    // One line when the service becomes unhealthy and one when it recovers, not one per reason update.
-    if (problem !== null && before === null) this.#ctx.logger.warn({ problem }, 'listener:unhealthy');
-    else if (problem === null && before !== null && !this.#disposed)
-      this.#ctx.logger.info({ was: before }, 'listener:healthy');
   }
 }
 
 function describeCause(cause: unknown): string {
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code;
-    return typeof code === 'string' && !cause.message.includes(code)
+    // A driver's code (ECONNREFUSED, 28P01) helps; our own coded errors already say everything.
+    return typeof code === 'string' && !code.startsWith('STEWARD_ERR_') && !cause.message.includes(code)
       ? `${code}: ${cause.message}`
       : cause.message;
   }
