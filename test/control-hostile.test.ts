@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, test } from 'node:test';
+import { runOptions } from '../lib/cli/run.js';
+import type { StewardError } from '../lib/errors.js';
+import { resolveOptions, type StewardOptions } from '../lib/options.js';
 import { ConnectionBudget } from '../lib/primary/connection-budget.js';
 import { get } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -304,4 +307,23 @@ test('with control.allowUnauthenticated the open server starts and says so at wa
   assert.equal(listening.auth, 'none');
   assert.equal(listening.address, '0.0.0.0');
   fixture.killAll();
+});
+
+test('the CLI opt-out: --control-allow-unauthenticated lets --control-host 0.0.0.0 through, its absence does not', () => {
+  const base = ['test/fixtures/cli-server.js', '--control-port', '0', '--control-host', '0.0.0.0'];
+  const open = runOptions([...base, '--control-allow-unauthenticated']);
+  assert.notEqual(open, 'help');
+  assert.equal(resolveOptions(open as StewardOptions).control?.host, '0.0.0.0');
+  assert.throws(
+    () => resolveOptions(runOptions(base) as StewardOptions),
+    (error: StewardError) =>
+      error.code === 'STEWARD_ERR_CONTROL_UNPROTECTED' &&
+      error.message.includes('--control-allow-unauthenticated') &&
+      error.details?.option === 'control.allowUnauthenticated',
+  );
+  const withToken = resolveOptions({
+    worker: () => {},
+    control: { port: 0, host: '10.1.2.3', token: TOKEN },
+  });
+  assert.equal(withToken.control?.token, TOKEN, 'a token is enough');
 });

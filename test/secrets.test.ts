@@ -18,9 +18,10 @@ after(() => {
   for (const fixture of spawned) fixture.killAll();
 });
 
-/** The first crash of `service` (its `service:backoff` line), or its failure. */
+/** The first crash of `service` (its `service:backoff` line) or failed reconnection (a LISTEN connection). */
 const crashed = (service: string) => (line: LogLine) =>
-  (line.msg === 'service:backoff' || line.msg === 'service:failed') && line.service === service;
+  ['service:backoff', 'service:failed', 'pg:listen:reconnecting'].includes(line.msg ?? '') &&
+  line.service === service;
 
 function assertNoSecret(where: string, text: string): void {
   assert.ok(!text.includes(SECRET), `${where} holds the password:\n${excerpt(text, SECRET)}`);
