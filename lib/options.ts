@@ -379,12 +379,12 @@ export function resolveControl(raw: unknown): ResolvedOptions['control'] {
   if (token === undefined && !allowUnauthenticated && !isLoopbackHost(host)) {
     throw new StewardError(
       'STEWARD_ERR_CONTROL_UNPROTECTED',
-      `\`control.host\` is '${host}', which is not a loopback address, and no \`control.token\` is set: ` +
+      `\`control.host\` is '${redactText(host)}', which is not a loopback address, and no \`control.token\` is set: ` +
         'anyone who can reach the port could read /status and /metrics. Set `control.token` ' +
         '(at least 16 characters), or set `control.allowUnauthenticated: true` (CLI ' +
         '`--control-allow-unauthenticated`) if a network policy ' +
         'already admits only the scraper.',
-      { details: { option: 'control.allowUnauthenticated', host } },
+      { details: { option: 'control.allowUnauthenticated', host: redactText(host) } },
     );
   }
   return { port, host, token, metricsTimeout };
