@@ -49,7 +49,7 @@ test('with default options, 30 hung handlers do not keep 50 other events from ru
   // Every slot (concurrency 10) holds a hung handler until the 30 s default handlerTimeout frees it.
   await app.fixture.waitForLogs(event('queue:handler:timeout'), 10, 60_000);
   const timedOutAt = Date.now();
-  const sick = await untilUnhealthy(app, SERVICE, 10_000, 'stuck handlers');
+  const sick = await untilUnhealthy(app, SERVICE, 10_000, 'stuck handlers', /stuck: /);
   const detectedMs = Date.now() - timedOutAt;
   assert.match(
     String(sick.service?.problem),
@@ -88,14 +88,17 @@ test('database down at start and later: health says so within 10 s, claiming res
     HEALTH_SCHEMA: schema,
   });
   const down = Date.now();
-  const sick = await untilUnhealthy(app, SERVICE, 10_000, 'a database unreachable at start');
-  const detectedAtStartMs = Date.now() - down;
-  assert.match(
-    String(sick.service?.problem),
+  // (The host adds its own reason for a service still starting; the listener names the cause.)
+  const sick = await untilUnhealthy(
+    app,
+    SERVICE,
+    10_000,
+    'a database unreachable at start',
     new RegExp(
       `cannot reach PostgreSQL 127\\.0\\.0\\.1:${database.port}/test for 5 s or more: .*ECONNREFUSED`,
     ),
   );
+  const detectedAtStartMs = Date.now() - down;
   assert.ok(
     sick.reasons.some((reason) => reason.includes(SERVICE)),
     sick.reasons.join('; '),
@@ -114,7 +117,7 @@ test('database down at start and later: health says so within 10 s, claiming res
 
   await database.down();
   const lost = Date.now();
-  await untilUnhealthy(app, SERVICE, 10_000, 'a database lost while running');
+  await untilUnhealthy(app, SERVICE, 10_000, 'a database lost while running', /cannot reach PostgreSQL/);
   const detectedWhileRunningMs = Date.now() - lost;
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   await add([{ key: 'second', action: 'ok' }]);

@@ -59,11 +59,13 @@ export async function untilUnhealthy(
   name: string,
   timeoutMs: number,
   what: string,
+  expected?: RegExp,
 ): Promise<Signals> {
   const found = await until(
     async () => {
       const signals = await readSignals(app, name);
       const problem = signals.service?.problem;
+      if (expected && !expected.test(String(problem))) return undefined;
       // (The two reads are moments apart: a problem's text may have changed in between.)
       const named =
         typeof problem === 'string' &&
