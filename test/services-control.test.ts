@@ -91,6 +91,35 @@ test('services: --control-host without --control-port, or a short token, exits 2
   }
 });
 
+test('services: a non-loopback --control-host needs a token or --control-allow-unauthenticated', async () => {
+  const refused = await execFileAsync(
+    process.execPath,
+    [cli, 'services', 'test/fixtures/throng-services.js', '--control-port', '0', '--control-host', '0.0.0.0'],
+    { cwd: root },
+  ).then(
+    () => assert.fail('an unprotected non-loopback control server should be refused'),
+    (error: { code: number; stderr: string }) => error,
+  );
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /\[STEWARD_ERR_CONTROL_UNPROTECTED\]/);
+  assert.match(refused.stderr, /--control-allow-unauthenticated/);
+
+  const open = spawnFixture('../../dist/cli/main.js', { STEWARD_CONTROL_TOKEN: '' }, [
+    'services',
+    'test/fixtures/throng-services.js',
+    '--control-port',
+    '0',
+    '--control-host',
+    '0.0.0.0',
+    '--control-allow-unauthenticated',
+  ]);
+  spawned.push(open);
+  const listening = await open.waitForLog(event('control:listening'), 15_000, 'control:listening');
+  assert.equal(listening.address, '0.0.0.0');
+  open.child.kill('SIGTERM');
+  assert.equal((await open.exited).code, 0);
+});
+
 test('runServices({ control }): /healthz answers 503 naming a failed service, and while stopping', async () => {
   process.env.FIXTURE_ONLY = 'crash-always';
   const services = await runServices(new URL('./fixtures/services-failing.js', import.meta.url), {
