@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import promClient from 'prom-client';
 import { runServices } from '../lib/services/standalone.js';
 import { get } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -120,7 +121,14 @@ test('services: a non-loopback --control-host needs a token or --control-allow-u
   assert.equal((await open.exited).code, 0);
 });
 
-test('runServices({ control }): /healthz answers 503 naming a failed service, and while stopping', async () => {
+test('runServices({ control }): /healthz answers 503 naming a failed service; /metrics adds the application metrics once', async () => {
+  // The application's own metrics live in prom-client's global registry, default metrics included.
+  const appCounter = new promClient.Counter({
+    name: 'fencing_test_app_jobs_total',
+    help: 'Jobs of the app.',
+  });
+  appCounter.inc(3);
+  promClient.collectDefaultMetrics();
   process.env.FIXTURE_ONLY = 'crash-always';
   const services = await runServices(new URL('./fixtures/services-failing.js', import.meta.url), {
     signals: false,
@@ -140,7 +148,14 @@ test('runServices({ control }): /healthz answers 503 naming a failed service, an
     const reply = await get(`${base}/healthz`);
     assert.equal(reply.status, 503);
     assert.deepEqual(JSON.parse(reply.body), { ok: false, problems: ['service crash-always is failed'] });
+    const metrics = await get(`${base}/metrics`);
+    assert.match(metrics.body, /^fencing_test_app_jobs_total 3$/m);
+    assert.match(metrics.body, /^steward_service_restarts_total\{service="crash-always"\} [1-9]/m);
+    // A family both registries have appears once: the library's, labelled with the role.
+    assert.equal(metrics.body.match(/^# HELP process_resident_memory_bytes /gm)?.length, 1);
+    assert.match(metrics.body, /^process_resident_memory_bytes\{role="standalone"\} \d+/m);
   } finally {
+    promClient.register.clear();
     const stopped = services.stop(5_000);
     await stopped;
     delete process.env.FIXTURE_ONLY;
