@@ -139,6 +139,47 @@ test('a new holder starts only after a transaction that checked the old token ha
   assert.equal(BigInt(second.fencing.epoch), BigInt(first.fencing.epoch) + 1n);
 });
 
+test('a role that may not create the epoch table is told how to create it', async (t) => {
+  const role = `steward_noddl_${randomSuffix()}`;
+  const schema = `steward_fence_${randomSuffix()}`;
+  await adminQuery(`CREATE ROLE ${role} LOGIN`);
+  await adminQuery(`CREATE SCHEMA ${schema}`);
+  await adminQuery(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+  t.after(async () => {
+    await adminQuery(`DROP SCHEMA ${schema} CASCADE`);
+    await adminQuery(`DROP ROLE ${role}`);
+  });
+  const url = new URL(pgUrl(`steward-test-fencing-${randomSuffix()}`));
+  url.username = role;
+  const lines: Array<{ msg?: string; err?: { code?: string; message?: string } }> = [];
+  const capture = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const stop = new AbortController();
+  const acquiring = acquireSingleton(
+    {
+      connectionString: url.href,
+      key: `noddl-${randomSuffix()}`,
+      checkInterval: 100,
+      epochTable: { schema, table: 'epochs' },
+      logger: capture,
+    },
+    stop.signal,
+  );
+  const failed = await until(
+    () => lines.find((line) => line.msg === 'singleton:acquire:failed'),
+    10_000,
+    'the acquisition to fail',
+  );
+  stop.abort();
+  assert.equal(await acquiring, null, 'no lease without an epoch');
+  assert.ok(failed);
+  assert.equal(failed.err?.code, 'STEWARD_ERR_PG_CONNECTION');
+  assert.match(
+    failed.err?.message ?? '',
+    new RegExp(`may not create it: create it once with \`CREATE TABLE IF NOT EXISTS "${schema}"\\."epochs"`),
+  );
+  assert.match(failed.err?.message ?? '', /singleton\.epochTable: false/);
+});
+
 async function waitingOnEpochRow(applicationName: string): Promise<number> {
   const rows = await adminQuery<{ n: string }>(
     `SELECT count(*) AS n FROM pg_stat_activity

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import promClient from 'prom-client';
 import { runServices } from '../lib/services/standalone.js';
 import { get } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -91,7 +92,43 @@ test('services: --control-host without --control-port, or a short token, exits 2
   }
 });
 
-test('runServices({ control }): /healthz answers 503 naming a failed service, and while stopping', async () => {
+test('services: a non-loopback --control-host needs a token or --control-allow-unauthenticated', async () => {
+  const refused = await execFileAsync(
+    process.execPath,
+    [cli, 'services', 'test/fixtures/throng-services.js', '--control-port', '0', '--control-host', '0.0.0.0'],
+    { cwd: root },
+  ).then(
+    () => assert.fail('an unprotected non-loopback control server should be refused'),
+    (error: { code: number; stderr: string }) => error,
+  );
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /\[STEWARD_ERR_CONTROL_UNPROTECTED\]/);
+  assert.match(refused.stderr, /--control-allow-unauthenticated/);
+
+  const open = spawnFixture('../../dist/cli/main.js', { STEWARD_CONTROL_TOKEN: '' }, [
+    'services',
+    'test/fixtures/throng-services.js',
+    '--control-port',
+    '0',
+    '--control-host',
+    '0.0.0.0',
+    '--control-allow-unauthenticated',
+  ]);
+  spawned.push(open);
+  const listening = await open.waitForLog(event('control:listening'), 15_000, 'control:listening');
+  assert.equal(listening.address, '0.0.0.0');
+  open.child.kill('SIGTERM');
+  assert.equal((await open.exited).code, 0);
+});
+
+test('runServices({ control }): /healthz answers 503 naming a failed service; /metrics adds the application metrics once', async () => {
+  // The application's own metrics live in prom-client's global registry, default metrics included.
+  const appCounter = new promClient.Counter({
+    name: 'fencing_test_app_jobs_total',
+    help: 'Jobs of the app.',
+  });
+  appCounter.inc(3);
+  promClient.collectDefaultMetrics();
   process.env.FIXTURE_ONLY = 'crash-always';
   const services = await runServices(new URL('./fixtures/services-failing.js', import.meta.url), {
     signals: false,
@@ -111,7 +148,14 @@ test('runServices({ control }): /healthz answers 503 naming a failed service, an
     const reply = await get(`${base}/healthz`);
     assert.equal(reply.status, 503);
     assert.deepEqual(JSON.parse(reply.body), { ok: false, problems: ['service crash-always is failed'] });
+    const metrics = await get(`${base}/metrics`);
+    assert.match(metrics.body, /^fencing_test_app_jobs_total 3$/m);
+    assert.match(metrics.body, /^steward_service_restarts_total\{service="crash-always"\} [1-9]/m);
+    // A family both registries have appears once: the library's, labelled with the role.
+    assert.equal(metrics.body.match(/^# HELP process_resident_memory_bytes /gm)?.length, 1);
+    assert.match(metrics.body, /^process_resident_memory_bytes\{role="standalone"\} \d+/m);
   } finally {
+    promClient.register.clear();
     const stopped = services.stop(5_000);
     await stopped;
     delete process.env.FIXTURE_ONLY;

@@ -9,6 +9,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'control-port': { type: 'string' },
   'control-host': { type: 'string' },
   'control-token': { type: 'string' },
+  'control-allow-unauthenticated': { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
@@ -19,11 +20,14 @@ const FLAG_OF = {
   'control.port': 'control-port',
   'control.host': 'control-host',
   'control.token': 'control-token',
+  'control.allowUnauthenticated': 'control-allow-unauthenticated',
 };
 
 /** `control` from `--control-*` (and STEWARD_CONTROL_TOKEN), as `cluster-steward run` reads them. */
 function controlFlags(values: Record<string, unknown>): Record<string, unknown> | undefined {
-  const given = ['port', 'host', 'token'].filter((key) => values[`control-${key}`] !== undefined);
+  const given = ['port', 'host', 'token', 'allow-unauthenticated'].filter(
+    (key) => values[`control-${key}`] !== undefined,
+  );
   if (given.length === 0) return undefined;
   if (values['control-port'] === undefined)
     throw usageError(`\`--control-${given[0]}\` needs \`--control-port\``);
@@ -31,6 +35,7 @@ function controlFlags(values: Record<string, unknown>): Record<string, unknown> 
   if (values['control-host'] !== undefined) control.host = values['control-host'];
   const token = (values['control-token'] as string | undefined) ?? process.env.STEWARD_CONTROL_TOKEN;
   if (token) control.token = token;
+  if (values['control-allow-unauthenticated']) control.allowUnauthenticated = true;
   return control;
 }
 
@@ -45,6 +50,8 @@ are restarted with backoff; SIGTERM/SIGINT stop them gracefully (exit 1 if one d
   --control-port P            serve /healthz, /metrics and /status on port P (0: any free port)
   --control-host H            interface to bind (default: 127.0.0.1)
   --control-token T           require "Authorization: Bearer T" (or set STEWARD_CONTROL_TOKEN)
+  --control-allow-unauthenticated
+                              listen on a non-loopback --control-host without a token (refused otherwise)
   --log-level LEVEL           ${LOG_LEVEL_HELP}
   -h, --help                  show this help
 

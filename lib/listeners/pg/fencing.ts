@@ -34,18 +34,25 @@ function quotedTable(location: EpochTable): string {
 /** duplicate_table and unique_violation: another holder created the table at the same moment. */
 const CREATE_RACE_CODES = new Set(['42P07', '23505']);
 
+/** The epoch table's definition, also shown to whoever has to create it by hand. */
+function epochTableDdl(table: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${table} (key text PRIMARY KEY, epoch bigint NOT NULL, acquired_at timestamptz NOT NULL DEFAULT now(), holder text NOT NULL)`;
+}
+
 async function createEpochTable(client: pg.Client, table: string): Promise<void> {
   try {
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${table} (
-         key text PRIMARY KEY,
-         epoch bigint NOT NULL,
-         acquired_at timestamptz NOT NULL DEFAULT now(),
-         holder text NOT NULL
-       )`,
-    );
+    await client.query(epochTableDdl(table));
   } catch (error) {
-    if (!CREATE_RACE_CODES.has((error as { code?: string }).code ?? '')) throw error;
+    const code = (error as { code?: string }).code ?? '';
+    if (CREATE_RACE_CODES.has(code)) return;
+    // insufficient_privilege: since PostgreSQL 15 ordinary roles may not create tables in `public`.
+    if (code === '42501')
+      throw new StewardError(
+        'STEWARD_ERR_PG_CONNECTION',
+        `The singleton epoch table ${table} does not exist and this role may not create it: create it once with \`${epochTableDdl(table)}\` (and GRANT SELECT, INSERT, UPDATE on it), choose another \`singleton.epochTable\`, or set \`singleton.epochTable: false\``,
+        { cause: error, details: { table } },
+      );
+    throw error;
   }
 }
 
