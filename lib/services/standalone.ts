@@ -96,19 +96,7 @@ export async function runServices(
   };
   const host = new ServiceHost(await loadServices(url), { role: 'standalone', logger, onSnapshot: publish });
   let stopping = false;
-  // Bound before any service starts: a port in use fails the start, not a probe minutes later.
-  const control = options.control
-    ? await startStandaloneControl(
-        {
-          snapshot: () => host.snapshot(),
-          get stopping() {
-            return stopping;
-          },
-        },
-        options.control,
-        logger,
-      )
-    : null;
+  let control: Awaited<ReturnType<typeof startStandaloneControl>> | null = null;
   // Also keeps the process alive while every service just waits for its signal.
   const periodic = setInterval(() => publish(host.snapshot()), options.statusInterval);
 
@@ -119,10 +107,12 @@ export async function runServices(
     await control?.close();
     return clean;
   };
+  // Before the first await below: a signal while the control server binds still stops gracefully.
+  const handlers: Array<[NodeJS.Signals, () => void]> = [];
   if (options.signals !== false) {
     let received = false;
     for (const signal of options.signals) {
-      process.on(signal, () => {
+      const onSignal = () => {
         // A second signal means "now": services that are still settling are abandoned.
         if (received) {
           logger.warn({ signal }, 'services:stop:forced');
@@ -131,8 +121,31 @@ export async function runServices(
         received = true;
         logger.info({ signal }, 'services:signal');
         void stop().then((clean) => process.exit(clean ? 0 : 1));
-      });
+      };
+      process.on(signal, onSignal);
+      handlers.push([signal, onSignal]);
     }
+  }
+  // Bound before any service starts: a port in use fails the start, not a probe minutes later.
+  if (options.control) {
+    const target = {
+      snapshot: () => host.snapshot(),
+      get stopping() {
+        return stopping;
+      },
+    };
+    try {
+      control = await startStandaloneControl(target, options.control, logger);
+    } catch (error) {
+      clearInterval(periodic);
+      for (const [signal, onSignal] of handlers) process.off(signal, onSignal);
+      throw error;
+    }
+  }
+  // A signal came while the control server was binding: the process is on its way out.
+  if (stopping) {
+    await control?.close();
+    return { snapshot: () => host.snapshot(), controlAddress: () => null, stop };
   }
   host.start();
   publish(host.snapshot());
