@@ -8,7 +8,7 @@ export type { RecycleOutcome, RecycleResult } from './primary/recycler.js';
 export type { Supervisor } from './primary/supervisor.js';
 export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';
 export { defineServices, type ServicesDefinition } from './services/define-services.js';
-export { type RunServicesOptions, runServices, type StandaloneServices } from './services/standalone.js';
+export { type RunServicesOptions, runServices, type StandaloneServices } from './standalone/run-services.js';
 export type {
   EventOutcome,
   EventRecord,
@@ -23,7 +23,7 @@ export type {
   SingletonOptions,
 } from './services/types.js';
 export { steward } from './steward.js';
-export { type ClusterStatus, status } from './worker/cluster-status.js';
+export { type ClusterStatus, status } from './common/cluster-status.js';
 export {
   expressPingHandler,
   type FastifyReplyLike,

@@ -7,7 +7,7 @@ import express from 'express';
 import Fastify from 'fastify';
 import { ServiceRecord } from '../lib/services/service-record.js';
 import type { ServiceStatus, ServicesSnapshot } from '../lib/services/types.js';
-import { applyStatusUpdate } from '../lib/worker/cluster-status.js';
+import { applyStatusUpdate } from '../lib/common/cluster-status.js';
 import { expressPingHandler, fastifyPingHandler, httpPingHandler } from '../lib/worker/ping-handler.js';
 import { get } from './helpers/http.js';
 

@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.js';
-import type { ServicesSnapshot } from '../services/types.js';
+import type { ServicesSnapshot } from './service-status.js';
 
 /**
  * Every message cluster-steward sends between its processes carries this tag, so application messages

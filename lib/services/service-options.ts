@@ -1,6 +1,6 @@
 import { StewardError } from '../errors.js';
-import { defaultEpochTable } from '../listeners/pg/fencing.js';
-import { quoteIdentifier } from '../listeners/pg/identifiers.js';
+import { quoteIdentifier } from '../common/sql-identifier.js';
+import { defaultEpochTable } from './lease.js';
 import { durationOption, integerOption, numberOption, rejectUnknownKeys, requireObject } from '../options.js';
 import type { Service, ServiceContext } from './types.js';
 

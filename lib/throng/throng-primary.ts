@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../common/logger.js';
 import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
-import { createClusterMetrics } from '../metrics/cluster-sources.js';
+import { createClusterMetrics } from '../primary/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from '../primary/cluster-primary.js';
 import { createPolicies, type RecyclePolicy, type WorkerLimit } from '../primary/recycle-policies/index.js';

@@ -6,8 +6,9 @@ import { delay } from '../../common/backoff.js';
 import { StewardError } from '../../errors.js';
 import { durationOption, invalidOption } from '../../options.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
-import { defaultEpochTable, type EpochTable, type FencingToken, nextEpoch } from './fencing.js';
-import { quoteIdentifier } from './identifiers.js';
+import { quoteIdentifier } from '../../common/sql-identifier.js';
+import { defaultEpochTable, type EpochTable, type FencingToken } from '../../services/lease.js';
+import { nextEpoch } from './fencing.js';
 
 /** Options of `acquireSingleton()`. */
 export interface SingletonLockOptions {

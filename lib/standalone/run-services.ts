@@ -11,11 +11,12 @@ import {
   requireObject,
   resolveControl,
 } from '../options.js';
-import { applyStatusUpdate } from '../worker/cluster-status.js';
-import { loadServices } from './load-services.js';
-import { ServiceHost } from './service-host.js';
+import { applyStatusUpdate } from '../common/cluster-status.js';
+import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
+import { loadServices } from '../services/load-services.js';
+import { ServiceHost } from '../services/service-host.js';
 import { startStandaloneControl } from './standalone-control.js';
-import type { ServicesSnapshot } from './types.js';
+import type { ServicesSnapshot } from '../services/types.js';
 
 /** Options of `runServices()`. */
 export interface RunServicesOptions {
@@ -94,7 +95,12 @@ export async function runServices(
     applyStatusUpdate({ services: snapshot, sentAt: snapshot.at }, true, staleAfter);
     options.onStatus?.(snapshot);
   };
-  const host = new ServiceHost(await loadServices(url), { role: 'standalone', logger, onSnapshot: publish });
+  const host = new ServiceHost(await loadServices(url), {
+    role: 'standalone',
+    logger,
+    onSnapshot: publish,
+    leases: advisoryLockLeases,
+  });
   let stopping = false;
   // Bound before any service starts: a port in use fails the start, not a probe minutes later.
   const control = options.control
