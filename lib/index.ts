@@ -1,4 +1,5 @@
 export type { BackoffOptions } from './common/backoff.js';
+export { type ClusterStatus, status } from './common/cluster-status.js';
 export { type LoggerOption, redactSecrets } from './common/logger.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
@@ -8,7 +9,6 @@ export type { RecycleOutcome, RecycleResult } from './primary/recycler.js';
 export type { Supervisor } from './primary/supervisor.js';
 export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';
 export { defineServices, type ServicesDefinition } from './services/define-services.js';
-export { type RunServicesOptions, runServices, type StandaloneServices } from './standalone/run-services.js';
 export type {
   EventOutcome,
   EventRecord,
@@ -22,8 +22,8 @@ export type {
   ServicesSnapshot,
   SingletonOptions,
 } from './services/types.js';
+export { type RunServicesOptions, runServices, type StandaloneServices } from './standalone/run-services.js';
 export { steward } from './steward.js';
-export { type ClusterStatus, status } from './common/cluster-status.js';
 export {
   expressPingHandler,
   type FastifyReplyLike,

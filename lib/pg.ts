@@ -2,7 +2,6 @@
 export { type EnqueueOptions, enqueue, type NewEvent } from './listeners/pg/enqueue.js';
 export { type PgEventQueueOptions, pgEventQueue } from './listeners/pg/event-queue.js';
 export { assertFencingToken } from './listeners/pg/fencing.js';
-export type { EpochTable, FencingToken } from './services/lease.js';
 export { type QueueNames, queueNames } from './listeners/pg/identifiers.js';
 export { migrate } from './listeners/pg/migrate.js';
 export type { Notification } from './listeners/pg/notify-connection.js';
@@ -21,3 +20,4 @@ export {
   singletonLockKey,
 } from './listeners/pg/singleton-lock.js';
 export type { Queryable } from './listeners/pg/sql/types.js';
+export type { EpochTable, FencingToken } from './services/lease.js';

@@ -9,10 +9,10 @@ import { siblingLoggerEnv, writeRelayedLine } from '../common/log-relay.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
-import { recordHostRestart } from '../services/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { hostProblem, NOT_RUNNING_PROBLEM_MS, ServiceHost } from '../services/service-host.js';
+import { recordHostRestart } from '../services/service-metrics.js';
 import type { ServiceState, ServicesSnapshot } from '../services/types.js';
 
 export interface ServicesSupervisorEvents {

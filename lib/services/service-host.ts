@@ -3,8 +3,8 @@ import { delay, type Random } from '../common/backoff.js';
 import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { redactDeep } from '../common/logger.js';
 import { coerceError } from '../errors.js';
-import type { ResolvedService } from './service-options.js';
 import type { LeaseStrategy } from './lease.js';
+import type { ResolvedService } from './service-options.js';
 // Loaded with the host so every process hosting services publishes their metrics.
 import './service-metrics.js';
 import { ServiceRunner, serviceScope } from './service-runner.js';

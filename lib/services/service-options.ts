@@ -1,7 +1,7 @@
-import { StewardError } from '../errors.js';
 import { quoteIdentifier } from '../common/sql-identifier.js';
-import { defaultEpochTable } from './lease.js';
+import { StewardError } from '../errors.js';
 import { durationOption, integerOption, numberOption, rejectUnknownKeys, requireObject } from '../options.js';
+import { defaultEpochTable } from './lease.js';
 import type { Service, ServiceContext } from './types.js';
 
 /** A service with every option present and in range, as the host runs it. */

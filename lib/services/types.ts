@@ -9,7 +9,6 @@ export type {
   ServicesSnapshot,
 } from '../common/service-status.js';
 
-
 /** Outcome of one event handled by a listener, as counted in status and metrics. */
 export type EventOutcome = 'processed' | 'failed' | 'dead_lettered' | 'duplicate';
 

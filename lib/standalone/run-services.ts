@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
+import { applyStatusUpdate } from '../common/cluster-status.js';
 import { createLogger, type LoggerOption } from '../common/logger.js';
+import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import {
   type ControlOptions,
   defaults,
@@ -11,12 +13,10 @@ import {
   requireObject,
   resolveControl,
 } from '../options.js';
-import { applyStatusUpdate } from '../common/cluster-status.js';
-import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
-import { startStandaloneControl } from './standalone-control.js';
 import type { ServicesSnapshot } from '../services/types.js';
+import { startStandaloneControl } from './standalone-control.js';
 
 /** Options of `runServices()`. */
 export interface RunServicesOptions {

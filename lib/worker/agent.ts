@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { Server as NetServer } from 'node:net';
+import { applyStatusUpdate, status } from '../common/cluster-status.js';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import { serializeError } from '../errors.js';
@@ -7,7 +8,6 @@ import { addLibraryCollectors, libraryRegistry } from '../metrics/library-metric
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { AppShutdown } from './app-shutdown.js';
-import { applyStatusUpdate, status } from '../common/cluster-status.js';
 import { drainAndExit } from './drain.js';
 import { watchListenCalls } from './listen-watch.js';
 import { requestTracker } from './request-tracker.js';

@@ -1,10 +1,8 @@
 import type pg from 'pg';
-import { StewardError } from '../../errors.js';
 import { quoteIdentifier } from '../../common/sql-identifier.js';
+import { StewardError } from '../../errors.js';
 import { defaultEpochTable, type EpochTable, type FencingToken } from '../../services/lease.js';
 import type { Queryable } from './sql/types.js';
-
-
 
 function quotedTable(location: EpochTable): string {
   return `${quoteIdentifier('singleton.epochSchema', location.schema)}.${quoteIdentifier('singleton.epochTable', location.table)}`;

@@ -4,7 +4,6 @@ import { MAX_IDENTIFIER_LENGTH, quoteIdentifier } from '../../common/sql-identif
 /** The longest suffix added to the table name (`_migrations`), so derived names stay whole. */
 const TABLE_SUFFIX_ROOM = '_migrations'.length;
 
-
 /** Every name the queue uses in SQL, validated and quoted once. */
 export interface QueueNames {
   schema: string;
