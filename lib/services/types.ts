@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { ServiceState } from '../common/service-status.js';
 import type { FencingToken } from './lease.js';
 
 export type {

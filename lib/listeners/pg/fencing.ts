@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { quoteIdentifier } from '../../common/sql-identifier.js';
 import { StewardError } from '../../errors.js';
-import { defaultEpochTable, type EpochTable, type FencingToken } from '../../services/lease.js';
+import type { EpochTable, FencingToken } from '../../services/lease.js';
 import type { Queryable } from './sql/types.js';
 
 function quotedTable(location: EpochTable): string {
