@@ -1,6 +1,7 @@
 export type { BackoffOptions } from './common/backoff.js';
 export { type ClusterStatus, status } from './common/cluster-status.js';
 export { type LoggerOption, redactSecrets } from './common/logger.js';
+export type { WorkerContext, WorkerStart } from './common/worker-context.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
 export type { ClusterMetrics } from './metrics/cluster-aggregator.js';
@@ -33,4 +34,3 @@ export {
   type PingOptions,
   pingResult,
 } from './worker/ping-handler.js';
-export type { WorkerContext, WorkerStart } from './worker/worker-context.js';

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { ResolvedService } from './service-options.js';
 
 /**
  * What a singleton holder may write with: the epoch of its acquisition of `key`. Every acquisition
@@ -35,8 +34,17 @@ export interface Lease {
   release(): Promise<void>;
 }
 
-/** The resolved `singleton` settings of a service. */
-export type SingletonSettings = NonNullable<ResolvedService['singleton']>;
+/** The resolved `singleton` settings of a service, as a lease strategy receives them. */
+export interface SingletonSettings {
+  /** PostgreSQL connection string of the dedicated lock connection. */
+  connectionString: string;
+  /** Lock name. */
+  key: string;
+  /** Renewal period while held, in ms. */
+  checkInterval: number;
+  /** Where each acquisition increments the epoch; `false` hands out no fencing token. */
+  epochTable: EpochTable | false;
+}
 
 /**
  * How a host becomes the one that runs a singleton: waits until leadership is won (resolves the lease) or

@@ -3,6 +3,7 @@ import { Server as NetServer } from 'node:net';
 import { applyStatusUpdate, status } from '../common/cluster-status.js';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
+import type { WorkerContext } from '../common/worker-context.js';
 import { serializeError } from '../errors.js';
 import { addLibraryCollectors, libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
@@ -11,7 +12,6 @@ import { AppShutdown } from './app-shutdown.js';
 import { drainAndExit } from './drain.js';
 import { watchListenCalls } from './listen-watch.js';
 import { requestTracker } from './request-tracker.js';
-import type { WorkerContext } from './worker-context.js';
 import { registerWorkerMetrics } from './worker-metrics.js';
 
 /**

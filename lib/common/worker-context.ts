@@ -1,6 +1,6 @@
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
-import type { ClusterStatus } from '../common/cluster-status.js';
+import type { ClusterStatus } from './cluster-status.js';
 
 /** The third argument of the start function: what a worker may use beyond throng's `(id, disconnect)`. */
 export interface WorkerContext {
