@@ -1,11 +1,10 @@
-import promClient, { Counter, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
-import { type DropReason, droppedMessages } from '../common/messages.js';
+import promClient, { Counter, Registry } from 'prom-client';
+import { type DropReason, droppedMessages, type MetricJson } from '../common/messages.js';
 
 /** The role of the process a metric comes from; process metrics carry it as the `role` label. */
 export type LocalRole = 'primary' | 'worker' | 'sibling' | 'standalone';
 
-/** One metric family as prom-client's `getMetricsAsJSON()` returns it (what crosses IPC). */
-export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+export type { MetricJson };
 
 let library: Registry | undefined;
 /** The metric families each role adds (services, worker requests), applied once to the registry. */
