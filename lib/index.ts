@@ -1,7 +1,7 @@
 export type { BackoffOptions } from './common/backoff.js';
 export { type ClusterStatus, status } from './common/cluster-status.js';
-export type { HostStatusDocument, StatusDocument, WorkerStatus } from './common/status-document.js';
 export { type LoggerOption, redactSecrets } from './common/logger.js';
+export type { HostStatusDocument, StatusDocument, WorkerStatus } from './common/status-document.js';
 export type { WorkerContext, WorkerStart } from './common/worker-context.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
