@@ -1,5 +1,8 @@
 export type { BackoffOptions } from './common/backoff.js';
+export { type ClusterStatus, status } from './common/cluster-status.js';
 export { type LoggerOption, redactSecrets } from './common/logger.js';
+export type { HostStatusDocument, StatusDocument, WorkerStatus } from './common/status-document.js';
+export type { WorkerContext, WorkerStart } from './common/worker-context.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
 export type { ClusterMetrics } from './metrics/cluster-aggregator.js';
@@ -8,7 +11,6 @@ export type { RecycleOutcome, RecycleResult } from './primary/recycler.js';
 export type { Supervisor } from './primary/supervisor.js';
 export type { WorkerExit, WorkerHandle, WorkerState } from './primary/worker-handle.js';
 export { defineServices, type ServicesDefinition } from './services/define-services.js';
-export { type RunServicesOptions, runServices, type StandaloneServices } from './services/standalone.js';
 export type {
   EventOutcome,
   EventRecord,
@@ -22,8 +24,8 @@ export type {
   ServicesSnapshot,
   SingletonOptions,
 } from './services/types.js';
+export { type RunServicesOptions, runServices, type StandaloneServices } from './standalone/run-services.js';
 export { steward } from './steward.js';
-export { type ClusterStatus, status } from './worker/cluster-status.js';
 export {
   expressPingHandler,
   type FastifyReplyLike,
@@ -33,4 +35,3 @@ export {
   type PingOptions,
   pingResult,
 } from './worker/ping-handler.js';
-export type { WorkerContext, WorkerStart } from './worker/worker-context.js';

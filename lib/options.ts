@@ -6,8 +6,8 @@ import type { LoggerOption } from './common/logger.js';
 import { isLoopbackHost } from './common/loopback.js';
 import { isSecretKey, REDACTED, redactText } from './common/redact.js';
 import { parseBytes, parseDuration } from './common/units.js';
+import type { WorkerStart } from './common/worker-context.js';
 import { StewardError } from './errors.js';
-import type { WorkerStart } from './worker/worker-context.js';
 
 /** Where services run: a dedicated forked process (`sibling`), or inside the cluster primary. */
 export type Placement = 'sibling' | 'primary';

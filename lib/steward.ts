@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
+import type { WorkerStart } from './common/worker-context.js';
 import { resolveOptions, type StewardOptions } from './options.js';
 import type { Supervisor } from './primary/supervisor.js';
-import type { WorkerStart } from './worker/worker-context.js';
 
 /**
  * Wraps a clustered start. Call it from the application's entry module: in the primary it validates the

@@ -9,11 +9,12 @@
  * throng(forThrong({ count: 4, worker: start, services: new URL('./services.js', import.meta.url) }));
  * ```
  */
+
+import type { WorkerStart } from './common/worker-context.js';
 import { StewardError } from './errors.js';
 import { resolveOptions, type StewardOptions } from './options.js';
 import { startThrongPrimary } from './throng/throng-primary.js';
 import { runWorker } from './worker/agent.js';
-import type { WorkerStart } from './worker/worker-context.js';
 
 export type { ThrongPrimary } from './throng/throng-primary.js';
 

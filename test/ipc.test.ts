@@ -21,7 +21,7 @@ function startPeer(): { child: ChildProcess; channel: IpcChannel } {
 test('request/reply is correlated by sequence number', async () => {
   const { child, channel } = startPeer();
   const replies = await Promise.all([1, 2, 3].map(() => channel.request('metrics:collect', {}, 5_000)));
-  for (const reply of replies) assert.equal((reply as { pid: number }).pid, child.pid);
+  for (const reply of replies) assert.equal((reply as unknown as { pid: number }).pid, child.pid);
   child.kill();
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderStatus, type StatusDocument } from '../lib/cli/status-table.js';
-import type { ClusterStatus } from '../lib/worker/cluster-status.js';
+import type { ClusterStatus } from '../lib/common/cluster-status.js';
 import { pingResult } from '../lib/worker/ping-handler.js';
 
 const longMessage =

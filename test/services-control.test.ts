@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import promClient from 'prom-client';
-import { runServices } from '../lib/services/standalone.js';
+import { runServices } from '../lib/standalone/run-services.js';
 import { get } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
 

@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
+import { applyStatusUpdate } from '../lib/common/cluster-status.js';
 import { ServiceRecord } from '../lib/services/service-record.js';
 import type { ServiceStatus, ServicesSnapshot } from '../lib/services/types.js';
-import { applyStatusUpdate } from '../lib/worker/cluster-status.js';
 import { expressPingHandler, fastifyPingHandler, httpPingHandler } from '../lib/worker/ping-handler.js';
 import { get } from './helpers/http.js';
 

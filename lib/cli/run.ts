@@ -1,7 +1,7 @@
+import type { WorkerStart } from '../common/worker-context.js';
 import { StewardError } from '../errors.js';
 import { resolveOptions, type StewardOptions } from '../options.js';
 import { steward } from '../steward.js';
-import type { WorkerStart } from '../worker/worker-context.js';
 import { asUsageError, type FlagSpec, numberOrText, parseCommandLine, usageError } from './flags.js';
 import { existingModule, LOG_LEVEL_HELP, loggerFlag } from './modules.js';
 

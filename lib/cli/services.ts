@@ -1,5 +1,5 @@
 import type { ControlOptions } from '../options.js';
-import { runServices } from '../services/standalone.js';
+import { runServices } from '../standalone/run-services.js';
 import { asUsageError, type FlagSpec, numberOrText, parseCommandLine, usageError } from './flags.js';
 import { existingModule, LOG_LEVEL_HELP, loggerFlag } from './modules.js';
 

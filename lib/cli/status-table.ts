@@ -1,40 +1,29 @@
-/** The `/status` document of the control server, as far as the table reads it. */
-export interface StatusDocument {
-  pid: number;
-  at: number;
-  uptime: number;
-  stopping: boolean;
-  workers: {
-    id: number;
-    pid: number;
-    state: string;
-    age: number;
-    requests: number;
-    inFlight: number;
-    rss: number;
-    heapUsed: number;
-    lastHeartbeatAt: number | null;
-    retireReason: string | null;
-  }[];
-  services: {
-    role: string;
-    pid: number;
-    at: number;
-    services: {
-      name: string;
-      state: string;
-      since: number;
-      restarts: number;
-      processed: number;
-      failed: number;
-      deadLettered: number;
-      queueDepth: number | null;
-      lagMs: number | null;
-      leader: boolean | null;
-      lastError: { name: string; message: string; code?: string } | null;
-    }[];
-  } | null;
-}
+import type { ServiceStatus, ServicesSnapshot } from '../common/service-status.js';
+import type { StatusDocument as ClusterStatusDocument } from '../common/status-document.js';
+
+/** The fields of a service the table shows. */
+type ServiceRow = Pick<
+  ServiceStatus,
+  | 'name'
+  | 'state'
+  | 'since'
+  | 'restarts'
+  | 'processed'
+  | 'failed'
+  | 'deadLettered'
+  | 'queueDepth'
+  | 'lagMs'
+  | 'leader'
+  | 'lastError'
+>;
+
+/**
+ * The `/status` document as far as the table reads it: picked from the one declaration the control
+ * server writes, so a renamed or retyped field fails to compile here.
+ */
+export type StatusDocument = Omit<ClusterStatusDocument, 'services'> & {
+  services: (Pick<ServicesSnapshot, 'role' | 'pid' | 'at'> & { services: ServiceRow[] }) | null;
+};
 
 /** 950 → `950ms`, 65_000 → `1m 5s`, 7_200_000 → `2h 0m`. */
 export function formatDuration(ms: number | null | undefined): string {

@@ -8,6 +8,9 @@ import {
   type Message,
   type MessagePayloads,
   type MessageType,
+  type ReplyOf,
+  type ReplyResults,
+  type RequestType,
 } from './messages.js';
 
 /** The common shape of a cluster Worker, a ChildProcess and `process` in a child. */
@@ -19,9 +22,10 @@ export interface IpcPeer {
 
 type Payload<T extends MessageType> = MessagePayloads[T];
 type Listener<T extends MessageType> = (message: Message<T>) => void;
-type Handler<T extends MessageType> = (message: Message<T>) => unknown;
+type Handler<T extends RequestType> = (message: Message<T>) => ReplyResults[T] | Promise<ReplyResults[T]>;
 
 interface Pending {
+  // The reply of the request this entry was made for: `request()` types it by the request type.
   resolve(value: unknown): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
@@ -91,8 +95,8 @@ export class IpcChannel {
     });
   }
 
-  /** Sends a request and resolves with the peer's reply result. */
-  request<T extends MessageType>(type: T, payload: Payload<T>, timeoutMs: number): Promise<unknown> {
+  /** Sends a request and resolves with the peer's reply result, typed by the request (`ReplyResults`). */
+  request<T extends MessageType>(type: T, payload: Payload<T>, timeoutMs: number): Promise<ReplyOf<T>> {
     if (this.#closed) {
       return Promise.reject(
         new StewardError(
@@ -102,7 +106,7 @@ export class IpcChannel {
       );
     }
     const seq = ++this.#seq;
-    return new Promise((resolve, reject) => {
+    return new Promise<ReplyOf<T>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(seq);
         reject(
@@ -112,7 +116,7 @@ export class IpcChannel {
           ),
         );
       }, timeoutMs);
-      this.#pending.set(seq, { resolve, reject, timer });
+      this.#pending.set(seq, { resolve: (result) => resolve(result as ReplyOf<T>), reject, timer });
       if (!this.send(type, payload, { seq }))
         this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
     });
@@ -129,7 +133,7 @@ export class IpcChannel {
   }
 
   /** Answers every `type` request with the handler's (awaited) result or its error. */
-  handle<T extends MessageType>(type: T, handler: Handler<T>): this {
+  handle<T extends RequestType>(type: T, handler: Handler<T>): this {
     return this.on(type, (message) => {
       const ack = message.seq;
       if (ack === undefined) return;

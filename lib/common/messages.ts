@@ -1,5 +1,6 @@
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { SerializedError } from '../errors.js';
-import type { ServicesSnapshot } from '../services/types.js';
+import type { ServicesSnapshot } from './service-status.js';
 
 /**
  * Every message cluster-steward sends between its processes carries this tag, so application messages
@@ -60,6 +61,26 @@ export interface MessagePayloads {
 }
 
 export type MessageType = keyof MessagePayloads;
+
+/** One metric family as prom-client's `getMetricsAsJSON()` returns it (what crosses IPC). */
+export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+
+/**
+ * The requests answered by a `reply`: request type → the result its handler returns and `request()`
+ * resolves with. The result comes from another process: the metrics module still checks every family
+ * before merging it.
+ */
+export interface ReplyResults {
+  /** This process's metrics (library and application registries). */
+  'metrics:collect': MetricJson[];
+  /** Whether the primary stored the final metrics (false for an unknown or retired process). */
+  'metrics:final': boolean;
+}
+
+export type RequestType = keyof ReplyResults;
+
+/** What `request(type)` resolves with; a message that is not a request is never answered. */
+export type ReplyOf<T extends MessageType> = T extends RequestType ? ReplyResults[T] : never;
 
 export type Message<T extends MessageType = MessageType> = {
   [K in T]: { ns: typeof IPC_NAMESPACE; type: K; seq?: number; ack?: number } & MessagePayloads[K];

@@ -1,15 +1,24 @@
-import promClient, { Counter, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
-import { type DropReason, droppedMessages } from '../common/messages.js';
-import { requestTracker } from '../worker/request-tracker.js';
-import { registerServiceMetrics } from './service-metrics.js';
+import promClient, { Counter, Registry } from 'prom-client';
+import { type DropReason, droppedMessages, type MetricJson } from '../common/messages.js';
 
 /** The role of the process a metric comes from; process metrics carry it as the `role` label. */
 export type LocalRole = 'primary' | 'worker' | 'sibling' | 'standalone';
 
-/** One metric family as prom-client's `getMetricsAsJSON()` returns it (what crosses IPC). */
-export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
+export type { MetricJson };
 
 let library: Registry | undefined;
+/** The metric families each role adds (services, worker requests), applied once to the registry. */
+const roleCollectors = new Set<(registry: Registry) => void>();
+
+/**
+ * Adds a role's own metrics to this process's library registry: at once when it exists, else when it is
+ * created. This module knows no role: the worker and the service host register what they measure.
+ */
+export function addLibraryCollectors(register: (registry: Registry) => void): void {
+  if (roleCollectors.has(register)) return;
+  roleCollectors.add(register);
+  if (library) register(library);
+}
 
 /**
  * The registry of this process's `steward_` metrics and Node process metrics, created once per process.
@@ -22,8 +31,7 @@ export function libraryRegistry(role: LocalRole): Registry {
   // Process metrics are labelled by role so a cluster sum reads "memory of all workers", not of everything.
   promClient.collectDefaultMetrics({ register: library, labels: { role } });
   registerIpcMetrics(library);
-  registerServiceMetrics(library);
-  if (role === 'worker') registerWorkerMetrics(library);
+  for (const register of roleCollectors) register(library);
   return library;
 }
 
@@ -38,18 +46,6 @@ function registerIpcMetrics(registry: Registry): void {
       this.reset();
       for (const reason of Object.keys(droppedMessages) as DropReason[])
         this.inc({ reason }, droppedMessages[reason]);
-    },
-  });
-}
-
-function registerWorkerMetrics(registry: Registry): void {
-  new Counter({
-    name: 'steward_worker_requests_total',
-    help: 'HTTP requests started on the servers of the HTTP workers.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(requestTracker().requests);
     },
   });
 }

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
+import { applyStatusUpdate } from '../common/cluster-status.js';
 import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
-import { serviceUp, setRemoteServicesUp } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
-import { applyStatusUpdate } from '../worker/cluster-status.js';
+import { serviceUp, setRemoteServicesUp } from '../services/service-metrics.js';
 import { ControlServer, clusterEndpoints } from './control-server.js';
 import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
 import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';

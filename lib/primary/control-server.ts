@@ -3,31 +3,15 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../common/loopback.js';
-import type { StatusUpdate } from '../common/messages.js';
 import { redactDeep, redactText, registerSecret } from '../common/redact.js';
+import type { HostStatusDocument } from '../common/status-document.js';
 import { coerceError, StewardError } from '../errors.js';
-import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ServicesSnapshot } from '../services/types.js';
 import { ConnectionBudget, defaultConnectionBudget } from './connection-budget.js';
+import { type ControlTarget, clusterStatus } from './control-target.js';
 import { type DashboardAccess, dashboardRoute } from './dashboard/dashboard-routes.js';
-import type { LifecycleLog } from './dashboard/lifecycle-log.js';
-import type { PoolView } from './worker-pool.js';
-
-/** What the control server reads from the supervisor. */
-export interface ControlTarget {
-  readonly options: ResolvedOptions;
-  readonly pool: PoolView;
-  readonly metrics: ClusterMetrics;
-  /** The last lifecycle events, listed by the dashboard. */
-  readonly lifecycle: LifecycleLog;
-  statusUpdate(): StatusUpdate;
-  /** The dashboard's actions: a rolling restart of the workers and a restart of the services host. */
-  restartWorkers(reason: string): Promise<void>;
-  restartServices(reason: string): Promise<boolean>;
-  /** Problems of the primary process itself (a blocked event loop), if it watches for any. */
-  ownProblems?(): string[];
-}
+import { hasBody, send, sendJson } from './http-reply.js';
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 
@@ -40,7 +24,7 @@ export interface ControlEndpoints {
   scrapeMetrics(): Promise<string>;
   readonly metricsContentType: string;
   /** The JSON of `/status`; secrets already redacted. */
-  status(): Record<string, unknown>;
+  status(): HostStatusDocument;
   /** Why `/healthz` answers 503, or nothing. */
   healthProblems(): string[];
   /** The cluster behind the endpoints, for the dashboard; a standalone services host has none. */
@@ -320,44 +304,6 @@ function pathOf(url: string | undefined): string {
   const raw = url ?? '/';
   const query = raw.indexOf('?');
   return query === -1 ? raw : raw.slice(0, query);
-}
-
-export function hasBody(request: IncomingMessage): boolean {
-  const length = request.headers['content-length'];
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-export function send(response: ServerResponse, status: number, body: string, contentType: string): void {
-  response.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
-  response.end(body);
-}
-
-export function sendJson(response: ServerResponse, status: number, value: unknown): void {
-  send(response, status, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8');
-}
-
-/** `/status`: the primary, every worker, and the services as their host last reported them. */
-export function clusterStatus(target: ControlTarget): Record<string, unknown> {
-  const workers = target.pool.handles.map((handle) => ({
-    id: handle.id,
-    pid: handle.pid,
-    state: handle.state,
-    age: handle.age,
-    requests: handle.requests,
-    inFlight: handle.inFlight,
-    rss: handle.rss,
-    heapUsed: handle.heapUsed,
-    lastHeartbeatAt: handle.lastHeartbeatAt,
-    retireReason: handle.retireReason,
-  }));
-  return {
-    pid: process.pid,
-    at: Date.now(),
-    uptime: Math.round(process.uptime() * 1000),
-    stopping: target.pool.stopping,
-    workers,
-    services: target.statusUpdate().services,
-  };
 }
 
 /** `/healthz`: why the cluster is not healthy, or nothing. */

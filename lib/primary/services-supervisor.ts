@@ -8,10 +8,11 @@ import { IpcChannel } from '../common/ipc.js';
 import { siblingLoggerEnv, writeRelayedLine } from '../common/log-relay.js';
 import { loggerLevelOf } from '../common/logger.js';
 import { coerceError, type ErrorCode, errorCodes, type SerializedError, StewardError } from '../errors.js';
-import { recordHostRestart } from '../metrics/service-metrics.js';
+import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { hostProblem, NOT_RUNNING_PROBLEM_MS, ServiceHost } from '../services/service-host.js';
+import { recordHostRestart } from '../services/service-metrics.js';
 import type { ServiceState, ServicesSnapshot } from '../services/types.js';
 
 export interface ServicesSupervisorEvents {
@@ -106,6 +107,7 @@ class InProcessServices extends EventEmitter<ServicesSupervisorEvents> implement
     this.#host = new ServiceHost(services, {
       role: 'primary',
       logger: this.#logger,
+      leases: advisoryLockLeases,
       ...(this.#eventLoop ? { eventLoop: this.#eventLoop } : {}),
       onSnapshot: (snapshot) => {
         this.#last = snapshot;
@@ -189,7 +191,7 @@ const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.te
 
 function siblingEntry(): string {
   const extension = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
-  return fileURLToPath(new URL(`../services/sibling-entry.${extension}`, import.meta.url));
+  return fileURLToPath(new URL(`../sibling/sibling-entry.${extension}`, import.meta.url));
 }
 
 /**

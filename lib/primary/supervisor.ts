@@ -1,9 +1,9 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
-import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from './cluster-primary.js';
+import { createClusterMetrics } from './cluster-sources.js';
 import { type RecycleResult, Recycler } from './recycler.js';
 import { WorkerPool } from './worker-pool.js';
 

@@ -3,7 +3,10 @@ import { delay, type Random } from '../common/backoff.js';
 import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { redactDeep } from '../common/logger.js';
 import { coerceError } from '../errors.js';
+import type { LeaseStrategy } from './lease.js';
 import type { ResolvedService } from './service-options.js';
+// Loaded with the host so every process hosting services publishes their metrics.
+import './service-metrics.js';
 import { ServiceRunner, serviceScope } from './service-runner.js';
 import type { ServicesHostRole, ServicesSnapshot } from './types.js';
 
@@ -22,6 +25,8 @@ export interface ServiceHostOptions {
   guardProcess?: boolean;
   /** Random source of the restart jitter. @default Math.random */
   random?: Random;
+  /** How a `singleton` service wins leadership; required when one is configured. */
+  leases?: LeaseStrategy;
   /**
    * The event-loop watchdog of this process, when the process already runs one (the primary); the host
    * starts its own otherwise. A blocked loop is a problem of every service of the host.
@@ -89,7 +94,9 @@ export class ServiceHost {
   constructor(services: readonly ResolvedService[], options: ServiceHostOptions) {
     this.#options = options;
     this.#logger = options.logger;
-    this.#runners = services.map((service) => new ServiceRunner(service, options.logger, options.random));
+    this.#runners = services.map(
+      (service) => new ServiceRunner(service, options.logger, options.random, options.leases),
+    );
     this.#ownsEventLoop = options.eventLoop === undefined;
     this.#eventLoop =
       options.eventLoop ??

@@ -1,7 +1,7 @@
+import { quoteIdentifier } from '../common/sql-identifier.js';
 import { StewardError } from '../errors.js';
-import { defaultEpochTable } from '../listeners/pg/fencing.js';
-import { quoteIdentifier } from '../listeners/pg/identifiers.js';
 import { durationOption, integerOption, numberOption, rejectUnknownKeys, requireObject } from '../options.js';
+import { defaultEpochTable } from './lease.js';
 import type { Service, ServiceContext } from './types.js';
 
 /** A service with every option present and in range, as the host runs it. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { serializeError } from '../errors.js';
-import type { FencingToken } from '../listeners/pg/fencing.js';
+import type { FencingToken } from './lease.js';
 import type { EventRecord, ServiceContext, ServiceState, ServiceStatus } from './types.js';
 
 export interface ServiceRecordEvents {

@@ -2,8 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import { backoffDelay, delay, type Random, RestartIntensity } from '../common/backoff.js';
 import { coerceError, StewardError, serializeError } from '../errors.js';
-import type { FencingToken } from '../listeners/pg/fencing.js';
-import type { SingletonLease } from '../listeners/pg/singleton-lock.js';
+import type { FencingToken, Lease, LeaseStrategy } from './lease.js';
 import type { ResolvedService } from './service-options.js';
 import { ServiceRecord } from './service-record.js';
 import type { ServiceContext } from './types.js';
@@ -22,21 +21,30 @@ export const serviceScope = new AsyncLocalStorage<{ runner: ServiceRunner; run: 
 /**
  * Supervises one service for the life of its host: runs it, restarts it after a crash with jittered
  * backoff, marks it `failed` past the restart intensity (and keeps retrying at the maximum delay), runs
- * the stall watchdog, and for singletons holds the PostgreSQL lock while the service runs.
+ * the stall watchdog, and for singletons holds the lease (from the injected strategy) while the service runs.
  */
 export class ServiceRunner {
   readonly record: ServiceRecord;
   readonly #service: ResolvedService;
   readonly #logger: Logger;
   readonly #random: Random;
+  readonly #leases: LeaseStrategy | undefined;
   readonly #stopping = new AbortController();
   readonly #intensity: RestartIntensity;
   #current: AbortController | undefined;
   #done: Promise<void> = Promise.resolve();
   #clean = true;
 
-  constructor(service: ResolvedService, logger: Logger, random: Random = Math.random) {
+  constructor(
+    service: ResolvedService,
+    logger: Logger,
+    random: Random = Math.random,
+    leases: LeaseStrategy | undefined = undefined,
+  ) {
+    if (service.singleton && !leases)
+      throw new Error(`Service "${service.name}" is a singleton but its host was given no lease strategy`);
     this.#service = service;
+    this.#leases = leases;
     this.#logger = logger.child({ service: service.name });
     this.#random = random;
     this.#intensity = new RestartIntensity(service.restart.intensity, service.restart.period);
@@ -75,7 +83,7 @@ export class ServiceRunner {
     run.abort(coerceError(error));
   }
 
-  async #supervise(lease?: SingletonLease): Promise<void> {
+  async #supervise(lease?: Lease): Promise<void> {
     const stop = lease ? AbortSignal.any([this.#stopping.signal, lease.lost]) : this.#stopping.signal;
     while (!stop.aborted) {
       const end = await this.#runOnce(stop, lease?.fencing ?? null);
@@ -244,15 +252,14 @@ export class ServiceRunner {
   /** Singletons wait in `standby` for the lock, run while it is held, and go back to waiting if it is lost. */
   async #superviseSingleton(): Promise<void> {
     const singleton = this.#service.singleton!;
-    // Loaded only here so `pg` stays out of processes without singletons.
-    const { acquireSingleton } = await import('../listeners/pg/singleton-lock.js');
+    const acquire = this.#leases!;
     while (!this.#stopping.signal.aborted) {
       this.record.update({ leader: false });
       this.record.setState('standby');
       this.#logger.info({ key: singleton.key }, 'service:standby');
-      let lease: SingletonLease | null;
+      let lease: Lease | null;
       try {
-        lease = await acquireSingleton({ ...singleton, logger: this.#logger }, this.#stopping.signal);
+        lease = await acquire(singleton, this.#logger, this.#stopping.signal);
       } catch (error) {
         this.#logger.error({ err: coerceError(error) }, 'service:singleton:error');
         if (!(await delay(singleton.checkInterval, this.#stopping.signal))) return;

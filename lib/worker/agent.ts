@@ -1,17 +1,18 @@
 import cluster from 'node:cluster';
 import { Server as NetServer } from 'node:net';
+import { applyStatusUpdate, status } from '../common/cluster-status.js';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
+import type { WorkerContext } from '../common/worker-context.js';
 import { serializeError } from '../errors.js';
-import { libraryRegistry } from '../metrics/library-metrics.js';
+import { addLibraryCollectors, libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { AppShutdown } from './app-shutdown.js';
-import { applyStatusUpdate, status } from './cluster-status.js';
 import { drainAndExit } from './drain.js';
 import { watchListenCalls } from './listen-watch.js';
 import { requestTracker } from './request-tracker.js';
-import type { WorkerContext } from './worker-context.js';
+import { registerWorkerMetrics } from './worker-metrics.js';
 
 /**
  * Runs in every HTTP worker: calls the application's start function, tracks its servers, reports
@@ -36,6 +37,7 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     );
   });
   primary.handle('metrics:collect', () => collectLocalMetrics('worker', options.register));
+  addLibraryCollectors(registerWorkerMetrics);
   // Process metrics (GC, event loop) observed from boot, not from the first scrape.
   libraryRegistry('worker');
   primary.on('worker:drain', (message) => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type ClusterStatus, status } from '../common/cluster-status.js';
 import { redactDeep } from '../common/redact.js';
-import { type ClusterStatus, status } from './cluster-status.js';
 
 /** Options of `pingResult()` and the ping handlers. */
 export interface PingOptions {

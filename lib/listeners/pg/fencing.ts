@@ -1,31 +1,8 @@
 import type pg from 'pg';
+import { quoteIdentifier } from '../../common/sql-identifier.js';
 import { StewardError } from '../../errors.js';
-import { quoteIdentifier } from './identifiers.js';
+import type { EpochTable, FencingToken } from '../../services/lease.js';
 import type { Queryable } from './sql/types.js';
-
-/**
- * What a singleton holder may write with: the epoch of its acquisition of `key`. Every acquisition
- * increments the epoch, so a write that checks its token inside its transaction is refused once a newer
- * holder exists, however late the old holder learned that it lost the lock.
- */
-export interface FencingToken {
-  /** The singleton's lock name. */
-  readonly key: string;
-  /** Incremented on every acquisition of `key`; a bigint kept as a decimal string. */
-  readonly epoch: string;
-  /** Schema of the epoch table. */
-  readonly schema: string;
-  /** Name of the epoch table. */
-  readonly table: string;
-}
-
-/** Where the epochs live: a plain schema and table name, checked like every other identifier. */
-export interface EpochTable {
-  schema: string;
-  table: string;
-}
-
-export const defaultEpochTable: EpochTable = { schema: 'public', table: 'steward_singleton_epochs' };
 
 function quotedTable(location: EpochTable): string {
   return `${quoteIdentifier('singleton.epochSchema', location.schema)}.${quoteIdentifier('singleton.epochTable', location.table)}`;

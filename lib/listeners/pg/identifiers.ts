@@ -1,27 +1,8 @@
 import { createHash } from 'node:crypto';
-import { StewardError } from '../../errors.js';
+import { MAX_IDENTIFIER_LENGTH, quoteIdentifier } from '../../common/sql-identifier.js';
 
-/** A plain SQL identifier: letters, digits and underscores, not starting with a digit. */
-const IDENTIFIER = /^[a-z_][a-z0-9_]*$/i;
-/** PostgreSQL truncates identifiers at 63 bytes. */
-const MAX_LENGTH = 63;
 /** The longest suffix added to the table name (`_migrations`), so derived names stay whole. */
 const TABLE_SUFFIX_ROOM = '_migrations'.length;
-
-/**
- * Checks a schema or table name and returns it double-quoted. Names are validated, never escaped:
- * anything but a plain identifier is refused with `STEWARD_ERR_INVALID_IDENTIFIER`.
- */
-export function quoteIdentifier(option: string, name: unknown, maxLength = MAX_LENGTH): string {
-  if (typeof name !== 'string' || !IDENTIFIER.test(name) || name.length > maxLength) {
-    throw new StewardError(
-      'STEWARD_ERR_INVALID_IDENTIFIER',
-      `Expected \`${option}\` to be a plain SQL identifier (letters, digits, _; not starting with a digit; at most ${maxLength} characters), got ${JSON.stringify(name) ?? String(name)}`,
-      { details: { option, maxLength } },
-    );
-  }
-  return `"${name}"`;
-}
 
 /** Every name the queue uses in SQL, validated and quoted once. */
 export interface QueueNames {
@@ -45,7 +26,7 @@ export interface QueueNames {
  */
 export function queueNames(schema: unknown, table: unknown): QueueNames {
   const s = quoteIdentifier('schema', schema);
-  quoteIdentifier('table', table, MAX_LENGTH - TABLE_SUFFIX_ROOM);
+  quoteIdentifier('table', table, MAX_IDENTIFIER_LENGTH - TABLE_SUFFIX_ROOM);
   const name = table as string;
   const plainSchema = schema as string;
   const lock = createHash('sha256').update(`cluster-steward:migrate:${plainSchema}.${name}`).digest();
@@ -55,7 +36,7 @@ export function queueNames(schema: unknown, table: unknown): QueueNames {
     events: `${s}."${name}"`,
     dead: `${s}."${name}_dead"`,
     migrations: `${s}."${name}_migrations"`,
-    channel: `${plainSchema}.${name}`.slice(0, MAX_LENGTH),
+    channel: `${plainSchema}.${name}`.slice(0, MAX_IDENTIFIER_LENGTH),
     migrationLock: lock.readBigInt64BE(0).toString(),
   };
 }

@@ -3,11 +3,12 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { delay } from '../../common/backoff.js';
+import { quoteIdentifier } from '../../common/sql-identifier.js';
 import { StewardError } from '../../errors.js';
 import { durationOption, invalidOption } from '../../options.js';
+import { defaultEpochTable, type EpochTable, type FencingToken } from '../../services/lease.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
-import { defaultEpochTable, type EpochTable, type FencingToken, nextEpoch } from './fencing.js';
-import { quoteIdentifier } from './identifiers.js';
+import { nextEpoch } from './fencing.js';
 
 /** Options of `acquireSingleton()`. */
 export interface SingletonLockOptions {

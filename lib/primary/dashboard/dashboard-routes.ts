@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { redactDeep } from '../../common/redact.js';
 import { coerceError } from '../../errors.js';
-import { type ControlTarget, clusterStatus, hasBody, send, sendJson } from '../control-server.js';
+import { type ControlTarget, clusterStatus } from '../control-target.js';
+import { hasBody, send, sendJson } from '../http-reply.js';
 import { dashboardPage } from './page.js';
 
 /** What the control server knows of a request that the dashboard's routes need. */

@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
+import { applyStatusUpdate } from '../common/cluster-status.js';
 import { createLogger, type LoggerOption } from '../common/logger.js';
+import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import {
   type ControlOptions,
   defaults,
@@ -11,11 +13,10 @@ import {
   requireObject,
   resolveControl,
 } from '../options.js';
-import { applyStatusUpdate } from '../worker/cluster-status.js';
-import { loadServices } from './load-services.js';
-import { ServiceHost } from './service-host.js';
+import { loadServices } from '../services/load-services.js';
+import { ServiceHost } from '../services/service-host.js';
+import type { ServicesSnapshot } from '../services/types.js';
 import { startStandaloneControl } from './standalone-control.js';
-import type { ServicesSnapshot } from './types.js';
 
 /** Options of `runServices()`. */
 export interface RunServicesOptions {
@@ -94,7 +95,12 @@ export async function runServices(
     applyStatusUpdate({ services: snapshot, sentAt: snapshot.at }, true, staleAfter);
     options.onStatus?.(snapshot);
   };
-  const host = new ServiceHost(await loadServices(url), { role: 'standalone', logger, onSnapshot: publish });
+  const host = new ServiceHost(await loadServices(url), {
+    role: 'standalone',
+    logger,
+    onSnapshot: publish,
+    leases: advisoryLockLeases,
+  });
   let stopping = false;
   let control: Awaited<ReturnType<typeof startStandaloneControl>> | null = null;
   // Also keeps the process alive while every service just waits for its signal.

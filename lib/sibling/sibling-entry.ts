@@ -4,10 +4,11 @@ import { IpcChannel } from '../common/ipc.js';
 import { relayDestination, relayedLoggerOptions } from '../common/log-relay.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError, serializeError } from '../errors.js';
+import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
-import { EXIT_SERVICES_MODULE, loadServices } from './load-services.js';
-import { ServiceHost } from './service-host.js';
+import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
+import { ServiceHost } from '../services/service-host.js';
 
 /** What the primary passes in the environment (`STEWARD_SIBLING_*`). */
 interface SiblingConfig {
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
   const started = new ServiceHost(services, {
     role: 'sibling',
     logger,
+    leases: advisoryLockLeases,
     onSnapshot: (snapshot) => primary.send('services:status', { snapshot }),
   });
   host = started;

@@ -9,7 +9,7 @@ import {
   type ControlSettings,
   serviceProblems,
 } from '../primary/control-server.js';
-import type { ServicesSnapshot } from './types.js';
+import type { ServicesSnapshot } from '../services/types.js';
 
 /** What the standalone control server reads from the services host. */
 export interface StandaloneControlTarget {

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ExitCause, PoolView } from '../primary/worker-pool.js';
+import type { ExitCause, PoolView } from './worker-pool.js';
 
 const WORKER_STATES = ['booting', 'ready', 'draining'] as const;
 const EXIT_CAUSES: readonly ExitCause[] = [

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { type ServiceRecord, serviceRecordCreated, serviceRecords } from '../services/service-record.js';
-import type { EventOutcome, EventRecord, ServiceState, ServiceStatus } from '../services/types.js';
+import { addLibraryCollectors } from '../metrics/library-metrics.js';
+import { type ServiceRecord, serviceRecordCreated, serviceRecords } from './service-record.js';
+import type { EventOutcome, EventRecord, ServiceState, ServiceStatus } from './types.js';
 
 const STATES: readonly ServiceState[] = [
   'starting',
@@ -123,13 +124,16 @@ export function setRemoteServicesUp(
 
 serviceRecordCreated.add(subscribe);
 for (const record of serviceRecords) subscribe(record);
+// Every process that loads this module hosts services or answers for them (the primary): its library
+// registry carries the service families.
+addLibraryCollectors(registerServiceMetrics);
 
 /**
  * Service metrics of the process hosting services, read from the service records at scrape time: gauges
  * from the live records, counters from every record this process has had (records outlive restarts of a
  * service; disposed ones, of a stopped host, are folded in by name).
  */
-export function registerServiceMetrics(registry: Registry): void {
+function registerServiceMetrics(registry: Registry): void {
   const registers = [registry];
   registry.registerMetric(handlerSeconds);
   new Gauge({

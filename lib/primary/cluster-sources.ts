@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { IpcChannel } from '../common/ipc.js';
+import { ClusterMetrics, type MetricsSource } from '../metrics/cluster-aggregator.js';
+import { libraryRegistry } from '../metrics/library-metrics.js';
 import type { ResolvedOptions } from '../options.js';
-import type { PoolView } from '../primary/worker-pool.js';
-import { ClusterMetrics, type MetricsSource } from './cluster-aggregator.js';
-import { libraryRegistry } from './library-metrics.js';
 import { registerPoolMetrics } from './pool-metrics.js';
+import type { PoolView } from './worker-pool.js';
 
 /**
  * Cluster metrics of the primary: pool metrics, every ready or draining worker as a source, the exact

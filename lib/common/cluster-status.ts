@@ -1,5 +1,5 @@
-import type { StatusUpdate } from '../common/messages.js';
-import type { ServiceStatus, ServicesHostRole } from '../services/types.js';
+import type { StatusUpdate } from './messages.js';
+import type { ServiceStatus, ServicesHostRole } from './service-status.js';
 
 /** The services status as a worker (or any process) sees it. */
 export interface ClusterStatus {
