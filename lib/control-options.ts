@@ -6,8 +6,8 @@ import {
   type Input,
   integer,
   option,
-  required,
   type Resolved,
+  required,
   resolveSpec,
   text,
 } from './common/option-spec.js';

@@ -72,7 +72,8 @@ export const stewardSpec = {
     kind: 'custom',
     expected: 'a pino logger or pino options object',
     parse(name, value) {
-      if (typeof value !== 'object' || value === null) throw invalidOption(name, 'a pino logger or pino options object', value);
+      if (typeof value !== 'object' || value === null)
+        throw invalidOption(name, 'a pino logger or pino options object', value);
       return value as LoggerOption;
     },
   }),
@@ -86,7 +87,11 @@ export const stewardSpec = {
     expected: SIGNALS_EXPECTED,
     default: ['SIGTERM', 'SIGINT'],
     parse(name, value) {
-      if (!Array.isArray(value) || value.length === 0 || !value.every((s) => typeof s === 'string' && SIGNAL_NAME.test(s)))
+      if (
+        !Array.isArray(value) ||
+        value.length === 0 ||
+        !value.every((s) => typeof s === 'string' && SIGNAL_NAME.test(s))
+      )
         throw invalidOption(name, SIGNALS_EXPECTED, value);
       if (value.includes('SIGHUP') || value.includes('SIGUSR2'))
         throw optionConflict('`signals` cannot include SIGHUP or SIGUSR2: they restart workers and services');
@@ -106,7 +111,11 @@ export const stewardSpec = {
     kind: 'custom',
     expected: 'a prom-client Registry',
     parse(name, value) {
-      if (typeof value !== 'object' || value === null || typeof (value as Registry).getMetricsAsJSON !== 'function')
+      if (
+        typeof value !== 'object' ||
+        value === null ||
+        typeof (value as Registry).getMetricsAsJSON !== 'function'
+      )
         throw invalidOption(name, 'a prom-client Registry', value);
       return value as Registry;
     },

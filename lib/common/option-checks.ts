@@ -37,7 +37,11 @@ export function invalidOption(name: string, expected: string, value: unknown): S
 
 /** Two options that are each in range but refuse each other. */
 export function optionConflict(message: string, options?: string[]): StewardError {
-  return new StewardError('STEWARD_ERR_OPTION_CONFLICT', message, options ? { details: { options } } : undefined);
+  return new StewardError(
+    'STEWARD_ERR_OPTION_CONFLICT',
+    message,
+    options ? { details: { options } } : undefined,
+  );
 }
 
 export function requireObject(name: string, value: unknown): asserts value is Record<string, unknown> {

@@ -1,7 +1,15 @@
 import type { ErrorCode } from '../errors.js';
 import { StewardError } from '../errors.js';
 import type { BackoffOptions } from './backoff.js';
-import { duration, fraction, type GroupRule, group, integer, type Option, type Input } from './option-spec.js';
+import {
+  duration,
+  fraction,
+  type GroupRule,
+  group,
+  type Input,
+  integer,
+  type Option,
+} from './option-spec.js';
 
 /** The three fields every jittered exponential backoff has, with the given defaults. */
 function backoffFields(defaults: BackoffOptions, minMaxDelay: number) {
@@ -30,7 +38,13 @@ function delaysFollowEachOther(code: ErrorCode): GroupRule<ReturnType<typeof bac
       throw new StewardError(
         code,
         `Expected \`${prefix}maxDelay\` (${resolved.maxDelay}) to be >= \`${prefix}initialDelay\` (${resolved.initialDelay})`,
-        { details: { option: `${prefix}maxDelay`, expected: `>= \`${prefix}initialDelay\``, options: [`${prefix}maxDelay`, `${prefix}initialDelay`] } },
+        {
+          details: {
+            option: `${prefix}maxDelay`,
+            expected: `>= \`${prefix}initialDelay\``,
+            options: [`${prefix}maxDelay`, `${prefix}initialDelay`],
+          },
+        },
       );
   };
 }
@@ -40,7 +54,9 @@ export function backoff(
   defaults: BackoffOptions,
   minMaxDelay = 0,
 ): Option<Partial<Input<ReturnType<typeof backoffFields>>>, BackoffOptions> {
-  return group(backoffFields(defaults, minMaxDelay), { rules: [delaysFollowEachOther('STEWARD_ERR_INVALID_OPTION')] });
+  return group(backoffFields(defaults, minMaxDelay), {
+    rules: [delaysFollowEachOther('STEWARD_ERR_INVALID_OPTION')],
+  });
 }
 
 /** Crash restart policy: a backoff plus an OTP-style intensity limit. */

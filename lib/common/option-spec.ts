@@ -51,7 +51,9 @@ type RequiredKeys<S extends Spec> = {
 export type Resolved<S extends Spec> = { -readonly [K in keyof S]: OutputOf<S[K]> };
 
 /** What callers may pass: required options required, the others optional. */
-export type Input<S extends Spec> = { [K in keyof S as K extends RequiredKeys<S> ? K : never]: InputOf<S[K]> } & {
+export type Input<S extends Spec> = {
+  [K in keyof S as K extends RequiredKeys<S> ? K : never]: InputOf<S[K]>;
+} & {
   [K in keyof S as K extends RequiredKeys<S> ? never : K]?: InputOf<S[K]>;
 };
 
@@ -60,7 +62,7 @@ export type Defaults<S extends Spec> = {
   [K in keyof S as undefined extends OutputOf<S[K]> ? never : K]: OutputOf<S[K]>;
 };
 
-interface Declared<In, Out> {
+interface Declared<_In, Out> {
   kind: OptionKind;
   expected: string;
   unit?: 'ms' | 'bytes';
@@ -70,7 +72,10 @@ interface Declared<In, Out> {
 
 /** Builds an option from its parser; `required` ones report an absent value with the same message. */
 export function option<In, Out>(declared: Declared<In, Out>): Option<In, Out>;
-export function option<In, Out>(declared: Declared<In, Out>, required: true): Option<In, Out> & { required: true };
+export function option<In, Out>(
+  declared: Declared<In, Out>,
+  required: true,
+): Option<In, Out> & { required: true };
 export function option<In, Out>(declared: Declared<In, Out>, required = false): Option<In, Out> {
   const fallback = declared.default;
   return {
@@ -79,7 +84,8 @@ export function option<In, Out>(declared: Declared<In, Out>, required = false): 
     absent: required
       ? (name) => declared.parse(name, undefined)
       : // Copies, so a caller changing a resolved array or group never changes the default.
-        () => (typeof fallback === 'object' && fallback !== null ? structuredCopy(fallback) : (fallback as Out)),
+        () =>
+          typeof fallback === 'object' && fallback !== null ? structuredCopy(fallback) : (fallback as Out),
   };
 }
 
@@ -88,7 +94,9 @@ function structuredCopy<T>(value: T): T {
 }
 
 /** Marks an option as required: its absence is an error naming it. */
-export function required<In, Out>(declared: Option<In, Out>): Option<In, Exclude<Out, undefined>> & { required: true } {
+export function required<In, Out>(
+  declared: Option<In, Out>,
+): Option<In, Exclude<Out, undefined>> & { required: true } {
   return option(declared as Declared<In, Exclude<Out, undefined>>, true);
 }
 
@@ -164,7 +172,8 @@ export function bytes(): Option<number | string, number | undefined> {
     expected,
     parse(name, value) {
       const size = parseBytes(value);
-      if (size === undefined || !Number.isSafeInteger(size) || size < 1) throw invalidOption(name, expected, value);
+      if (size === undefined || !Number.isSafeInteger(size) || size < 1)
+        throw invalidOption(name, expected, value);
       return size;
     },
   });
@@ -227,7 +236,11 @@ export function func<F extends (...args: any[]) => unknown>(): Option<F, F | und
 }
 
 /** Rules over a group's resolved values: defaults that follow each other, combinations refused. */
-export type GroupRule<S extends Spec> = (resolved: Resolved<S>, given: Record<string, unknown>, prefix: string) => void;
+export type GroupRule<S extends Spec> = (
+  resolved: Resolved<S>,
+  given: Record<string, unknown>,
+  prefix: string,
+) => void;
 
 interface GroupShape<S extends Spec> {
   /** Applied after every field resolved, in order. */
@@ -249,7 +262,11 @@ export function optionalGroup<S extends Spec>(
   spec: S,
   shape: GroupShape<S> = {},
 ): Option<Input<S>, Resolved<S> | undefined> {
-  return option({ kind: 'group', expected: 'an object', parse: (name, value) => resolveSpec(spec, value, name, shape) });
+  return option({
+    kind: 'group',
+    expected: 'an object',
+    parse: (name, value) => resolveSpec(spec, value, name, shape),
+  });
 }
 
 /** The defaults of every field that has one, nested groups included. */
@@ -293,10 +310,10 @@ export function resolveSpec<S extends Spec>(
   for (const [aliasKey, key] of Object.entries(shape.aliases ?? {})) {
     if (given[aliasKey] === undefined) continue;
     if (given[key] !== undefined)
-      throw optionConflict(`Give \`${prefix}${key}\` or its throng alias \`${prefix}${aliasKey}\`, not both`, [
-        `${prefix}${key}`,
-        `${prefix}${aliasKey}`,
-      ]);
+      throw optionConflict(
+        `Give \`${prefix}${key}\` or its throng alias \`${prefix}${aliasKey}\`, not both`,
+        [`${prefix}${key}`, `${prefix}${aliasKey}`],
+      );
     given[key] = given[aliasKey];
     givenAs[key] = aliasKey;
   }

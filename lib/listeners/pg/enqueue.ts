@@ -1,4 +1,5 @@
-import { invalidOption, rejectUnknownKeys, requireObject } from '../../options.js';
+import { invalidOption, requireObject } from '../../common/option-checks.js';
+import { rejectUnknownKeys } from '../../common/option-spec.js';
 import { type QueueNames, queueNames } from './identifiers.js';
 import { insertEvents } from './sql/insert-events.js';
 import type { Queryable } from './sql/types.js';

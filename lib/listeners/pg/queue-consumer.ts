@@ -1,60 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
+import { backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
 import { runWithTimeout } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
-import type { QueueNames } from './identifiers.js';
+import type { ConsumerSettings } from './event-queue-options.js';
 import { LeaseBook } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
+import type { QueueEvent } from './queue-event.js';
 import { claimEvents } from './sql/claim-events.js';
 import { queueDepth, unhandledTypes } from './sql/queue-depth.js';
 import { releaseEvents } from './sql/release-events.js';
 import type { ClaimedRow } from './sql/types.js';
 import { waitForDatabase } from './wait-for-database.js';
-
-/** What a handler receives. */
-export interface QueueEvent {
-  id: string;
-  type: string;
-  key: string | null;
-  /** For a coalesced type: the newest payload of the key. */
-  payload: unknown;
-  createdAt: Date;
-  /** 1 on the first run. */
-  attempts: number;
-}
-
-/**
- * Handles one claimed event: resolving completes it, throwing schedules a retry (or the dead letter after
- * `maxAttempts`). `signal` aborts when the consumer stops.
- */
-export type EventHandler = (event: QueueEvent, signal: AbortSignal) => void | Promise<void>;
-
-export interface ConsumerSettings {
-  connectionString: string;
-  names: QueueNames;
-  handlers: Record<string, EventHandler>;
-  coalesce: string[];
-  concurrency: number;
-  batchSize: number;
-  lease: number;
-  maxAttempts: number;
-  /** ms after which a pending handler fails its event (0: no limit). */
-  handlerTimeout: number;
-  retry: BackoffOptions;
-  reconnect: BackoffOptions;
-  pollInterval: number;
-  depthInterval: number;
-  poolSize: number;
-  migrate: boolean;
-  checkInterval: number;
-  checkTimeout: number;
-}
 
 /** How often a consumer repeats the warning about events no handler of its own can run. */
 const UNHANDLED_WARN_MS = 60_000;
