@@ -12,6 +12,7 @@ import { LeaseBook } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
 import type { QueueEvent } from './queue-event.js';
+import { RetryAlarm } from './retry-alarm.js';
 import { claimEvents } from './sql/claim-events.js';
 import { queueDepth, unhandledTypes } from './sql/queue-depth.js';
 import { releaseEvents } from './sql/release-events.js';
@@ -46,8 +47,7 @@ export class QueueConsumer {
   #dirty = true;
   #waiter: (() => void) | null = null;
   #waitingForCapacity = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #retryTimes: number[] = [];
+  readonly #retryAlarm = new RetryAlarm(() => this.#wake());
   #idleWaiters: Array<() => void> = [];
   /** Last measured depth; until then, assume a deep queue. */
   #depth = Number.POSITIVE_INFINITY;
@@ -80,7 +80,7 @@ export class QueueConsumer {
       if (s.migrate) await migrate(this.#pool, s.names, this.#ctx.logger);
       this.#book = new LeaseBook(this.#pool, s.names, this.#owner, s.lease, this.#ctx, {
         onKeyFreed: () => this.#wake(),
-        onRetryAt: (at) => this.#wakeAt(at),
+        onRetryAt: (at) => this.#retryAlarm.add(at),
       });
       const listening = this.#listen(signal);
       const depth = this.#reportDepth(signal);
@@ -89,7 +89,7 @@ export class QueueConsumer {
       await Promise.all([listening, depth]);
     } finally {
       this.#health.dispose();
-      clearTimeout(this.#retryTimer);
+      this.#retryAlarm.clear();
       await Promise.all([this.#pool.end().catch(() => {}), this.#claimPool.end().catch(() => {})]);
     }
   }
@@ -318,29 +318,6 @@ export class QueueConsumer {
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.();
-  }
-
-  /** A retried event becomes due at `at` (epoch ms): wake up then, even without a notification. */
-  #wakeAt(at: number): void {
-    // Sorted due times; one timer for the earliest, re-armed for the next when it fires.
-    const index = this.#retryTimes.findIndex((time) => time > at);
-    this.#retryTimes.splice(index < 0 ? this.#retryTimes.length : index, 0, at);
-    if (index === 0 || this.#retryTimes.length === 1) this.#armRetryTimer();
-  }
-
-  #armRetryTimer(): void {
-    clearTimeout(this.#retryTimer);
-    const next = this.#retryTimes[0];
-    if (next === undefined) return;
-    this.#retryTimer = setTimeout(
-      () => {
-        const now = Date.now();
-        while (this.#retryTimes.length > 0 && this.#retryTimes[0]! <= now) this.#retryTimes.shift();
-        this.#wake();
-        this.#armRetryTimer();
-      },
-      Math.max(0, next - Date.now()),
-    );
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<void> {
