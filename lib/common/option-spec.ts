@@ -179,34 +179,42 @@ export function bytes(): Option<number | string, number | undefined> {
   });
 }
 
+/** An option whose values pass one test and are taken as they are. */
+function accepting<T, D extends T | undefined>(
+  kind: OptionKind,
+  accepts: (value: unknown) => value is T,
+  expected: string,
+  defaultValue: D | undefined,
+): Option<T, T | D> {
+  return option<T, T | D>({
+    kind,
+    expected,
+    default: defaultValue,
+    parse(name, value) {
+      if (!accepts(value)) throw invalidOption(name, expected, value);
+      return value;
+    },
+  });
+}
+
 export function boolean<D extends boolean | undefined = undefined>(
   defaultValue?: D,
   expected = 'a boolean',
 ): Option<boolean, boolean | D> {
-  return option<boolean, boolean | D>({
-    kind: 'boolean',
+  return accepting(
+    'boolean',
+    (value): value is boolean => typeof value === 'boolean',
     expected,
-    default: defaultValue,
-    parse(name, value) {
-      if (typeof value !== 'boolean') throw invalidOption(name, expected, value);
-      return value;
-    },
-  });
+    defaultValue,
+  );
 }
 
 export function text<D extends string | undefined = undefined>(
   defaultValue?: D,
   expected = 'a non-empty string',
 ): Option<string, string | D> {
-  return option<string, string | D>({
-    kind: 'string',
-    expected,
-    default: defaultValue,
-    parse(name, value) {
-      if (typeof value !== 'string' || value.length === 0) throw invalidOption(name, expected, value);
-      return value;
-    },
-  });
+  const nonEmpty = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
+  return accepting('string', nonEmpty, expected, defaultValue);
 }
 
 export function oneOf<const V extends string>(values: readonly V[], defaultValue: V): Option<V, V> {
