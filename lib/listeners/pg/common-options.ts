@@ -2,6 +2,7 @@ import { duration, option, required, resolveSpec, type Spec, text } from '../../
 import { backoff } from '../../common/option-spec-backoff.js';
 import { StewardError } from '../../errors.js';
 import type { ServiceOptions } from '../../services/types.js';
+import { quoteIdentifier } from './identifiers.js';
 
 /** Keys every service factory passes through to the service host. */
 export const SERVICE_KEYS = ['restart', 'stallTimeout', 'stopTimeout', 'singleton'] as const;
@@ -59,6 +60,22 @@ function checkConnectionString(option: string, value: unknown): string {
   if (url === undefined || (url.hostname === '' && !url.searchParams.has('host')))
     throw badConnectionString(option, `a malformed \`${scheme}:\` URL (no \`//host\`)`);
   return value;
+}
+
+/**
+ * A schema or table name, written into SQL text: a plain identifier or STEWARD_ERR_INVALID_IDENTIFIER.
+ * (A queue's table is checked again with its other names, leaving room for the `_dead` suffix.)
+ */
+export function identifier(defaultValue: string) {
+  return option<string, string>({
+    kind: 'string',
+    expected: 'a plain SQL identifier',
+    default: defaultValue,
+    parse: (name, value) => {
+      quoteIdentifier(name, value);
+      return value as string;
+    },
+  });
 }
 
 /** A PostgreSQL connection string, checked where it is taken and never shown. */

@@ -10,20 +10,10 @@ import {
 } from '../../common/option-spec.js';
 import { backoff } from '../../common/option-spec-backoff.js';
 import type { ServiceOptions } from '../../services/types.js';
-import { listenSpec, pgServiceSpec, resolvePgService } from './common-options.js';
+import { identifier, listenSpec, pgServiceSpec, resolvePgService } from './common-options.js';
 import { namesFor, queueDefaults } from './enqueue.js';
 import type { QueueNames } from './identifiers.js';
 import type { EventHandler } from './queue-event.js';
-
-/** Checked with the queue's other names by `namesFor` (STEWARD_ERR_INVALID_IDENTIFIER), which knows their length limits. */
-function identifier(defaultValue: string) {
-  return option<string, string>({
-    kind: 'string',
-    expected: 'a plain SQL identifier',
-    default: defaultValue,
-    parse: (_name, value) => value as string,
-  });
-}
 
 const eventTypes = (value: unknown): value is string[] =>
   Array.isArray(value) && value.every((type) => typeof type === 'string');

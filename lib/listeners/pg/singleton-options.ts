@@ -1,23 +1,10 @@
 import { invalidOption } from '../../common/option-checks.js';
 import { duration, type Input, option, type Resolved, resolveSpec } from '../../common/option-spec.js';
-import { connectionString } from './common-options.js';
+import { connectionString, identifier } from './common-options.js';
 import { defaultEpochTable, type EpochTable } from './fencing.js';
 import { quoteIdentifier } from './identifiers.js';
 
 const KEY_EXPECTED = 'a string of 1 to 256 characters';
-
-/** A plain SQL identifier (STEWARD_ERR_INVALID_IDENTIFIER otherwise): it is written into SQL text. */
-function identifier(defaultValue: string) {
-  return option<string, string>({
-    kind: 'string',
-    expected: 'a plain SQL identifier',
-    default: defaultValue,
-    parse: (name, value) => {
-      quoteIdentifier(name, value);
-      return value as string;
-    },
-  });
-}
 
 const epochTableSpec = {
   schema: identifier(defaultEpochTable.schema),
