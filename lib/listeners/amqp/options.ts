@@ -67,6 +67,8 @@ function parseUrl(name: string, value: unknown): UrlEndpoint {
   };
 }
 
+/** A bare queue name: the broker profile turns it into an address, so it may not be one already. */
+const QUEUE_EXPECTED = 'a non-empty queue name without `/`';
 const TLS_EXPECTED = 'true, false or an object of Node TLS options';
 
 /** Options of `amqpListener()`; the service host's options (`restart`, `stallTimeout`, `singleton`) pass through. */
@@ -119,15 +121,7 @@ export const amqpSpec = {
   /** Address to consume, as the broker spells it (`/amq/queue/orders`, `/exchange/x/key`, `orders`). */
   address: text(),
   /** A queue name, translated for the broker found at connection time (RabbitMQ: `/amq/queue/NAME`). */
-  queue: option<string, string | undefined>({
-    kind: 'string',
-    expected: 'a queue name without `/`',
-    parse(name, value) {
-      const queue = text().parse(name, value) as string;
-      if (queue.includes('/')) throw invalidOption(name, 'a queue name without `/`', queue);
-      return queue;
-    },
-  }),
+  queue: text(undefined, QUEUE_EXPECTED),
   /** Resolving settles the message as accepted; throwing (or rejecting) asks for a redelivery. */
   handler: required(func<AmqpHandler>()),
   /** Handlers running at once. @default 1 */
@@ -219,7 +213,10 @@ function chooseAddress(parsed: Parsed): ResolvedAmqpOptions['address'] {
   if (parsed.address !== undefined && parsed.queue !== undefined)
     throw optionConflict('Give `address` or `queue`, not both', ['address', 'queue']);
   if (parsed.address !== undefined) return { kind: 'address', value: parsed.address };
-  if (parsed.queue !== undefined) return { kind: 'queue', value: parsed.queue };
+  if (parsed.queue !== undefined) {
+    if (parsed.queue.includes('/')) throw invalidOption('queue', QUEUE_EXPECTED, parsed.queue);
+    return { kind: 'queue', value: parsed.queue };
+  }
   throw invalidOption('address', 'a non-empty address (or give `queue`)', undefined);
 }
 

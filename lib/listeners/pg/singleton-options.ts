@@ -2,7 +2,6 @@ import { invalidOption } from '../../common/option-checks.js';
 import { duration, type Input, option, type Resolved, resolveSpec } from '../../common/option-spec.js';
 import { connectionString, identifier } from './common-options.js';
 import { defaultEpochTable, type EpochTable } from './fencing.js';
-import { quoteIdentifier } from './identifiers.js';
 
 const KEY_EXPECTED = 'a string of 1 to 256 characters';
 
