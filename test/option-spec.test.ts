@@ -4,6 +4,7 @@ import { defaultsOf, keysOf, type Spec } from '../lib/common/option-spec.js';
 import { controlSpec } from '../lib/control-options.js';
 import { StewardError } from '../lib/errors.js';
 import { amqpSpec, resolveAmqpOptions } from '../lib/listeners/amqp/options.js';
+import { queueLocationSpec } from '../lib/listeners/pg/enqueue.js';
 import { eventQueueSpec, resolveEventQueueOptions } from '../lib/listeners/pg/event-queue-options.js';
 import { notifySpec } from '../lib/listeners/pg/notify-listener.js';
 import { singletonSpec } from '../lib/listeners/pg/singleton-options.js';
@@ -25,6 +26,7 @@ const specs: Record<string, Spec> = {
   amqp: amqpSpec,
   eventQueue: eventQueueSpec,
   notify: notifySpec,
+  enqueue: queueLocationSpec,
 };
 const BUILT_IN = new Set(['integer', 'number', 'duration', 'bytes', 'boolean', 'string', 'enum', 'function']);
 

@@ -10,8 +10,8 @@ import {
 } from '../../common/option-spec.js';
 import { backoff } from '../../common/option-spec-backoff.js';
 import type { ServiceOptions } from '../../services/types.js';
-import { identifier, listenSpec, pgServiceSpec, resolvePgService } from './common-options.js';
-import { namesFor, queueDefaults } from './enqueue.js';
+import { listenSpec, pgServiceSpec, resolvePgService } from './common-options.js';
+import { namesFor, queueLocationSpec } from './enqueue.js';
 import type { QueueNames } from './identifiers.js';
 import type { EventHandler } from './queue-event.js';
 
@@ -38,10 +38,7 @@ export const eventQueueSpec = {
       },
     }),
   ),
-  /** Schema of the queue tables. @default 'steward' */
-  schema: identifier(queueDefaults.schema),
-  /** Queue table name; the dead-letter table is `<table>_dead`. @default 'events' */
-  table: identifier(queueDefaults.table),
+  ...queueLocationSpec,
   /**
    * Types whose handler receives only the newest payload of a key; the older pending events of the key
    * are removed when it succeeds (for "something changed, re-read it" events). @default []
