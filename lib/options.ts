@@ -6,7 +6,6 @@ import {
   defaultsOf,
   duration,
   func,
-  group,
   type Input,
   integer,
   oneOf,
@@ -168,6 +167,3 @@ export function resolveOptions(input: unknown, legacyStart?: unknown): ResolvedO
     rules: stewardRules,
   });
 }
-
-/** The steward options as one group, for documentation tools that walk every spec. */
-export const stewardGroup = group(stewardSpec, { aliases: THRONG_ALIASES, rules: stewardRules });

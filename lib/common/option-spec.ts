@@ -84,12 +84,11 @@ export function option<In, Out>(declared: Declared<In, Out>, required = false): 
     absent: required
       ? (name) => declared.parse(name, undefined)
       : // Copies, so a caller changing a resolved array or group never changes the default.
-        () =>
-          typeof fallback === 'object' && fallback !== null ? structuredCopy(fallback) : (fallback as Out),
+        () => (typeof fallback === 'object' && fallback !== null ? shallowCopy(fallback) : (fallback as Out)),
   };
 }
 
-function structuredCopy<T>(value: T): T {
+function shallowCopy<T>(value: T): T {
   return (Array.isArray(value) ? [...value] : { ...value }) as T;
 }
 
@@ -277,22 +276,15 @@ export function optionalGroup<S extends Spec>(
   });
 }
 
-/** The defaults of every field that has one, nested groups included. */
+/** The defaults of every field that has one, nested groups included (an optional group has none). */
 export function defaultsOf<S extends Spec>(spec: S): Defaults<S> {
   const defaults: Record<string, unknown> = {};
   for (const [key, entry] of Object.entries(spec)) {
-    const value = entry.kind === 'group' ? groupDefaults(entry, key) : entry.default;
+    if (entry.required) continue;
+    const value = entry.absent(key);
     if (value !== undefined) defaults[key] = value;
   }
   return defaults as Defaults<S>;
-}
-
-function groupDefaults(entry: Option<unknown, unknown>, key: string): unknown {
-  try {
-    return entry.absent(key);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Every key a group accepts, aliases and pass-through keys included: the list did-you-mean searches. */
