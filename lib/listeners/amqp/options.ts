@@ -121,7 +121,15 @@ export const amqpSpec = {
   /** Address to consume, as the broker spells it (`/amq/queue/orders`, `/exchange/x/key`, `orders`). */
   address: text(),
   /** A queue name, translated for the broker found at connection time (RabbitMQ: `/amq/queue/NAME`). */
-  queue: text(undefined, QUEUE_EXPECTED),
+  queue: option<string, string | undefined>({
+    kind: 'string',
+    expected: QUEUE_EXPECTED,
+    parse(name, value) {
+      if (typeof value !== 'string' || value.length === 0 || value.includes('/'))
+        throw invalidOption(name, QUEUE_EXPECTED, value);
+      return value;
+    },
+  }),
   /** Resolving settles the message as accepted; throwing (or rejecting) asks for a redelivery. */
   handler: required(func<AmqpHandler>()),
   /** Handlers running at once. @default 1 */
@@ -213,10 +221,7 @@ function chooseAddress(parsed: Parsed): ResolvedAmqpOptions['address'] {
   if (parsed.address !== undefined && parsed.queue !== undefined)
     throw optionConflict('Give `address` or `queue`, not both', ['address', 'queue']);
   if (parsed.address !== undefined) return { kind: 'address', value: parsed.address };
-  if (parsed.queue !== undefined) {
-    if (parsed.queue.includes('/')) throw invalidOption('queue', QUEUE_EXPECTED, parsed.queue);
-    return { kind: 'queue', value: parsed.queue };
-  }
+  if (parsed.queue !== undefined) return { kind: 'queue', value: parsed.queue };
   throw invalidOption('address', 'a non-empty address (or give `queue`)', undefined);
 }
 
