@@ -10,7 +10,7 @@ export {
   type PgNotifyListenerOptions,
   pgNotifyListener,
 } from './listeners/pg/notify-listener.js';
-export type { EventHandler, QueueEvent } from './listeners/pg/queue-consumer.js';
+export type { EventHandler, QueueEvent } from './listeners/pg/queue-event.js';
 export {
   acquireSingleton,
   type SessionBounds,

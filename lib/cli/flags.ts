@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
+import { rejectUnknownKeys } from '../common/option-spec.js';
 import { StewardError } from '../errors.js';
-import { rejectUnknownKeys } from '../options.js';
 
 /** Exit code of a command line that could not be understood (as in BSD sysexits' EX_USAGE habit: 2). */
 export const EXIT_USAGE = 2;

@@ -1,36 +1,53 @@
-import { quoteIdentifier } from '../common/sql-identifier.js';
+import { duration, type Input, optionalGroup, type Resolved, resolveSpec } from '../common/option-spec.js';
+import { restartPolicy } from '../common/option-spec-backoff.js';
 import { StewardError } from '../errors.js';
-import { durationOption, integerOption, numberOption, rejectUnknownKeys, requireObject } from '../options.js';
-import { defaultEpochTable } from './lease.js';
+import { type ResolvedSingleton, singletonSpec } from './singleton-options.js';
 import type { Service, ServiceContext } from './types.js';
 
-/** A service with every option present and in range, as the host runs it. */
-export interface ResolvedService {
-  name: string;
-  run(ctx: ServiceContext): Promise<void>;
-  restart: { initialDelay: number; maxDelay: number; jitter: number; intensity: number; period: number };
-  stallTimeout: number;
-  stopTimeout: number;
-  singleton:
-    | {
-        connectionString: string;
-        key: string;
-        checkInterval: number;
-        epochTable: { schema: string; table: string } | false;
-      }
-    | undefined;
-}
+const restart = restartPolicy({
+  initialDelay: 100,
+  maxDelay: 30_000,
+  jitter: 0.2,
+  intensity: 5,
+  period: 60_000,
+});
 
-/** Defaults of the per-service options; each is documented in `lib/services/types.ts`. */
-export const serviceDefaults = {
-  restart: { initialDelay: 100, maxDelay: 30_000, jitter: 0.2, intensity: 5, period: 60_000 },
-  stallTimeout: 0,
-  stopTimeout: 10_000,
-  singletonCheckInterval: 750,
+/** The options every service definition may carry. */
+export const serviceSpec = {
+  /**
+   * How the service host restarts a crashed service: jittered exponential backoff (`initialDelay` 100 ms
+   * doubling up to `maxDelay` 30 s, `jitter` 0.2), and more than `intensity` (5) crashes within `period`
+   * (60 s) makes the state `failed`.
+   */
+  restart,
+  /**
+   * Restart the service when it reports no `progress()` for this long (ms or `'30s'`) while connected or
+   * while its queue depth is above zero. 0 disables the watchdog. @default 0
+   */
+  stallTimeout: duration({ min: 0, default: 0 }),
+  /** How long `run` may take to settle after its signal aborts before it is abandoned (ms or `'10s'`). @default 10000 */
+  stopTimeout: duration({ min: 1, default: 10_000 }),
+  /**
+   * Run only where a PostgreSQL session advisory lock is held (one instance across all hosts);
+   * elsewhere the service waits in `standby`.
+   */
+  singleton: optionalGroup(singletonSpec),
 };
 
-const RESTART_KEYS = ['initialDelay', 'maxDelay', 'jitter', 'intensity', 'period'];
-const SINGLETON_KEYS = ['connectionString', 'key', 'checkInterval', 'epochTable'];
+/** Options shared by every service definition. */
+export type ServiceOptions = Input<typeof serviceSpec>;
+/** How the service host restarts a crashed service: jittered exponential backoff, an intensity limit. */
+export type RestartOptions = NonNullable<ServiceOptions['restart']>;
+export type { SingletonOptions } from './singleton-options.js';
+
+/** A service with every option present and in range, as the host runs it. */
+export interface ResolvedService extends Omit<Resolved<typeof serviceSpec>, 'singleton'> {
+  name: string;
+  run(ctx: ServiceContext): Promise<void>;
+  /** With its `key` defaulted to the service name. */
+  singleton: (ResolvedSingleton & { key: string }) | undefined;
+}
+
 /** Service names appear in logs, metrics labels and status JSON: keep them plain. */
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -38,70 +55,11 @@ function invalidService(message: string, details: Record<string, unknown>): Stew
   return new StewardError('STEWARD_ERR_SERVICE_INVALID', message, { details });
 }
 
-function resolveRestart(prefix: string, raw: unknown): ResolvedService['restart'] {
-  const d = serviceDefaults.restart;
-  if (raw === undefined) return { ...d };
-  requireObject(`${prefix}.restart`, raw);
-  rejectUnknownKeys(raw, RESTART_KEYS, `${prefix}.restart.`);
-  const read = <T>(key: string, check: (name: string, value: unknown) => T, fallback: T): T =>
-    raw[key] === undefined ? fallback : check(`${prefix}.restart.${key}`, raw[key]);
-  const restart = {
-    initialDelay: read('initialDelay', (n, v) => durationOption(n, v, 0), d.initialDelay),
-    maxDelay: read('maxDelay', (n, v) => durationOption(n, v, 0), d.maxDelay),
-    jitter: read('jitter', (n, v) => numberOption(n, v, 0, 1), d.jitter),
-    intensity: read('intensity', (n, v) => integerOption(n, v, 1), d.intensity),
-    period: read('period', (n, v) => durationOption(n, v, 1), d.period),
-  };
-  // A maxDelay given alone below the default initialDelay is meant as a ceiling for both.
-  if (raw.initialDelay === undefined && restart.maxDelay < restart.initialDelay)
-    restart.initialDelay = restart.maxDelay;
-  if (restart.maxDelay < restart.initialDelay) {
-    throw new StewardError(
-      'STEWARD_ERR_OPTION_CONFLICT',
-      `Expected \`${prefix}.restart.maxDelay\` (${restart.maxDelay}) to be >= \`${prefix}.restart.initialDelay\` (${restart.initialDelay})`,
-    );
-  }
-  return restart;
-}
-
-function resolveSingleton(prefix: string, name: string, raw: unknown): ResolvedService['singleton'] {
-  if (raw === undefined) return undefined;
-  requireObject(`${prefix}.singleton`, raw);
-  rejectUnknownKeys(raw, SINGLETON_KEYS, `${prefix}.singleton.`);
-  if (typeof raw.connectionString !== 'string' || raw.connectionString.length === 0) {
-    // The value itself is never shown: it may hold a password.
-    throw invalidService(`Expected \`${prefix}.singleton.connectionString\` to be a non-empty string`, {
-      option: `${prefix}.singleton.connectionString`,
-    });
-  }
-  const key = raw.key ?? name;
-  if (typeof key !== 'string' || key.length === 0 || key.length > 256) {
-    throw invalidService(`Expected \`${prefix}.singleton.key\` to be a string of 1 to 256 characters`, {
-      option: `${prefix}.singleton.key`,
-    });
-  }
-  const checkInterval =
-    raw.checkInterval === undefined
-      ? serviceDefaults.singletonCheckInterval
-      : durationOption(`${prefix}.singleton.checkInterval`, raw.checkInterval, 10);
-  return {
-    connectionString: raw.connectionString,
-    key,
-    checkInterval,
-    epochTable: resolveEpochTable(`${prefix}.singleton.epochTable`, raw.epochTable),
-  };
-}
-
-function resolveEpochTable(option: string, raw: unknown): { schema: string; table: string } | false {
-  if (raw === undefined) return { ...defaultEpochTable };
-  if (raw === false) return false;
-  requireObject(option, raw);
-  rejectUnknownKeys(raw, ['schema', 'table'], `${option}.`);
-  const schema = raw.schema ?? defaultEpochTable.schema;
-  const table = raw.table ?? defaultEpochTable.table;
-  quoteIdentifier(`${option}.schema`, schema);
-  quoteIdentifier(`${option}.table`, table);
-  return { schema: schema as string, table: table as string };
+/** A service object carries its own fields too (`run`, anything the factory adds): only the options are read. */
+function optionsOf(service: Record<string, unknown>): Record<string, unknown> {
+  const options: Record<string, unknown> = {};
+  for (const key of Object.keys(serviceSpec)) options[key] = service[key];
+  return options;
 }
 
 /**
@@ -124,19 +82,12 @@ export function resolveService(input: unknown, index: number): ResolvedService {
       service: service.name,
     });
   const run = service.run;
+  const { singleton, ...options } = resolveSpec(serviceSpec, optionsOf(service), prefix);
   return {
     name: service.name,
     run: (ctx) => run.call(service, ctx),
-    restart: resolveRestart(prefix, service.restart),
-    stallTimeout:
-      service.stallTimeout === undefined
-        ? serviceDefaults.stallTimeout
-        : durationOption(`${prefix}.stallTimeout`, service.stallTimeout, 0),
-    stopTimeout:
-      service.stopTimeout === undefined
-        ? serviceDefaults.stopTimeout
-        : durationOption(`${prefix}.stopTimeout`, service.stopTimeout, 1),
-    singleton: resolveSingleton(prefix, service.name, service.singleton),
+    ...options,
+    singleton: singleton && { ...singleton, key: singleton.key ?? service.name },
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { FencingToken } from './lease.js';
+import type { ServiceOptions } from './service-options.js';
 
 export type {
   ServiceState,
@@ -54,55 +55,7 @@ export interface ServiceContext {
   readonly fencing: FencingToken | null;
 }
 
-/** How the service host restarts a crashed service: jittered exponential backoff, an intensity limit. */
-export interface RestartOptions {
-  /** First delay before restarting a crashed service, in ms. @default 100 */
-  initialDelay?: number;
-  /** Ceiling of the exponential backoff, in ms. @default 30000 */
-  maxDelay?: number;
-  /** Random spread added to each delay, as a fraction of it (0..1). @default 0.2 */
-  jitter?: number;
-  /** Crashes allowed within `period` before the state becomes `failed`. @default 5 */
-  intensity?: number;
-  /** Window for `intensity`, in ms. @default 60000 */
-  period?: number;
-}
-
-/** Options shared by every service definition. */
-export interface ServiceOptions {
-  restart?: RestartOptions;
-  /**
-   * Restart the service when it reports no `progress()` for this long (ms) while connected or while
-   * its queue depth is above zero. 0 disables the watchdog. @default 0
-   */
-  stallTimeout?: number;
-  /** How long `run` may take to settle after its signal aborts before it is abandoned, in ms. @default 10000 */
-  stopTimeout?: number;
-  /**
-   * Run only where a PostgreSQL session advisory lock is held (one instance across all hosts);
-   * elsewhere the service waits in `standby`.
-   */
-  singleton?: SingletonOptions;
-}
-
-/** Settings of a `singleton` service's PostgreSQL advisory lock. */
-export interface SingletonOptions {
-  /** PostgreSQL connection string for the dedicated lock connection. */
-  connectionString: string;
-  /** Lock name; hashed to the advisory lock key. @default the service name */
-  key?: string;
-  /**
-   * How often the holder renews the lock, in ms; a standby host asks for it twice as often. The server
-   * ends a silent holder's session after max(3 × checkInterval, 1500) ms; the holder stands down earlier.
-   * @default 750
-   */
-  checkInterval?: number;
-  /**
-   * Where each acquisition increments the lock's epoch (`ctx.fencing`); created on first use. `false`
-   * hands out no fencing token. @default { schema: 'public', table: 'steward_singleton_epochs' }
-   */
-  epochTable?: { schema: string; table: string } | false;
-}
+export type { RestartOptions, ServiceOptions, SingletonOptions } from './service-options.js';
 
 /** A long-lived listener: `run` resolves once `ctx.signal` aborted and its in-flight work settled. */
 export interface Service extends ServiceOptions {

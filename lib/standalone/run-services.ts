@@ -1,47 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import { applyStatusUpdate } from '../common/cluster-status.js';
-import { createLogger, type LoggerOption } from '../common/logger.js';
+import { createLogger } from '../common/logger.js';
+import { moduleLocation } from '../common/option-checks.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
-import {
-  type ControlOptions,
-  defaults,
-  durationOption,
-  integerOption,
-  invalidOption,
-  moduleLocation,
-  rejectUnknownKeys,
-  requireObject,
-  resolveControl,
-} from '../options.js';
 import { loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
 import type { ServicesSnapshot } from '../services/types.js';
 import { startStandaloneControl } from './standalone-control.js';
+import { type RunServicesOptions, resolveRunServicesOptions } from './standalone-options.js';
 
-/** Options of `runServices()`. */
-export interface RunServicesOptions {
-  /** A pino logger or pino options. */
-  logger?: LoggerOption;
-  /** Deadline in ms for every service to settle when stopping. @default 30000 */
-  grace?: number;
-  /**
-   * Signals that stop the services gracefully and then exit the process (code 1 if a service did not
-   * settle in time); a second one exits at once with code 1. `false` leaves signals to the caller, who
-   * then calls `stop()`.
-   * @default ['SIGTERM', 'SIGINT']
-   */
-  signals?: NodeJS.Signals[] | false;
-  /** Called with a snapshot on every change (debounced) and every `statusInterval` ms. */
-  onStatus?: (snapshot: ServicesSnapshot) => void;
-  /** Period in ms of `onStatus` calls without changes; also what `status()` uses to flag staleness. @default 2000 */
-  statusInterval?: number;
-  /**
-   * An HTTP control server for this process: `/healthz` (503 while a service is `failed` or `stopped`,
-   * reports a problem, or the process is stopping), `/metrics` and `/status`; the same options as
-   * `steward({ control })`. Off by default.
-   */
-  control?: ControlOptions | false;
-}
+export type { RunServicesOptions } from './standalone-options.js';
 
 /** What `runServices()` resolves with: the running services host. */
 export interface StandaloneServices {
@@ -51,31 +19,6 @@ export interface StandaloneServices {
   controlAddress(): AddressInfo | null;
   /** Stops every service (within `timeout`, default `grace`); true when all settled cleanly. */
   stop(timeout?: number): Promise<boolean>;
-}
-
-const KEYS = ['logger', 'grace', 'signals', 'onStatus', 'statusInterval', 'control'];
-
-function resolve(raw: RunServicesOptions | undefined) {
-  const options: RunServicesOptions = raw ?? {};
-  const record: unknown = options;
-  requireObject('options', record);
-  rejectUnknownKeys(record, KEYS, '');
-  const signals: NodeJS.Signals[] | false = options.signals ?? defaults.signals;
-  if (signals !== false && (!Array.isArray(signals) || !signals.every((s) => /^SIG[A-Z0-9]+$/.test(s))))
-    throw invalidOption('signals', `an array of signal names like 'SIGTERM', or false`, signals);
-  if (options.onStatus !== undefined && typeof options.onStatus !== 'function')
-    throw invalidOption('onStatus', 'a function', options.onStatus);
-  return {
-    grace: options.grace === undefined ? defaults.grace : durationOption('grace', options.grace, 0),
-    statusInterval:
-      options.statusInterval === undefined
-        ? defaults.statusInterval
-        : integerOption('statusInterval', options.statusInterval, 10, 300_000),
-    signals,
-    onStatus: options.onStatus,
-    logger: options.logger,
-    control: resolveControl(options.control),
-  };
 }
 
 /**
@@ -88,7 +31,7 @@ export async function runServices(
   input?: RunServicesOptions,
 ): Promise<StandaloneServices> {
   const url = moduleLocation('services', moduleUrl);
-  const options = resolve(input);
+  const options = resolveRunServicesOptions(input);
   const logger = createLogger(options.logger, { role: 'standalone' });
   const staleAfter = options.statusInterval * 3;
   const publish = (snapshot: ServicesSnapshot) => {

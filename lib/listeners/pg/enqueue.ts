@@ -1,4 +1,6 @@
-import { invalidOption, rejectUnknownKeys, requireObject } from '../../options.js';
+import { invalidOption, requireObject } from '../../common/option-checks.js';
+import { type Input, rejectUnknownKeys, resolveSpec } from '../../common/option-spec.js';
+import { identifier } from '../../common/pg-options.js';
 import { type QueueNames, queueNames } from './identifiers.js';
 import { insertEvents } from './sql/insert-events.js';
 import type { Queryable } from './sql/types.js';
@@ -15,15 +17,18 @@ export interface NewEvent {
   runAt?: Date;
 }
 
-/** Where `enqueue()` writes: the queue's schema and table. */
-export interface EnqueueOptions {
-  /** Schema of the queue table. @default 'steward' */
-  schema?: string;
-  /** Queue table name. @default 'events' */
-  table?: string;
-}
-
 export const queueDefaults = { schema: 'steward', table: 'events' };
+
+/** Where a queue lives; the same two options in `enqueue()` and `pgEventQueue()`. */
+export const queueLocationSpec = {
+  /** Schema of the queue tables. @default 'steward' */
+  schema: identifier(queueDefaults.schema),
+  /** Queue table name; the dead-letter table is `<table>_dead`. @default 'events' */
+  table: identifier(queueDefaults.table),
+};
+
+/** Where `enqueue()` writes: the queue's schema and table. */
+export type EnqueueOptions = Input<typeof queueLocationSpec>;
 
 const EVENT_KEYS = ['type', 'key', 'payload', 'runAt'];
 const namesCache = new Map<string, QueueNames>();
@@ -79,10 +84,8 @@ export async function enqueue(
   events: NewEvent | NewEvent[],
   options: EnqueueOptions = {},
 ): Promise<string[]> {
-  const raw: unknown = options;
-  requireObject('options', raw);
-  rejectUnknownKeys(raw, ['schema', 'table'], '');
-  const names = namesFor(options.schema, options.table);
+  const { schema, table } = resolveSpec(queueLocationSpec, options, 'options');
+  const names = namesFor(schema, table);
   const list = Array.isArray(events) ? events : [events];
   if (list.length === 0) return [];
   return insertEvents(db, names, { events: list.map(toRow) });

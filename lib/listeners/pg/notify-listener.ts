@@ -1,15 +1,9 @@
-import type { BackoffOptions } from '../../common/backoff.js';
+import { invalidOption } from '../../common/option-checks.js';
+import { boolean, func, type Input, option, required } from '../../common/option-spec.js';
 import { coerceError } from '../../errors.js';
-import { durationOption, invalidOption, rejectUnknownKeys, requireObject } from '../../options.js';
 import type { Service, ServiceContext, ServiceOptions } from '../../services/types.js';
 import { ListenerHealth } from '../listener-health.js';
-import {
-  backoffOption,
-  connectionStringOption,
-  nameOption,
-  pickServiceOptions,
-  SERVICE_KEYS,
-} from './common-options.js';
+import { listenSpec, pgServiceSpec, resolvePgService } from './common-options.js';
 import { describeTarget } from './connection-error.js';
 import { type Notification, NotifyConnection, quoteChannel } from './notify-connection.js';
 
@@ -19,97 +13,44 @@ export interface NotifyHandlerEvent extends Omit<Notification, 'payload'> {
   payload: unknown;
 }
 
-export interface PgNotifyListenerOptions extends ServiceOptions {
-  name: string;
-  /** PostgreSQL connection string of the dedicated LISTEN connection. */
-  connectionString: string;
+const CHANNELS_EXPECTED = 'a channel name or a non-empty array of them';
+
+/** Options of `pgNotifyListener()`; the service host's options (`restart`, `stallTimeout`, ...) pass through. */
+export const notifySpec = {
+  ...pgServiceSpec,
   /** Channels to LISTEN on (letters, digits, `_ . : -`, at most 63 characters). */
-  channels: string | string[];
+  channels: required(
+    option<string | string[], string[]>({
+      kind: 'custom',
+      expected: CHANNELS_EXPECTED,
+      parse(name, value) {
+        const channels = typeof value === 'string' ? [value] : value;
+        if (!Array.isArray(channels) || channels.length === 0)
+          throw invalidOption(name, CHANNELS_EXPECTED, value);
+        for (const [i, channel] of channels.entries()) quoteChannel(`${name}[${i}]`, channel);
+        return [...new Set(channels as string[])];
+      },
+    }),
+  ),
   /** Called once per notification, one at a time in arrival order. A rejection is logged and counted. */
-  handler(notification: NotifyHandlerEvent): void | Promise<void>;
+  handler: required(func<(notification: NotifyHandlerEvent) => void | Promise<void>>()),
   /** Parse payloads as JSON; unparsable payloads are counted as failed and skipped. @default false */
-  json?: boolean;
+  json: boolean(false),
   /**
    * Called after every reconnection, once LISTEN is active again: notifications sent while the connection
    * was down are gone, so resynchronise here (for example re-read the state the notifications describe).
    */
-  onReconnect?(): void | Promise<void>;
-  /** Period of the liveness query on the connection, in ms. @default 10000 */
-  checkInterval?: number | string;
-  /** A liveness query or connect slower than this drops the connection, in ms. @default 5000 */
-  checkTimeout?: number | string;
-  /**
-   * Reconnect backoff (jittered, forever); the low ceiling makes the listener LISTEN again within about a
-   * second of the database's return. @default { initialDelay: 100, maxDelay: 1000, jitter: 0.5 }
-   */
-  reconnect?: Partial<BackoffOptions>;
-}
-
-const KEYS = [
-  'name',
-  'connectionString',
-  'channels',
-  'handler',
-  'json',
-  'onReconnect',
-  'checkInterval',
-  'checkTimeout',
-  'reconnect',
-  ...SERVICE_KEYS,
-];
-
-export const notifyDefaults = {
-  checkInterval: 10_000,
-  checkTimeout: 5_000,
-  reconnect: { initialDelay: 100, maxDelay: 1_000, jitter: 0.5 },
+  onReconnect: func<() => void | Promise<void>>(),
+  ...listenSpec,
 };
 
-interface ResolvedNotifyOptions {
-  name: string;
-  connectionString: string;
-  channels: string[];
-  handler: PgNotifyListenerOptions['handler'];
-  json: boolean;
-  onReconnect: (() => void | Promise<void>) | undefined;
-  checkInterval: number;
-  checkTimeout: number;
-  reconnect: BackoffOptions;
-  service: ServiceOptions;
-}
+export type PgNotifyListenerOptions = Input<typeof notifySpec> & ServiceOptions;
+
+type ResolvedNotifyOptions = ReturnType<typeof resolveNotifyOptions>;
 
 /** The one place where listener options are checked. */
-export function resolveNotifyOptions(input: unknown): ResolvedNotifyOptions {
-  requireObject('options', input);
-  rejectUnknownKeys(input, KEYS, '');
-  const raw = input;
-  const channels = typeof raw.channels === 'string' ? [raw.channels] : raw.channels;
-  if (!Array.isArray(channels) || channels.length === 0)
-    throw invalidOption('channels', 'a channel name or a non-empty array of them', raw.channels);
-  for (const [i, channel] of channels.entries()) quoteChannel(`channels[${i}]`, channel);
-  if (typeof raw.handler !== 'function') throw invalidOption('handler', 'a function', raw.handler);
-  if (raw.json !== undefined && typeof raw.json !== 'boolean')
-    throw invalidOption('json', 'a boolean', raw.json);
-  if (raw.onReconnect !== undefined && typeof raw.onReconnect !== 'function')
-    throw invalidOption('onReconnect', 'a function', raw.onReconnect);
-  const d = notifyDefaults;
-  const checkInterval =
-    raw.checkInterval === undefined
-      ? d.checkInterval
-      : durationOption('checkInterval', raw.checkInterval, 100);
-  const checkTimeout =
-    raw.checkTimeout === undefined ? d.checkTimeout : durationOption('checkTimeout', raw.checkTimeout, 100);
-  return {
-    name: nameOption(raw),
-    connectionString: connectionStringOption(raw),
-    channels: [...new Set(channels as string[])],
-    handler: raw.handler as PgNotifyListenerOptions['handler'],
-    json: raw.json === true,
-    onReconnect: raw.onReconnect as ResolvedNotifyOptions['onReconnect'],
-    checkInterval,
-    checkTimeout,
-    reconnect: backoffOption('reconnect', raw.reconnect, d.reconnect),
-    service: pickServiceOptions(raw),
-  };
+export function resolveNotifyOptions(input: unknown) {
+  return resolvePgService(notifySpec, input);
 }
 
 /** Runs notifications through the handler one at a time, in arrival order. */

@@ -1,60 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
+import { backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
 import { runWithTimeout } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
-import type { QueueNames } from './identifiers.js';
+import type { ConsumerSettings } from './event-queue-options.js';
 import { LeaseBook } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
+import type { QueueEvent } from './queue-event.js';
+import { RetryAlarm } from './retry-alarm.js';
 import { claimEvents } from './sql/claim-events.js';
 import { queueDepth, unhandledTypes } from './sql/queue-depth.js';
 import { releaseEvents } from './sql/release-events.js';
 import type { ClaimedRow } from './sql/types.js';
 import { waitForDatabase } from './wait-for-database.js';
-
-/** What a handler receives. */
-export interface QueueEvent {
-  id: string;
-  type: string;
-  key: string | null;
-  /** For a coalesced type: the newest payload of the key. */
-  payload: unknown;
-  createdAt: Date;
-  /** 1 on the first run. */
-  attempts: number;
-}
-
-/**
- * Handles one claimed event: resolving completes it, throwing schedules a retry (or the dead letter after
- * `maxAttempts`). `signal` aborts when the consumer stops.
- */
-export type EventHandler = (event: QueueEvent, signal: AbortSignal) => void | Promise<void>;
-
-export interface ConsumerSettings {
-  connectionString: string;
-  names: QueueNames;
-  handlers: Record<string, EventHandler>;
-  coalesce: string[];
-  concurrency: number;
-  batchSize: number;
-  lease: number;
-  maxAttempts: number;
-  /** ms after which a pending handler fails its event (0: no limit). */
-  handlerTimeout: number;
-  retry: BackoffOptions;
-  reconnect: BackoffOptions;
-  pollInterval: number;
-  depthInterval: number;
-  poolSize: number;
-  migrate: boolean;
-  checkInterval: number;
-  checkTimeout: number;
-}
 
 /** How often a consumer repeats the warning about events no handler of its own can run. */
 const UNHANDLED_WARN_MS = 60_000;
@@ -84,8 +47,7 @@ export class QueueConsumer {
   #dirty = true;
   #waiter: (() => void) | null = null;
   #waitingForCapacity = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #retryTimes: number[] = [];
+  readonly #retryAlarm = new RetryAlarm(() => this.#wake());
   #idleWaiters: Array<() => void> = [];
   /** Last measured depth; until then, assume a deep queue. */
   #depth = Number.POSITIVE_INFINITY;
@@ -118,7 +80,7 @@ export class QueueConsumer {
       if (s.migrate) await migrate(this.#pool, s.names, this.#ctx.logger);
       this.#book = new LeaseBook(this.#pool, s.names, this.#owner, s.lease, this.#ctx, {
         onKeyFreed: () => this.#wake(),
-        onRetryAt: (at) => this.#wakeAt(at),
+        onRetryAt: (at) => this.#retryAlarm.add(at),
       });
       const listening = this.#listen(signal);
       const depth = this.#reportDepth(signal);
@@ -127,7 +89,7 @@ export class QueueConsumer {
       await Promise.all([listening, depth]);
     } finally {
       this.#health.dispose();
-      clearTimeout(this.#retryTimer);
+      this.#retryAlarm.clear();
       await Promise.all([this.#pool.end().catch(() => {}), this.#claimPool.end().catch(() => {})]);
     }
   }
@@ -356,29 +318,6 @@ export class QueueConsumer {
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.();
-  }
-
-  /** A retried event becomes due at `at` (epoch ms): wake up then, even without a notification. */
-  #wakeAt(at: number): void {
-    // Sorted due times; one timer for the earliest, re-armed for the next when it fires.
-    const index = this.#retryTimes.findIndex((time) => time > at);
-    this.#retryTimes.splice(index < 0 ? this.#retryTimes.length : index, 0, at);
-    if (index === 0 || this.#retryTimes.length === 1) this.#armRetryTimer();
-  }
-
-  #armRetryTimer(): void {
-    clearTimeout(this.#retryTimer);
-    const next = this.#retryTimes[0];
-    if (next === undefined) return;
-    this.#retryTimer = setTimeout(
-      () => {
-        const now = Date.now();
-        while (this.#retryTimes.length > 0 && this.#retryTimes[0]! <= now) this.#retryTimes.shift();
-        this.#wake();
-        this.#armRetryTimer();
-      },
-      Math.max(0, next - Date.now()),
-    );
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import { delay } from '../../common/backoff.js';
 import { quoteIdentifier } from '../../common/sql-identifier.js';
 import { StewardError } from '../../errors.js';
-import { durationOption, invalidOption } from '../../options.js';
 import { defaultEpochTable, type EpochTable, type FencingToken } from '../../services/lease.js';
+import { resolveSingleton } from '../../services/singleton-options.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
 import { nextEpoch } from './fencing.js';
 
@@ -46,19 +46,9 @@ export function singletonLockKey(key: string): string {
   return digest.readBigInt64BE(0).toString();
 }
 
-function validate(options: SingletonLockOptions): void {
-  if (typeof options.connectionString !== 'string' || options.connectionString.length === 0)
-    throw invalidOption('singleton.connectionString', 'a non-empty PostgreSQL connection string', '(hidden)');
-  if (typeof options.key !== 'string' || options.key.length === 0)
-    throw invalidOption('singleton.key', 'a non-empty string', options.key);
-  durationOption('singleton.checkInterval', options.checkInterval, 10);
-  const epochTable = options.epochTable;
-  if (epochTable !== undefined && epochTable !== false) {
-    if (typeof epochTable !== 'object' || epochTable === null)
-      throw invalidOption('singleton.epochTable', '{ schema, table } or false', epochTable);
-    quoteIdentifier('singleton.epochTable.schema', epochTable.schema);
-    quoteIdentifier('singleton.epochTable.table', epochTable.table);
-  }
+/** The same checks as a service's `singleton` option: `acquireSingleton()` may be called directly. */
+function validate({ connectionString, key, checkInterval, epochTable }: SingletonLockOptions): void {
+  resolveSingleton({ connectionString, key, checkInterval, epochTable });
 }
 
 /** The timing that makes a lost holder stop before anyone else can start (proof in docs/postgres.md). */
