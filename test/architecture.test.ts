@@ -44,7 +44,9 @@ function roleOf(file: string): string {
 }
 
 const BASE = ['errors.ts', 'common'];
-const CONFIGURED = [...BASE, 'options.ts'];
+/** The steward's option groups: `options.ts` composes the other two. */
+const OPTION_FILES = ['options.ts', 'control-options.ts', 'recycle-options.ts'];
+const CONFIGURED = [...BASE, ...OPTION_FILES];
 
 /**
  * What each layer may import besides itself (the table of docs/architecture.md). The entries over them
@@ -54,7 +56,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   'errors.ts': [],
   // The bottom: shared types, stores and tools, over nothing but the error catalogue.
   common: ['errors.ts'],
-  'options.ts': BASE,
+  'options.ts': [...BASE, 'control-options.ts', 'recycle-options.ts'],
+  'control-options.ts': BASE,
+  'recycle-options.ts': BASE,
   // Each role registers its own collectors into metrics/; metrics/ reads no role's state.
   metrics: CONFIGURED,
   // The generic service host knows services, not the listeners built on it (leases are injected).

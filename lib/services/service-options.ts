@@ -1,44 +1,15 @@
-import { duration, type Input, optionalGroup, type Resolved, resolveSpec } from '../common/option-spec.js';
-import { restartPolicy } from '../common/option-spec-backoff.js';
+import { type Resolved, resolveSpec } from '../common/option-spec.js';
 import { StewardError } from '../errors.js';
-import { type ResolvedSingleton, singletonSpec } from './singleton-options.js';
+import { serviceSpec } from './service-spec.js';
+import type { ResolvedSingleton } from './singleton-options.js';
 import type { Service, ServiceContext } from './types.js';
 
-const restart = restartPolicy({
-  initialDelay: 100,
-  maxDelay: 30_000,
-  jitter: 0.2,
-  intensity: 5,
-  period: 60_000,
-});
-
-/** The options every service definition may carry. */
-export const serviceSpec = {
-  /**
-   * How the service host restarts a crashed service: jittered exponential backoff (`initialDelay` 100 ms
-   * doubling up to `maxDelay` 30 s, `jitter` 0.2), and more than `intensity` (5) crashes within `period`
-   * (60 s) makes the state `failed`.
-   */
-  restart,
-  /**
-   * Restart the service when it reports no `progress()` for this long (ms or `'30s'`) while connected or
-   * while its queue depth is above zero. 0 disables the watchdog. @default 0
-   */
-  stallTimeout: duration({ min: 0, default: 0 }),
-  /** How long `run` may take to settle after its signal aborts before it is abandoned (ms or `'10s'`). @default 10000 */
-  stopTimeout: duration({ min: 1, default: 10_000 }),
-  /**
-   * Run only where a PostgreSQL session advisory lock is held (one instance across all hosts);
-   * elsewhere the service waits in `standby`.
-   */
-  singleton: optionalGroup(singletonSpec),
-};
-
-/** Options shared by every service definition. */
-export type ServiceOptions = Input<typeof serviceSpec>;
-/** How the service host restarts a crashed service: jittered exponential backoff, an intensity limit. */
-export type RestartOptions = NonNullable<ServiceOptions['restart']>;
-export type { SingletonOptions } from './singleton-options.js';
+export {
+  type RestartOptions,
+  type ServiceOptions,
+  type SingletonOptions,
+  serviceSpec,
+} from './service-spec.js';
 
 /** A service with every option present and in range, as the host runs it. */
 export interface ResolvedService extends Omit<Resolved<typeof serviceSpec>, 'singleton'> {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { FencingToken } from './lease.js';
-import type { ServiceOptions } from './service-options.js';
+import type { ServiceOptions } from './service-spec.js';
 
 export type {
   ServiceState,
@@ -55,7 +55,7 @@ export interface ServiceContext {
   readonly fencing: FencingToken | null;
 }
 
-export type { RestartOptions, ServiceOptions, SingletonOptions } from './service-options.js';
+export type { RestartOptions, ServiceOptions, SingletonOptions } from './service-spec.js';
 
 /** A long-lived listener: `run` resolves once `ctx.signal` aborted and its in-flight work settled. */
 export interface Service extends ServiceOptions {
