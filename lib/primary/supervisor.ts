@@ -5,6 +5,7 @@ import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from './cluster-primary.js';
 import { type RecycleResult, Recycler } from './recycler.js';
+import { SurgeThenDrain } from './surge-then-drain.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
@@ -28,7 +29,8 @@ export class Supervisor extends ClusterPrimary {
       () => this.services?.channel,
       () => this.services?.snapshot()?.stale !== undefined,
     );
-    this.recycler = new Recycler(this.pool, options, this.logger);
+    const strategy = new SurgeThenDrain(this.pool, options.recycle.concurrency);
+    this.recycler = new Recycler(this.pool, strategy, options, this.logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
       void this.shutdown('crash-loop', 1);
