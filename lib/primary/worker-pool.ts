@@ -1,10 +1,10 @@
 import cluster from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { backoffDelay, RestartIntensity } from '../common/backoff.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { StewardError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import { CrashBackoff } from './child-handle.js';
 import { type WorkerExit, WorkerHandle } from './worker-handle.js';
 
 /** Why a worker left, as counted in `steward_worker_exits_total{cause}`. */
@@ -41,19 +41,13 @@ export function drainWorker(handle: WorkerHandle, reason: string, timeout: numbe
   if (handle.state === 'dead') return handle.exited;
   if (handle.state !== 'draining') {
     const booting = handle.state === 'booting';
-    handle.retireReason = reason;
-    handle.transition('draining', { reason });
+    handle.retire(reason, { reason });
     handle.channel.send('worker:drain', { timeout, reason });
     // A worker still loading its modules loses the message; it is repeated once its agent listens (a
     // second drain is ignored), so a shutdown during a recycle never waits for the kill.
     if (booting)
       handle.channel.on('worker:hello', () => handle.channel.send('worker:drain', { timeout, reason }));
-    // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
-    const killTimer = setTimeout(() => {
-      handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
-      handle.worker.process.kill('SIGKILL');
-    }, timeout + 1_000);
-    void handle.exited.then(() => clearTimeout(killTimer));
+    handle.killAfter(timeout + 1_000, 'worker:drain:kill', { reason, timeout });
   }
   return handle.exited;
 }
@@ -76,7 +70,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;
   readonly #handles = new Map<number, WorkerHandle>();
-  readonly #crashes: RestartIntensity;
+  readonly #crashes: CrashBackoff;
   readonly #startedAt = Date.now();
   #statusUpdate: () => StatusUpdate;
   #scheduledForks = 0;
@@ -90,7 +84,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.#options = options;
     this.#logger = logger;
     this.#statusUpdate = statusUpdate;
-    this.#crashes = new RestartIntensity(options.restart.intensity, options.restart.period);
+    this.#crashes = new CrashBackoff(options.restart, 0);
   }
 
   /** All known workers, oldest first (dead ones are removed on exit). */
@@ -236,10 +230,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     }
     const missing = this.#options.workers - this.serving.length - this.#scheduledForks;
     if (missing <= 0) return;
-    const attempt = Math.max(0, this.#crashes.recent - 1);
     for (let i = 0; i < missing; i++) {
       this.#scheduledForks++;
-      const wait = this.#crashes.recent === 0 ? 0 : backoffDelay(attempt, this.#options.restart);
+      const wait = this.#crashes.delay();
       setTimeout(() => {
         this.#scheduledForks--;
         if (!this.#stopping && this.serving.length < this.#options.workers) this.fork();
