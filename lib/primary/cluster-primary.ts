@@ -9,7 +9,8 @@ import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { applyStatusUpdate } from '../worker/cluster-status.js';
 import { ControlServer, clusterEndpoints } from './control-server.js';
 import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
-import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
+import { createServicesSupervisor } from './services-placement.js';
+import type { ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
 
 /**
