@@ -3,6 +3,7 @@ import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
+import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import { serviceUp, setRemoteServicesUp } from '../metrics/service-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
@@ -50,6 +51,17 @@ export abstract class ClusterPrimary {
   ownProblems(): string[] {
     const problem = this.eventLoop.problem;
     return problem === null ? [] : [problem];
+  }
+
+  /** Cluster metrics over `pool` and, with `placement: 'sibling'`, the services sibling's reports. */
+  protected createMetrics(pool: PoolView): ClusterMetrics {
+    return createClusterMetrics(
+      pool,
+      this.options,
+      this.logger,
+      () => this.services?.channel,
+      () => this.services?.snapshot()?.stale !== undefined,
+    );
   }
 
   /** Drains every worker within `grace` ms; true when all of them ended cleanly. */

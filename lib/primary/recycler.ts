@@ -125,7 +125,10 @@ export class Recycler {
         this.#logger.debug({ dropped: this.#queue.length }, 'worker:recycle:dropped');
       for (const job of this.#queue.splice(0)) this.#settle(job, 'skipped');
     } else if (!this.#paused()) {
-      while (this.#strategy.hasRoom(this.#recycling) && this.#queue.length > 0)
+      while (
+        this.#strategy.outOfService(this.#recycling) < this.#options.recycle.concurrency &&
+        this.#queue.length > 0
+      )
         this.#start(this.#queue.shift()!);
     }
     if (this.pending === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();

@@ -18,8 +18,11 @@ export type Preparation =
  * the drain. One per file: `surge-then-drain.ts` (`steward()`), `../throng/drain-then-refork.ts`.
  */
 export interface ReplacementStrategy {
-  /** Whether one more recycle may start while the workers of `inProgress` are being recycled. */
-  hasRoom(inProgress: ReadonlySet<WorkerHandle>): boolean;
+  /**
+   * The capacity missing because of recycling while the workers of `inProgress` are being recycled;
+   * another recycle starts only while it is below `recycle.concurrency`.
+   */
+  outOfService(inProgress: ReadonlySet<WorkerHandle>): number;
   /** False when no replacement could follow (past throng's `lifetime`): the recycle is skipped. */
   canReplace(): boolean;
   /** Runs before the old worker drains. */

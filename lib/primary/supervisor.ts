@@ -1,7 +1,6 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
-import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from './cluster-primary.js';
 import { type RecycleResult, Recycler } from './recycler.js';
@@ -22,14 +21,8 @@ export class Supervisor extends ClusterPrimary {
     super(options, logger);
     // `this.logger`, not `logger`: it also records lifecycle events for the dashboard.
     this.pool = new WorkerPool(options, this.logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(
-      this.pool,
-      options,
-      this.logger,
-      () => this.services?.channel,
-      () => this.services?.snapshot()?.stale !== undefined,
-    );
-    const strategy = new SurgeThenDrain(this.pool, options.recycle.concurrency);
+    this.metrics = this.createMetrics(this.pool);
+    const strategy = new SurgeThenDrain(this.pool);
     this.recycler = new Recycler(this.pool, strategy, options, this.logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);

@@ -8,15 +8,14 @@ import type { WorkerPool } from './worker-pool.js';
  */
 export class SurgeThenDrain implements ReplacementStrategy {
   readonly #pool: WorkerPool;
-  readonly #concurrency: number;
 
-  constructor(pool: WorkerPool, concurrency: number) {
+  constructor(pool: WorkerPool) {
     this.#pool = pool;
-    this.#concurrency = concurrency;
   }
 
-  hasRoom(inProgress: ReadonlySet<WorkerHandle>): boolean {
-    return inProgress.size < this.#concurrency;
+  /** Each recycle under way is one surge: a replacement booting or an old worker draining. */
+  outOfService(inProgress: ReadonlySet<WorkerHandle>): number {
+    return inProgress.size;
   }
 
   /** Past `lifetime` no worker is forked: a recycle would only take capacity away. */

@@ -1,4 +1,4 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
@@ -50,6 +50,34 @@ export function drainWorker(handle: WorkerHandle, reason: string, timeout: numbe
     handle.killAfter(timeout + 1_000, 'worker:drain:kill', { reason, timeout });
   }
   return handle.exited;
+}
+
+/**
+ * Takes charge of a freshly forked worker, whoever forked it: logs `worker:booting`, sends it the
+ * services status once its agent listens (not at fork: it could not receive it yet), and kills it if
+ * it is not ready within `bootTimeout` (its exit is then a `boot_timeout`).
+ */
+export function adoptWorker(
+  worker: Worker,
+  logger: Logger,
+  bootTimeout: number,
+  statusUpdate: () => StatusUpdate,
+): WorkerHandle {
+  const handle = new WorkerHandle(worker, logger);
+  handle.logger.info({ state: 'booting' }, 'worker:booting');
+  handle.channel.on('worker:hello', () => handle.channel.send('status:update', statusUpdate()));
+  const bootTimer = setTimeout(() => {
+    if (handle.state !== 'booting') return;
+    handle.bootError = {
+      name: 'StewardError',
+      code: 'STEWARD_ERR_BOOT_TIMEOUT',
+      message: `worker ${handle.id} was not ready within bootTimeout (${bootTimeout} ms)`,
+    };
+    handle.process.kill('SIGKILL');
+  }, bootTimeout);
+  void handle.whenReady().then(() => clearTimeout(bootTimer));
+  void handle.exited.then(() => clearTimeout(bootTimer));
+  return handle;
 }
 
 /** Why a worker left, from what the primary knew of it when it exited. */
@@ -108,29 +136,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Forks one worker; it counts as capacity at once and is killed if not ready within `bootTimeout`. */
   fork(): WorkerHandle {
     const worker = cluster.fork({ STEWARD_WORKER: '1' });
-    const handle = new WorkerHandle(worker, this.#logger);
+    const handle = adoptWorker(worker, this.#logger, this.#options.bootTimeout, this.#statusUpdate);
     this.#handles.set(handle.id, handle);
-    handle.logger.info({ state: 'booting' }, 'worker:booting');
-    // Not at fork: the worker could not receive it before its agent listens.
-    handle.channel.on('worker:hello', () => handle.channel.send('status:update', this.#statusUpdate()));
-    const bootTimer = setTimeout(() => {
-      if (handle.state !== 'booting') return;
-      handle.bootError = {
-        name: 'StewardError',
-        code: 'STEWARD_ERR_BOOT_TIMEOUT',
-        message: `worker ${handle.id} was not ready within bootTimeout (${this.#options.bootTimeout} ms)`,
-      };
-      worker.process.kill('SIGKILL');
-    }, this.#options.bootTimeout);
     void handle.whenReady().then(() => {
-      clearTimeout(bootTimer);
       this.#bootFailuresInARow = 0;
       this.emit('worker:ready', handle);
     });
-    void handle.exited.then((exit) => {
-      clearTimeout(bootTimer);
-      this.#onExit(handle, exit);
-    });
+    void handle.exited.then((exit) => this.#onExit(handle, exit));
     this.emit('worker:forked', handle);
     return handle;
   }

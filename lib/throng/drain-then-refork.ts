@@ -10,19 +10,17 @@ import type { PoolView } from '../primary/worker-pool.js';
  */
 export class DrainThenRefork implements ReplacementStrategy {
   readonly #pool: PoolView;
-  readonly #concurrency: number;
 
-  constructor(pool: PoolView, concurrency: number) {
+  constructor(pool: PoolView) {
     this.#pool = pool;
-    this.#concurrency = concurrency;
   }
 
   /** A worker being recycled counts from the moment its recycle starts, before it is told to drain. */
-  hasRoom(inProgress: ReadonlySet<WorkerHandle>): boolean {
+  outOfService(inProgress: ReadonlySet<WorkerHandle>): number {
     let outOfService = 0;
     for (const handle of this.#pool.handles)
       if (handle.state === 'draining' || handle.state === 'booting' || inProgress.has(handle)) outOfService++;
-    return outOfService < this.#concurrency;
+    return outOfService;
   }
 
   /** throng decides alone whether it re-forks (it stops once its `lifetime` has passed). */

@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import { createLogger } from '../common/logger.js';
 import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
-import { createClusterMetrics } from '../metrics/cluster-sources.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from '../primary/cluster-primary.js';
 import { Recycler, type RecyclerOptions } from '../primary/recycler.js';
@@ -29,14 +28,8 @@ export class ThrongPrimary extends ClusterPrimary {
   constructor(options: ResolvedOptions, logger: Logger, recyclerOptions: RecyclerOptions = {}) {
     super(options, logger);
     this.pool = new ThrongWorkers(options, this.logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(
-      this.pool,
-      options,
-      this.logger,
-      () => this.services?.channel,
-      () => this.services?.snapshot()?.stale !== undefined,
-    );
-    const strategy = new DrainThenRefork(this.pool, options.recycle.concurrency);
+    this.metrics = this.createMetrics(this.pool);
+    const strategy = new DrainThenRefork(this.pool);
     this.recycler = new Recycler(this.pool, strategy, options, this.logger, recyclerOptions);
     this.pool.on('worker:exit', (handle, cause) => this.#afterExit(handle, cause));
   }
