@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrashBackoff } from '../lib/primary/child-handle.js';
+import { MaxAgePolicy } from '../lib/primary/recycle-policies/max-age.js';
+import { MaxRequestsPolicy } from '../lib/primary/recycle-policies/max-requests.js';
 import type { WorkerHandle } from '../lib/primary/worker-handle.js';
 import type { PoolView } from '../lib/primary/worker-pool.js';
 import { DrainThenRefork } from '../lib/throng/drain-then-refork.js';
@@ -45,4 +47,18 @@ test('crash backoff for the sibling: the first crash is re-forked at once, the s
     delays.push(backoff.delay());
   }
   assert.deepEqual(delays, [0, 100, 200, 400]);
+});
+
+test('max-requests: the limit pushed to the worker, once reported reached, retires it whatever the heartbeat said', () => {
+  const limit = new MaxRequestsPolicy(100, 0).forWorker(Math.random);
+  assert.deepEqual(limit.pushed, { maxRequests: 100, reached: false });
+  const sample = { age: 60_000, requests: 40, rss: 0, heapUsed: 0 };
+  assert.equal(limit.check(sample), null);
+  limit.pushed!.reached = true;
+  assert.equal(limit.check(sample), 'max-requests');
+  assert.equal(
+    new MaxAgePolicy(1_000, 0).forWorker(Math.random).pushed,
+    undefined,
+    'only max-requests is pushed',
+  );
 });

@@ -1,18 +1,22 @@
 import type { Logger } from 'pino';
 import type { Random } from '../common/backoff.js';
 import type { ResolvedOptions } from '../options.js';
-import { createPolicies, type RecyclePolicy, type WorkerLimit } from './recycle-policies/index.js';
+import {
+  createPolicies,
+  type PushedLimit,
+  type RecyclePolicy,
+  type WorkerLimit,
+} from './recycle-policies/index.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { PoolView } from './worker-pool.js';
 
 /** A worker's own request for recycling that is not a policy of ours (throng's `disconnect()`). */
 export const WORKER_REQUEST = 'worker-request';
 
-/** What is kept per live worker: its drawn limits and whether it reported crossing its request limit. */
+/** What is kept per live worker: its drawn limits, and the one it enforces itself. */
 interface Tracked {
   limits: WorkerLimit[];
-  requestLimit: number | undefined;
-  requestLimitReached: boolean;
+  pushed: PushedLimit | undefined;
 }
 
 /** Where a due worker goes: the recycler's queue. */
@@ -48,17 +52,16 @@ export class RecycleTriggers {
     logger.info({ policies, concurrency, drainTimeout, minLifetime }, 'cluster:recycle:configured');
   }
 
-  /** The last heartbeat's count, or the drawn limit when the worker reported crossing it since. */
+  /** The last heartbeat's count, or the pushed limit when the worker reported reaching it since. */
   requestsOf(handle: WorkerHandle): number {
-    const tracked = this.#tracked.get(handle.id);
-    const reported = tracked?.requestLimitReached ? (tracked.requestLimit ?? 0) : 0;
-    return Math.max(handle.requests, reported);
+    const pushed = this.#tracked.get(handle.id)?.pushed;
+    return Math.max(handle.requests, pushed?.reached ? pushed.maxRequests : 0);
   }
 
   #attach(handle: WorkerHandle): void {
     const limits = this.policies.map((policy) => policy.forWorker(this.#random));
-    const requestLimit = limits.find((limit) => limit.limits.maxRequests !== undefined)?.limits.maxRequests;
-    this.#tracked.set(handle.id, { limits, requestLimit, requestLimitReached: false });
+    const pushed = limits.find((limit) => limit.pushed !== undefined)?.pushed;
+    this.#tracked.set(handle.id, { limits, pushed });
     if (limits.length > 0) {
       handle.logger.debug(
         { limits: Object.assign({}, ...limits.map((l) => l.limits)) },
@@ -72,15 +75,15 @@ export class RecycleTriggers {
 
   /** Sent once ready, when the agent listens for it; a worker past the limit already answers at once. */
   #sendRequestLimit(handle: WorkerHandle): void {
-    const maxRequests = this.#tracked.get(handle.id)?.requestLimit;
-    if (maxRequests !== undefined) handle.channel.send('worker:recycle-limit', { maxRequests });
+    const pushed = this.#tracked.get(handle.id)?.pushed;
+    if (pushed) handle.channel.send('worker:recycle-limit', { maxRequests: pushed.maxRequests });
   }
 
   /** `max-requests` is the agent reporting the pushed limit; anything else is the application's own. */
   #onWorkerRequest(handle: WorkerHandle, reason: string): void {
-    const tracked = this.#tracked.get(handle.id);
-    if (reason === 'max-requests' && tracked?.requestLimit !== undefined) {
-      tracked.requestLimitReached = true;
+    const pushed = this.#tracked.get(handle.id)?.pushed;
+    if (reason === 'max-requests' && pushed) {
+      pushed.reached = true;
       this.#evaluate(handle);
       return;
     }
@@ -92,12 +95,7 @@ export class RecycleTriggers {
   #evaluate(handle: WorkerHandle): void {
     const tracked = this.#tracked.get(handle.id);
     if (!tracked || tracked.limits.length === 0 || handle.state !== 'ready') return;
-    const sample = {
-      age: handle.age,
-      requests: this.requestsOf(handle),
-      rss: handle.rss,
-      heapUsed: handle.heapUsed,
-    };
+    const sample = { age: handle.age, requests: handle.requests, rss: handle.rss, heapUsed: handle.heapUsed };
     const reasons = tracked.limits.map((limit) => limit.check(sample));
     const reason = reasons.find((candidate) => candidate !== null);
     if (reason && sample.age >= this.#minLifetime) this.#onDue(handle, reason);
