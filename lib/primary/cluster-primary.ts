@@ -7,9 +7,11 @@ import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { serviceUp, setRemoteServicesUp } from '../services/service-metrics.js';
+import { createClusterMetrics } from './cluster-sources.js';
 import { ControlServer, clusterEndpoints } from './control-server.js';
 import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
-import { createServicesSupervisor, type ServicesSupervisor } from './services-supervisor.js';
+import { createServicesSupervisor } from './services-placement.js';
+import type { ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
 
 /**
@@ -49,6 +51,17 @@ export abstract class ClusterPrimary {
   ownProblems(): string[] {
     const problem = this.eventLoop.problem;
     return problem === null ? [] : [problem];
+  }
+
+  /** Cluster metrics over `pool` and, with `placement: 'sibling'`, the services sibling's reports. */
+  protected createMetrics(pool: PoolView): ClusterMetrics {
+    return createClusterMetrics(
+      pool,
+      this.options,
+      this.logger,
+      () => this.services?.channel,
+      () => this.services?.snapshot()?.stale !== undefined,
+    );
   }
 
   /** Drains every worker within `grace` ms; true when all of them ended cleanly. */

@@ -5,6 +5,7 @@ import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from './cluster-primary.js';
 import { createClusterMetrics } from './cluster-sources.js';
 import { type RecycleResult, Recycler } from './recycler.js';
+import { SurgeThenDrain } from './surge-then-drain.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
@@ -21,14 +22,9 @@ export class Supervisor extends ClusterPrimary {
     super(options, logger);
     // `this.logger`, not `logger`: it also records lifecycle events for the dashboard.
     this.pool = new WorkerPool(options, this.logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(
-      this.pool,
-      options,
-      this.logger,
-      () => this.services?.channel,
-      () => this.services?.snapshot()?.stale !== undefined,
-    );
-    this.recycler = new Recycler(this.pool, options, this.logger);
+    this.metrics = this.createMetrics(this.pool);
+    const strategy = new SurgeThenDrain(this.pool);
+    this.recycler = new Recycler(this.pool, strategy, options, this.logger);
     this.pool.on('fatal', (error) => {
       this.logger.fatal({ err: error, code: error.code }, `cluster:crash-loop: ${error.message}`);
       void this.shutdown('crash-loop', 1);

@@ -1,10 +1,10 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { backoffDelay, RestartIntensity } from '../common/backoff.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { StewardError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import { CrashBackoff } from './child-handle.js';
 import { type WorkerExit, WorkerHandle } from './worker-handle.js';
 
 /** Why a worker left, as counted in `steward_worker_exits_total{cause}`. */
@@ -41,21 +41,43 @@ export function drainWorker(handle: WorkerHandle, reason: string, timeout: numbe
   if (handle.state === 'dead') return handle.exited;
   if (handle.state !== 'draining') {
     const booting = handle.state === 'booting';
-    handle.retireReason = reason;
-    handle.transition('draining', { reason });
+    handle.retire(reason, { reason });
     handle.channel.send('worker:drain', { timeout, reason });
     // A worker still loading its modules loses the message; it is repeated once its agent listens (a
     // second drain is ignored), so a shutdown during a recycle never waits for the kill.
     if (booting)
       handle.channel.on('worker:hello', () => handle.channel.send('worker:drain', { timeout, reason }));
-    // The worker enforces the deadline itself; this covers a worker whose event loop is blocked.
-    const killTimer = setTimeout(() => {
-      handle.logger.warn({ reason, timeout }, 'worker:drain:kill');
-      handle.worker.process.kill('SIGKILL');
-    }, timeout + 1_000);
-    void handle.exited.then(() => clearTimeout(killTimer));
+    handle.killAfter(timeout + 1_000, 'worker:drain:kill', { reason, timeout });
   }
   return handle.exited;
+}
+
+/**
+ * Takes charge of a freshly forked worker, whoever forked it: logs `worker:booting`, sends it the
+ * services status once its agent listens (not at fork: it could not receive it yet), and kills it if
+ * it is not ready within `bootTimeout` (its exit is then a `boot_timeout`).
+ */
+export function adoptWorker(
+  worker: Worker,
+  logger: Logger,
+  bootTimeout: number,
+  statusUpdate: () => StatusUpdate,
+): WorkerHandle {
+  const handle = new WorkerHandle(worker, logger);
+  handle.logger.info({ state: 'booting' }, 'worker:booting');
+  handle.channel.on('worker:hello', () => handle.channel.send('status:update', statusUpdate()));
+  const bootTimer = setTimeout(() => {
+    if (handle.state !== 'booting') return;
+    handle.bootError = {
+      name: 'StewardError',
+      code: 'STEWARD_ERR_BOOT_TIMEOUT',
+      message: `worker ${handle.id} was not ready within bootTimeout (${bootTimeout} ms)`,
+    };
+    handle.process.kill('SIGKILL');
+  }, bootTimeout);
+  void handle.whenReady().then(() => clearTimeout(bootTimer));
+  void handle.exited.then(() => clearTimeout(bootTimer));
+  return handle;
 }
 
 /** Why a worker left, from what the primary knew of it when it exited. */
@@ -76,7 +98,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;
   readonly #handles = new Map<number, WorkerHandle>();
-  readonly #crashes: RestartIntensity;
+  readonly #crashes: CrashBackoff;
   readonly #startedAt = Date.now();
   #statusUpdate: () => StatusUpdate;
   #scheduledForks = 0;
@@ -90,7 +112,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.#options = options;
     this.#logger = logger;
     this.#statusUpdate = statusUpdate;
-    this.#crashes = new RestartIntensity(options.restart.intensity, options.restart.period);
+    this.#crashes = new CrashBackoff(options.restart, 0);
   }
 
   /** All known workers, oldest first (dead ones are removed on exit). */
@@ -114,29 +136,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Forks one worker; it counts as capacity at once and is killed if not ready within `bootTimeout`. */
   fork(): WorkerHandle {
     const worker = cluster.fork({ STEWARD_WORKER: '1' });
-    const handle = new WorkerHandle(worker, this.#logger);
+    const handle = adoptWorker(worker, this.#logger, this.#options.bootTimeout, this.#statusUpdate);
     this.#handles.set(handle.id, handle);
-    handle.logger.info({ state: 'booting' }, 'worker:booting');
-    // Not at fork: the worker could not receive it before its agent listens.
-    handle.channel.on('worker:hello', () => handle.channel.send('status:update', this.#statusUpdate()));
-    const bootTimer = setTimeout(() => {
-      if (handle.state !== 'booting') return;
-      handle.bootError = {
-        name: 'StewardError',
-        code: 'STEWARD_ERR_BOOT_TIMEOUT',
-        message: `worker ${handle.id} was not ready within bootTimeout (${this.#options.bootTimeout} ms)`,
-      };
-      worker.process.kill('SIGKILL');
-    }, this.#options.bootTimeout);
     void handle.whenReady().then(() => {
-      clearTimeout(bootTimer);
       this.#bootFailuresInARow = 0;
       this.emit('worker:ready', handle);
     });
-    void handle.exited.then((exit) => {
-      clearTimeout(bootTimer);
-      this.#onExit(handle, exit);
-    });
+    void handle.exited.then((exit) => this.#onExit(handle, exit));
     this.emit('worker:forked', handle);
     return handle;
   }
@@ -236,10 +242,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     }
     const missing = this.#options.workers - this.serving.length - this.#scheduledForks;
     if (missing <= 0) return;
-    const attempt = Math.max(0, this.#crashes.recent - 1);
     for (let i = 0; i < missing; i++) {
       this.#scheduledForks++;
-      const wait = this.#crashes.recent === 0 ? 0 : backoffDelay(attempt, this.#options.restart);
+      const wait = this.#crashes.delay();
       setTimeout(() => {
         this.#scheduledForks--;
         if (!this.#stopping && this.serving.length < this.#options.workers) this.fork();

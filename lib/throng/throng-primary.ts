@@ -4,11 +4,10 @@ import { coerceError } from '../errors.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from '../primary/cluster-primary.js';
-import { createClusterMetrics } from '../primary/cluster-sources.js';
-import { createPolicies, type RecyclePolicy, type WorkerLimit } from '../primary/recycle-policies/index.js';
+import { Recycler, type RecyclerOptions } from '../primary/recycler.js';
 import type { WorkerHandle } from '../primary/worker-handle.js';
 import { drainWorker, type ExitCause } from '../primary/worker-pool.js';
-import { DrainQueue } from './drain-queue.js';
+import { DrainThenRefork } from './drain-then-refork.js';
 import { ThrongWorkers } from './throng-workers.js';
 
 /**
@@ -22,28 +21,16 @@ export class ThrongPrimary extends ClusterPrimary {
   /** The workers throng forked, as a pool view (read by metrics and the control server). */
   readonly pool: ThrongWorkers;
   readonly metrics: ClusterMetrics;
-  readonly #policies: RecyclePolicy[];
-  readonly #queue: DrainQueue;
+  /** Drain-then-refork: throng forks the replacement once the old worker is gone. */
+  readonly recycler: Recycler;
   readonly #startedAt = Date.now();
 
-  constructor(options: ResolvedOptions, logger: Logger) {
+  constructor(options: ResolvedOptions, logger: Logger, recyclerOptions: RecyclerOptions = {}) {
     super(options, logger);
     this.pool = new ThrongWorkers(options, this.logger, () => this.statusUpdate());
-    this.metrics = createClusterMetrics(
-      this.pool,
-      options,
-      this.logger,
-      () => this.services?.channel,
-      () => this.services?.snapshot()?.stale !== undefined,
-    );
-    this.#policies = createPolicies(options.recycle);
-    this.#queue = new DrainQueue(this.pool, {
-      concurrency: options.recycle.concurrency,
-      drainTimeout: options.recycle.drainTimeout,
-      logger: this.logger,
-    });
-    this.pool.on('worker:forked', (handle) => this.#attachLimits(handle));
-    this.pool.on('worker:ready', () => this.#queue.next());
+    this.metrics = this.createMetrics(this.pool);
+    const strategy = new DrainThenRefork(this.pool);
+    this.recycler = new Recycler(this.pool, strategy, options, this.logger, recyclerOptions);
     this.pool.on('worker:exit', (handle, cause) => this.#afterExit(handle, cause));
   }
 
@@ -57,32 +44,12 @@ export class ThrongPrimary extends ClusterPrimary {
     await this.startControl();
   }
 
-  /** Drains and re-forks every worker, at most `recycle.concurrency` out of service at once (SIGHUP). */
+  /**
+   * Drains and re-forks every worker, at most `recycle.concurrency` out of service at once (SIGHUP);
+   * returns once they are queued, as throng's own restarts do not report back.
+   */
   protected async rollingRestart(reason: string): Promise<void> {
-    for (const handle of this.pool.handles) this.#queue.request(handle, reason);
-  }
-
-  /** Draws the worker's recycle limits; the request limit is sent once it is ready, as steward() does. */
-  #attachLimits(handle: WorkerHandle): void {
-    const limits = this.#policies.map((policy) => policy.forWorker(Math.random));
-    const maxRequests = limits.find((limit) => limit.limits.maxRequests !== undefined)?.limits.maxRequests;
-    handle.channel.on('worker:heartbeat', () => this.#checkLimits(handle, limits));
-    // The agent reports `max-requests` the moment it crosses the limit; anything else is the
-    // application's own `disconnect()`, named as the steward() recycler names it.
-    handle.channel.on('worker:recycle-request', (message) =>
-      this.#queue.request(handle, message.reason === 'max-requests' ? message.reason : 'worker-request'),
-    );
-    if (maxRequests !== undefined)
-      void handle.whenReady().then(() => handle.channel.send('worker:recycle-limit', { maxRequests }));
-  }
-
-  /** Runs on every heartbeat so memory hysteresis sees each sample; acts only past `minLifetime`. */
-  #checkLimits(handle: WorkerHandle, limits: WorkerLimit[]): void {
-    const sample = { age: handle.age, requests: handle.requests, rss: handle.rss, heapUsed: handle.heapUsed };
-    let reason: string | null = null;
-    for (const limit of limits) reason ??= limit.check(sample);
-    if (reason !== null && handle.age >= this.options.recycle.minLifetime)
-      this.#queue.request(handle, reason);
+    void this.recycler.recycleAll(reason);
   }
 
   #afterExit(handle: WorkerHandle, cause: ExitCause): void {
@@ -99,16 +66,14 @@ export class ThrongPrimary extends ClusterPrimary {
     if (this.pool.handles.length === 0 && Date.now() - this.#startedAt >= this.options.lifetime) {
       this.logger.info({ lifetime: this.options.lifetime }, 'cluster:lifetime:ended');
       void this.shutdown('lifetime', 0);
-      return;
     }
-    this.#queue.next();
   }
 
   protected async stopWorkers(grace: number): Promise<boolean> {
     // throng's own handler exits at `grace` with process.exitCode: a forced end must not look clean.
     process.exitCode = 1;
     this.pool.markStopping();
-    this.#queue.next();
+    this.recycler.dropQueued();
     const workers = this.pool.handles.map(async (handle) => {
       const exit = await drainWorker(handle, 'shutdown', grace);
       // throng signals every worker itself; one still booting dies of it before the agent can ignore

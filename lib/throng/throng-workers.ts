@@ -3,8 +3,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
 import type { ResolvedOptions } from '../options.js';
-import { WorkerHandle } from '../primary/worker-handle.js';
-import { exitCause, type PoolView, type WorkerPoolEvents } from '../primary/worker-pool.js';
+import type { WorkerHandle } from '../primary/worker-handle.js';
+import { adoptWorker, exitCause, type PoolView, type WorkerPoolEvents } from '../primary/worker-pool.js';
 
 /**
  * The workers throng forks, seen as a pool: each one gets a `WorkerHandle` (state machine, IPC channel,
@@ -48,29 +48,12 @@ export class ThrongWorkers extends EventEmitter<WorkerPoolEvents> implements Poo
     for (const handle of this.#handles.values()) handle.channel.send('status:update', update);
   }
 
+  /** throng re-forks at once whatever the cause, so a hung boot is killed rather than waited on forever. */
   #adopt(worker: Worker): void {
-    const handle = new WorkerHandle(worker, this.#logger);
+    const handle = adoptWorker(worker, this.#logger, this.#options.bootTimeout, this.#statusUpdate);
     this.#handles.set(handle.id, handle);
-    handle.logger.info({ state: 'booting' }, 'worker:booting');
-    // Not at fork: the worker could not receive it before its agent listens.
-    handle.channel.on('worker:hello', () => handle.channel.send('status:update', this.#statusUpdate()));
-    const { bootTimeout } = this.#options;
-    // throng re-forks at once whatever the cause, so a hung boot is killed rather than waited on forever.
-    const bootTimer = setTimeout(() => {
-      if (handle.state !== 'booting') return;
-      handle.bootError = {
-        name: 'StewardError',
-        code: 'STEWARD_ERR_BOOT_TIMEOUT',
-        message: `worker ${handle.id} was not ready within bootTimeout (${bootTimeout} ms)`,
-      };
-      worker.process.kill('SIGKILL');
-    }, bootTimeout);
-    void handle.whenReady().then(() => {
-      clearTimeout(bootTimer);
-      this.emit('worker:ready', handle);
-    });
+    void handle.whenReady().then(() => this.emit('worker:ready', handle));
     void handle.exited.then((exit) => {
-      clearTimeout(bootTimer);
       this.#handles.delete(handle.id);
       this.emit('worker:exit', handle, exitCause(handle, exit));
     });

@@ -4,7 +4,7 @@ import { MaxRequestsPolicy } from './max-requests.js';
 import { MemoryPolicy } from './memory.js';
 import type { RecyclePolicy } from './types.js';
 
-export type { RecyclePolicy, WorkerLimit, WorkerSample } from './types.js';
+export type { PushedLimit, RecyclePolicy, WorkerLimit, WorkerSample } from './types.js';
 
 /** The policies the `recycle` options ask for (none when no limit is set). */
 export function createPolicies(recycle: ResolvedOptions['recycle']): RecyclePolicy[] {

@@ -1,22 +1,12 @@
-import type { Random } from '../../common/backoff.js';
-import { type RecyclePolicy, type WorkerLimit, withJitter } from './types.js';
+import { JitteredLimitPolicy } from './jittered-limit.js';
+import type { WorkerSample } from './types.js';
 
 /** Retires a worker older than `maxAge` (+ up to `jitter`) ms, checked on each heartbeat. */
-export class MaxAgePolicy implements RecyclePolicy {
+export class MaxAgePolicy extends JitteredLimitPolicy {
   readonly name = 'max-age';
-  readonly #maxAge: number;
-  readonly #jitter: number;
+  protected readonly limitName = 'maxAge';
 
-  constructor(maxAge: number, jitter: number) {
-    this.#maxAge = maxAge;
-    this.#jitter = jitter;
-  }
-
-  forWorker(random: Random): WorkerLimit {
-    const maxAge = withJitter(this.#maxAge, this.#jitter, random);
-    return {
-      limits: { maxAge },
-      check: (sample) => (sample.age >= maxAge ? this.name : null),
-    };
+  protected measure(sample: WorkerSample): number {
+    return sample.age;
   }
 }

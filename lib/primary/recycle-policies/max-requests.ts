@@ -1,26 +1,27 @@
 import type { Random } from '../../common/backoff.js';
-import { type RecyclePolicy, type WorkerLimit, withJitter } from './types.js';
+import { JitteredLimitPolicy } from './jittered-limit.js';
+import type { PushedLimit, WorkerLimit, WorkerSample } from './types.js';
 
 /**
- * Retires a worker after `maxRequests` (+ up to `jitter`) requests. The primary also sends the drawn
- * limit to the worker, which reports the moment it crosses it: the heartbeat alone could let a busy
- * worker overshoot by a whole heartbeat interval of traffic.
+ * Retires a worker after `maxRequests` (+ up to `jitter`) requests. The drawn limit is also pushed to
+ * the worker, which reports the moment it crosses it: the heartbeat alone could let a busy worker
+ * overshoot by a whole heartbeat interval of traffic.
  */
-export class MaxRequestsPolicy implements RecyclePolicy {
+export class MaxRequestsPolicy extends JitteredLimitPolicy {
   readonly name = 'max-requests';
-  readonly #maxRequests: number;
-  readonly #jitter: number;
+  protected readonly limitName = 'maxRequests';
 
-  constructor(maxRequests: number, jitter: number) {
-    this.#maxRequests = maxRequests;
-    this.#jitter = jitter;
+  protected measure(sample: WorkerSample): number {
+    return sample.requests;
   }
 
-  forWorker(random: Random): WorkerLimit {
-    const maxRequests = withJitter(this.#maxRequests, this.#jitter, random);
+  override forWorker(random: Random): WorkerLimit {
+    const drawn = super.forWorker(random);
+    const pushed: PushedLimit = { maxRequests: drawn.limits.maxRequests!, reached: false };
     return {
-      limits: { maxRequests },
-      check: (sample) => (sample.requests >= maxRequests ? this.name : null),
+      limits: drawn.limits,
+      pushed,
+      check: (sample) => (pushed.reached ? this.name : drawn.check(sample)),
     };
   }
 }

@@ -18,6 +18,14 @@ export interface WorkerLimit {
   readonly limits: Readonly<Record<string, number>>;
   /** Returns the recycle reason (`max-requests`, `max-rss`...) once the worker is past its limit, else null. */
   check(sample: WorkerSample): string | null;
+  /** A limit the worker enforces itself: sent to it once it is ready, reported back when reached. */
+  readonly pushed?: PushedLimit;
+}
+
+/** The request limit as sent in `worker:recycle-limit`, and whether the worker reported reaching it. */
+export interface PushedLimit {
+  readonly maxRequests: number;
+  reached: boolean;
 }
 
 /**
