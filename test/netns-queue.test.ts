@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
-import { createLab, type Lab, netnsUnavailable } from './helpers/netns.js';
+import { createLab, type Lab, netnsUnavailable, pgUrlThroughLab } from './helpers/netns.js';
 import { adminQuery, dropSchema, PG_BASE, pgUrl, randomSuffix, testSchema } from './helpers/pg.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
 
@@ -19,11 +19,7 @@ const schemas: string[] = [];
 before(async () => {
   if (unavailable) return;
   lab = await createLab(2);
-  const port = await lab.forward(Number(new URL(PG_BASE).port || 5432));
-  const url = new URL(PG_BASE);
-  url.hostname = lab.gateway;
-  url.port = String(port);
-  pgUrlOnLab = url.href;
+  pgUrlOnLab = await pgUrlThroughLab(lab, PG_BASE);
 });
 
 after(async () => {

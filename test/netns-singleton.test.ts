@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createLab, type Lab, netemUnavailable, netnsUnavailable } from './helpers/netns.js';
+import { createLab, type Lab, netemUnavailable, netnsUnavailable, pgUrlThroughLab } from './helpers/netns.js';
 import { adminQuery, PG_BASE, randomSuffix } from './helpers/pg.js';
 import { event, type LogLine, type Spawned, spawnFixture, until } from './helpers/process.js';
 
@@ -16,11 +16,7 @@ const tables: string[] = [];
 before(async () => {
   if (unavailable) return;
   lab = await createLab(HOSTS);
-  const port = await lab.forward(Number(new URL(PG_BASE).port || 5432));
-  const url = new URL(PG_BASE);
-  url.hostname = lab.gateway;
-  url.port = String(port);
-  pgUrlOnLab = url.href;
+  pgUrlOnLab = await pgUrlThroughLab(lab, PG_BASE);
 });
 
 after(async () => {

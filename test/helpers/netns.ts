@@ -198,3 +198,11 @@ export async function createLab(count: number): Promise<Lab> {
     throw error;
   }
 }
+
+/** A PostgreSQL URL as the lab's hosts reach it: `base` through a forwarder on the bridge's gateway. */
+export async function pgUrlThroughLab(lab: Lab, base: string): Promise<string> {
+  const url = new URL(base);
+  url.port = String(await lab.forward(Number(url.port || 5432)));
+  url.hostname = lab.gateway;
+  return url.href;
+}

@@ -110,13 +110,15 @@ export const PAGE_SCRIPT = String.raw`
       return row;
     });
     forget(workerHistory, status.at);
-    if (rows.length === 0) {
-      var empty = el('tr');
-      var td = cell(empty, 'No HTTP workers.', 'muted');
-      td.colSpan = 10;
-      rows.push(empty);
-    }
+    if (rows.length === 0) rows.push(emptyRow('No HTTP workers.', 10));
     fill(byId('workers').tBodies[0], rows);
+  }
+
+  /** The one row of a table with nothing to show, across its columns. */
+  function emptyRow(text, columns) {
+    var row = el('tr');
+    cell(row, text, 'muted').colSpan = columns;
+    return row;
   }
 
   function noteRecycle(e) {
@@ -147,12 +149,7 @@ export const PAGE_SCRIPT = String.raw`
       cell(row, duration(r.drainMs), 'num');
       return row;
     });
-    if (rows.length === 0) {
-      var empty = el('tr');
-      var td = cell(empty, 'No recycle among the kept events.', 'muted');
-      td.colSpan = 10;
-      rows.push(empty);
-    }
+    if (rows.length === 0) rows.push(emptyRow('No recycle among the kept events.', 10));
     fill(byId('recycles').tBodies[0], rows);
   }
 
