@@ -2,6 +2,7 @@
 # Run by `npm test` before the suite: makes sure the services it talks to are up, PostgreSQL on
 # 127.0.0.1:5432 (trust auth, database `test`) and RabbitMQ on 127.0.0.1:5672 with its AMQP 1.0 plugin.
 # Starts them when they are installed but stopped; names what is missing when they are not installed.
+# Also makes sure the dashboard test has Debian's Chromium (installed when running as root with apt).
 # Safe to run again when everything is already up.
 set -euo pipefail
 
@@ -47,6 +48,17 @@ elif (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   echo "services-up: a broker answers on 127.0.0.1:5672 (not managed here)"
 else
   missing+=("RabbitMQ (rabbitmq-server not installed; Debian/Ubuntu: apt-get install rabbitmq-server)")
+fi
+
+# The dashboard test drives Debian's headless Chromium through playwright-core (no browser download).
+if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  :
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "services-up: installing Debian's chromium for the dashboard test"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+else
+  missing+=("Chromium for the dashboard test (Debian/Ubuntu: apt-get install chromium, or set CHROMIUM_PATH)")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,6 +1,6 @@
 import { type Browser, chromium } from 'playwright-core';
 
-/** Debian's `chromium` package; `.ci/run` installs it when missing. */
+/** Debian's `chromium` package; `npm test` installs it when missing (as root, with apt). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
