@@ -2,6 +2,7 @@ export type { BackoffOptions } from './common/backoff.js';
 export { type LoggerOption, redactSecrets } from './common/logger.js';
 export type { ErrorCode, SerializedError } from './errors.js';
 export { coerceError, errorCodes, StewardError } from './errors.js';
+export { toWorkers } from './listeners/dispatch.js';
 export type { ClusterMetrics } from './metrics/cluster-aggregator.js';
 export type { ControlOptions, Placement, RecycleOptions, StewardOptions } from './options.js';
 export type { RecycleOutcome, RecycleResult } from './primary/recycler.js';
@@ -24,6 +25,7 @@ export type {
 } from './services/types.js';
 export { steward } from './steward.js';
 export { type ClusterStatus, status } from './worker/cluster-status.js';
+export type { WorkerEventHandler } from './worker/event-handlers.js';
 export {
   expressPingHandler,
   type FastifyReplyLike,

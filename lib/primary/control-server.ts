@@ -27,6 +27,8 @@ export interface ControlTarget {
   restartServices(reason: string): Promise<boolean>;
   /** Problems of the primary process itself (a blocked event loop), if it watches for any. */
   ownProblems?(): string[];
+  /** The router of events dispatched to the workers, whose valve `/status` shows. */
+  readonly dispatch?: { status(): unknown } | undefined;
 }
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
@@ -357,6 +359,7 @@ export function clusterStatus(target: ControlTarget): Record<string, unknown> {
     stopping: target.pool.stopping,
     workers,
     services: target.statusUpdate().services,
+    ...(target.dispatch ? { valve: target.dispatch.status() } : {}),
   };
 }
 

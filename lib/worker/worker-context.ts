@@ -1,6 +1,7 @@
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterStatus } from './cluster-status.js';
+import type { WorkerEventHandler } from './event-handlers.js';
 
 /** The third argument of the start function: what a worker may use beyond throng's `(id, disconnect)`. */
 export interface WorkerContext {
@@ -14,6 +15,12 @@ export interface WorkerContext {
   track(server: Server): void;
   /** The latest services status pushed by the primary. */
   status(): ClusterStatus;
+  /**
+   * Registers the handler of the events a listener dispatches to the workers under `name` (see
+   * docs/valve.md). Call it while the start function runs; the event settles at its source from the
+   * handler's outcome.
+   */
+  handle(name: string, handler: WorkerEventHandler): void;
 }
 
 /**
