@@ -22,6 +22,9 @@ export interface ValveSettings {
 
 export const DEFAULT_VALVE: ValveSettings = { floor: 1, ceiling: 64, maxDelay: 100, targetUtilization: 0.85 };
 
+/** Where a new worker's limit starts: a few events at once, then it adapts. */
+const INITIAL_LIMIT = 4;
+
 /** A dispatched event waits at most this long for a worker's answer (a listener's own timeout comes first). */
 const RUN_TIMEOUT_MS = 60 * 60 * 1000;
 
@@ -32,6 +35,8 @@ interface Route {
   limit: AdaptiveLimit;
   inFlight: number;
   signal: ValveSignal | null;
+  /** Pushed down to its floor by overload, until the limit rises again. */
+  closed: boolean;
 }
 
 interface Waiter {
@@ -51,6 +56,7 @@ export interface ValveStatus {
   unhandled: string[];
   workers: {
     id: number;
+    state: 'open' | 'closed';
     limit: number;
     inFlight: number;
     handled: number;
@@ -159,6 +165,7 @@ export class DispatchRouter {
   status(): ValveStatus {
     const workers = [...this.#routes.values()].map((route) => ({
       id: route.handle.id,
+      state: route.closed ? ('closed' as const) : ('open' as const),
       limit: route.limit.limit,
       inFlight: route.inFlight,
       handled: this.#handled.get(route.handle.id) ?? 0,
@@ -190,9 +197,10 @@ export class DispatchRouter {
     const route: Route = {
       handle,
       names: new Set(),
-      limit: new AdaptiveLimit({ floor, ceiling, initial: floor, backoff: 0.5 }),
+      limit: new AdaptiveLimit({ floor, ceiling, initial: INITIAL_LIMIT, backoff: 0.5 }),
       inFlight: 0,
       signal: null,
+      closed: false,
     };
     this.#routes.set(handle.id, route);
     handle.channel.on('worker:handlers', (message) => {
@@ -200,7 +208,9 @@ export class DispatchRouter {
     });
     handle.channel.on('valve:signal', (message) => {
       route.signal = message;
-      route.limit.update({ overloaded: this.#overloaded(message), inFlight: route.inFlight });
+      const overloaded = this.#overloaded(message);
+      const limit = route.limit.update({ overloaded, inFlight: route.inFlight });
+      this.#logTransition(route, overloaded, limit);
       this.#changed();
       this.#pump();
     });
@@ -285,15 +295,29 @@ export class DispatchRouter {
     }
   }
 
-  /** Logs the valve closing and opening, and pushes the new intake to the services host. */
+  /** A worker's valve closes when overload pushed its limit to the floor, and opens once it rises again. */
+  #logTransition(route: Route, overloaded: boolean, limit: number): void {
+    const closed = route.closed ? limit <= route.limit.floor : overloaded && limit <= route.limit.floor;
+    if (closed === route.closed) return;
+    route.closed = closed;
+    const signal = route.signal;
+    this.#logger.info(
+      {
+        worker: route.handle.id,
+        limit,
+        inFlight: route.inFlight,
+        loopDelayMs: signal?.loopDelayMs,
+        utilization: signal?.utilization,
+        httpInFlight: signal?.httpInFlight,
+      },
+      closed ? 'valve:closed' : 'valve:opened',
+    );
+  }
+
+  /** Pushes the new intake to the services host. */
   #changed(): void {
     const routes = [...this.#routes.values()].filter((route) => this.#takesEvents(route));
-    const closed = routes.length > 0 && routes.every((route) => route.limit.limit <= route.limit.floor);
-    if (closed !== this.#closed) {
-      this.#closed = closed;
-      const fields = { limit: this.limit, inFlight: this.inFlight, workers: routes.length };
-      this.#logger.info(fields, closed ? 'valve:closed' : 'valve:opened');
-    }
+    this.#closed = routes.length > 0 && routes.every((route) => route.closed);
     this.#push();
   }
 
