@@ -13,7 +13,7 @@ export interface AdaptiveLimitOptions {
 /**
  * An AIMD limit, as Netflix's concurrency-limits `AIMDLimit` does for RPC: every overloaded sample
  * multiplies the limit by `backoff`; every healthy sample taken while the work in flight used at least half
- * of the limit adds one. Probing only when the limit is in use keeps an idle limit from growing past
+ * of the limit (or while the limit is below where it started) adds one. Probing only when the limit is in use keeps an idle limit from growing past
  * what was ever shown to be safe; the floor and the ceiling bound it either way.
  */
 export class AdaptiveLimit {
@@ -37,7 +37,9 @@ export class AdaptiveLimit {
   update(sample: { overloaded: boolean; inFlight: number }): number {
     const { floor, ceiling, backoff } = this.#options;
     if (sample.overloaded) this.#limit = Math.max(floor, Math.floor(this.#limit * backoff));
-    else if (sample.inFlight * 2 >= this.#limit) this.#limit = Math.min(ceiling, this.#limit + 1);
+    // Below its start a calm limit recovers even unused: a valve closed by a burst reopens when it ends.
+    else if (sample.inFlight * 2 >= this.#limit || this.#limit < this.#options.initial)
+      this.#limit = Math.min(ceiling, this.#limit + 1);
     return this.#limit;
   }
 
