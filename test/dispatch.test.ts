@@ -214,3 +214,22 @@ test('a dispatched name no worker handles: a coded error at start, and its event
   const rows = await adminQuery(`SELECT attempts FROM ${app.schema}.events WHERE key = 'orphan'`);
   assert.equal(rows.length, 1, 'still in the queue, not dropped');
 });
+
+test('kill -9 of the services sibling mid-dispatch: the source keeps the event, which runs again', async () => {
+  const app = await startApp({ DISPATCH_OPTIONS: JSON.stringify({ lease: 2000 }) });
+  await enqueueWork(app.schema, ['orphaned-reply'], 'slow:1500');
+  await app.waitForLog(event('fixture:handler:started', { key: 'orphaned-reply' }), 30_000);
+  const fork = app.logs.find(event('services:fork'));
+  assert.ok(fork, 'the sibling was forked');
+  const siblingPid = fork.siblingPid as number;
+  process.kill(siblingPid, 'SIGKILL');
+  // The handler's outcome had nobody to settle it; the lease expires and the new sibling hands it out again.
+  await until(
+    async () => (await adminQuery(`SELECT 1 FROM ${app.schema}.events`)).length === 0,
+    60_000,
+    'the event completed by the new sibling',
+  );
+  const entry = (await runs(app.schema)).get('orphaned-reply')!;
+  assert.ok(entry.runs >= 2, `ran ${entry.runs} times: at least once more after the sibling died`);
+  assert.ok(entry.done);
+});
