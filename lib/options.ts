@@ -6,6 +6,7 @@ import type { LoggerOption } from './common/logger.js';
 import { isLoopbackHost } from './common/loopback.js';
 import { isSecretKey, REDACTED, redactText } from './common/redact.js';
 import { parseBytes, parseDuration } from './common/units.js';
+import { resolveValve, type ValveOptions, type ValveSettings } from './common/valve-options.js';
 import { StewardError } from './errors.js';
 import type { WorkerStart } from './worker/worker-context.js';
 
@@ -100,6 +101,8 @@ export interface StewardOptions {
   };
   /** Application prom-client registry to include in cluster metrics. @default prom-client's global register */
   register?: Registry;
+  /** How the workers' load throttles the events dispatched to them; `false`: a fixed limit. See docs/valve.md. */
+  valve?: ValveOptions | boolean;
 }
 
 /** Options after defaults, aliases and unit parsing: every field present and in range. */
@@ -131,6 +134,7 @@ export interface ResolvedOptions {
   statusInterval: number;
   restart: { initialDelay: number; maxDelay: number; jitter: number; intensity: number; period: number };
   register: Registry | undefined;
+  valve: ValveSettings;
 }
 
 export const defaults = {
@@ -173,6 +177,7 @@ const TOP_KEYS = [
   'statusInterval',
   'restart',
   'register',
+  'valve',
 ];
 const RECYCLE_KEYS = [
   'maxRequests',
@@ -520,6 +525,7 @@ export function resolveOptions(input: unknown, legacyStart?: unknown): ResolvedO
         : integerOption('statusInterval', raw.statusInterval, 10, 300_000),
     restart: resolveRestart(raw.restart),
     register: register as Registry | undefined,
+    valve: resolveValve(raw.valve),
   };
   if (resolved.worker === undefined && resolved.services === undefined) {
     throw new StewardError(

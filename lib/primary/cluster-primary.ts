@@ -109,7 +109,7 @@ export abstract class ClusterPrimary {
         }));
       });
     services.on('change', () => this.#publishStatus());
-    const dispatch = new DispatchRouter(this.pool, this.logger);
+    const dispatch = new DispatchRouter(this.pool, this.logger, this.options.valve);
     this.dispatch = dispatch;
     if (this.options.placement === 'primary') {
       setDispatchTransport((name, event) => dispatch.dispatch(name, event));

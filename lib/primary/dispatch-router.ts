@@ -3,24 +3,11 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { AdaptiveLimit } from '../common/adaptive-limit.js';
 import type { IpcChannel } from '../common/ipc.js';
 import type { ValveSignal } from '../common/messages.js';
+import { VALVE_DEFAULTS, type ValveSettings } from '../common/valve-options.js';
 import { StewardError } from '../errors.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { PoolView } from './worker-pool.js';
-
-/** How the valve reads a worker's load. */
-export interface ValveSettings {
-  /** Events a worker runs at once even under load, so they never starve. */
-  floor: number;
-  /** Events a worker runs at once at most. */
-  ceiling: number;
-  /** An event-loop delay (p99 over a signal interval) above this, in ms, is overload whatever the cause. */
-  maxDelay: number;
-  /** Event-loop utilization above this, while the worker serves HTTP, is overload: HTTP comes first. */
-  targetUtilization: number;
-}
-
-export const DEFAULT_VALVE: ValveSettings = { floor: 1, ceiling: 64, maxDelay: 100, targetUtilization: 0.85 };
 
 /** Where a new worker's limit starts: a few events at once, then it adapts. */
 const INITIAL_LIMIT = 4;
@@ -86,7 +73,7 @@ export class DispatchRouter {
   readonly #limitListeners: ((limit: number) => void)[] = [];
   readonly #metrics: ReturnType<typeof registerValveMetrics>;
 
-  constructor(pool: PoolView, logger: Logger, settings: ValveSettings = DEFAULT_VALVE) {
+  constructor(pool: PoolView, logger: Logger, settings: ValveSettings = VALVE_DEFAULTS) {
     this.#logger = logger.child({ component: 'valve' });
     this.#settings = settings;
     this.#metrics = registerValveMetrics(this);
@@ -193,11 +180,13 @@ export class DispatchRouter {
   }
 
   #watch(handle: WorkerHandle): void {
-    const { floor, ceiling } = this.#settings;
+    const { floor, ceiling, adaptive } = this.#settings;
+    // Without adaptation every worker takes `ceiling` events at once, whatever its load.
+    const initial = adaptive ? Math.min(ceiling, Math.max(floor, INITIAL_LIMIT)) : ceiling;
     const route: Route = {
       handle,
       names: new Set(),
-      limit: new AdaptiveLimit({ floor, ceiling, initial: INITIAL_LIMIT, backoff: 0.5 }),
+      limit: new AdaptiveLimit({ floor: adaptive ? floor : ceiling, ceiling, initial, backoff: 0.5 }),
       inFlight: 0,
       signal: null,
       closed: false,
@@ -297,6 +286,7 @@ export class DispatchRouter {
 
   /** A worker's valve closes when overload pushed its limit to the floor, and opens once it rises again. */
   #logTransition(route: Route, overloaded: boolean, limit: number): void {
+    if (!this.#settings.adaptive) return;
     const closed = route.closed ? limit <= route.limit.floor : overloaded && limit <= route.limit.floor;
     if (closed === route.closed) return;
     route.closed = closed;
