@@ -126,6 +126,11 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
       await waitFor(async () => (await queued()) === 0, 300_000, 'backlog drained');
       drainEventsPerSecond = DRAIN_BACKLOG / ((Date.now() - started) / 1000);
     }
+    console.log(
+      `${mode}: closed ${Math.round(closed.rps)} req/s p50 ${closed.p50Ms} ms (${Math.round(closedEventsPerSecond)} events/s); ` +
+        `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms} ms (${Math.round(openEventsPerSecond)} events/s); ` +
+        `drain ${Math.round(drainEventsPerSecond)} events/s; errors ${closed.errors + open.errors}`,
+    );
     return { closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
   } finally {
     await app.stop();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
+import { renderStatus, type StatusDocument } from '../lib/cli/status-table.js';
 import { enqueue } from '../lib/pg.js';
 import { declareQueue, deleteQueues, publish } from './helpers/amqp.js';
 import { addressFromReady, get, getJson } from './helpers/http.js';
@@ -125,6 +126,9 @@ test('pg queue events run in the workers, spread over both, and leave the queue 
   assert.deepEqual(status.valve.dispatchedNames, ['work']);
   const handled = status.valve.workers.reduce((sum, worker) => sum + worker.handled, 0);
   assert.ok(handled >= 200, `/status counts ${handled} dispatched events`);
+  const text = renderStatus((await getJson(`${app.control}/status`)) as unknown as StatusDocument);
+  assert.match(text, /Valve (open|closed): \d+\/\d+ events in the workers/);
+  assert.match(text, /WORKER\s+VALVE\s+EVENTS\s+HANDLED/);
   const metrics = await get(`${app.control}/metrics`);
   assert.match(metrics.body, /steward_valve_limit\{worker="\d+"/);
   assert.match(metrics.body, /steward_dispatch_events_total\{worker="\d+",outcome="processed"/);
