@@ -12,6 +12,11 @@ import type { PoolView } from './worker-pool.js';
 /** Where a new worker's limit starts: a few events at once, then it adapts. */
 const INITIAL_LIMIT = 4;
 
+/** A closed worker waits this many times an event's duration before the next (see `#pace`). */
+const PACE_FACTOR = 9;
+/** However slow the last event, a closed worker gets the next one within this many ms. */
+const MAX_PAUSE_MS = 1_000;
+
 /** A dispatched event waits at most this long for a worker's answer (a listener's own timeout comes first). */
 const RUN_TIMEOUT_MS = 60 * 60 * 1000;
 
@@ -24,6 +29,9 @@ interface Route {
   signal: ValveSignal | null;
   /** Pushed down to its floor by overload, until the limit rises again. */
   closed: boolean;
+  /** While closed, the worker gets its next event only from this time on (epoch ms). */
+  pausedUntil: number;
+  pauseTimer: NodeJS.Timeout | undefined;
 }
 
 interface Waiter {
@@ -119,6 +127,7 @@ export class DispatchRouter {
       throw error;
     } finally {
       route.inFlight--;
+      if (route.closed) this.#pace(route, Number(process.hrtime.bigint() - started) / 1e6);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.#metrics.latency.observe({ name, outcome }, seconds);
       this.#metrics.events.inc({ worker: String(route.handle.id), outcome });
@@ -190,6 +199,8 @@ export class DispatchRouter {
       inFlight: 0,
       signal: null,
       closed: false,
+      pausedUntil: 0,
+      pauseTimer: undefined,
     };
     this.#routes.set(handle.id, route);
     handle.channel.on('worker:handlers', (message) => {
@@ -219,7 +230,12 @@ export class DispatchRouter {
     let best: Route | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     for (const route of this.#routes.values()) {
-      if (!this.#takesEvents(route) || !route.names.has(name) || route.inFlight >= route.limit.limit)
+      if (
+        !this.#takesEvents(route) ||
+        !route.names.has(name) ||
+        route.inFlight >= route.limit.limit ||
+        (route.closed && route.pausedUntil > Date.now())
+      )
         continue;
       const load = route.inFlight / route.limit.limit;
       if (load < bestLoad) {
@@ -282,6 +298,20 @@ export class DispatchRouter {
       const error = noHandler(name);
       this.#logger.error({ err: error, code: error.code, name }, 'dispatch:no-handler');
     }
+  }
+
+  /**
+   * A closed valve also paces its floor: a CPU-bound event running back to back at the floor would still
+   * take a saturated worker's whole loop from HTTP. The next event waits `PACE_FACTOR` times the last one's
+   * duration, so events keep at most about 1 / (1 + PACE_FACTOR) of the worker while HTTP needs it, and
+   * never stop.
+   */
+  #pace(route: Route, durationMs: number): void {
+    const pause = Math.min(MAX_PAUSE_MS, Math.ceil(durationMs * PACE_FACTOR));
+    route.pausedUntil = Date.now() + pause;
+    clearTimeout(route.pauseTimer);
+    route.pauseTimer = setTimeout(() => this.#pump(), pause + 1);
+    route.pauseTimer.unref();
   }
 
   /** A worker's valve closes when overload pushed its limit to the floor, and opens once it rises again. */
