@@ -200,7 +200,7 @@ test('the valve closes under a blocked worker loop and opens again', async () =>
   assert.equal(closed.limit, 1, 'at the floor');
   // Overload as the valve saw it: a long loop delay, or a busy loop while serving HTTP.
   assert.ok(
-    (closed.loopDelayMs as number) > 100 || (closed.utilization as number) > 0.85,
+    (closed.loopDelayMs as number) > 100 || (closed.utilization as number) > 0.5,
     `loop delay ${closed.loopDelayMs} ms, utilization ${closed.utilization}`,
   );
   stop.abort();

@@ -33,13 +33,17 @@ export class AdaptiveLimit {
     return this.#options.floor;
   }
 
-  /** Feeds one sample; returns the new limit. */
-  update(sample: { overloaded: boolean; inFlight: number }): number {
+  /**
+   * Feeds one sample; returns the new limit. `fast` (nothing else competes for the resource) doubles the
+   * limit instead of adding one, as TCP's slow start does, so a backlog drains at full speed soon after
+   * the competing load is gone.
+   */
+  update(sample: { overloaded: boolean; inFlight: number; fast?: boolean }): number {
     const { floor, ceiling, backoff } = this.#options;
     if (sample.overloaded) this.#limit = Math.max(floor, Math.floor(this.#limit * backoff));
     // Below its start a calm limit recovers even unused: a valve closed by a burst reopens when it ends.
     else if (sample.inFlight * 2 >= this.#limit || this.#limit < this.#options.initial)
-      this.#limit = Math.min(ceiling, this.#limit + 1);
+      this.#limit = Math.min(ceiling, sample.fast ? this.#limit * 2 : this.#limit + 1);
     return this.#limit;
   }
 

@@ -15,7 +15,7 @@ export interface ValveOptions {
   ceiling?: number;
   /** An event-loop delay (p99 over 250 ms) above this is overload whatever the cause, in ms or `'100ms'`. @default 100 */
   maxDelay?: number | string;
-  /** Event-loop utilization (0..1) above which a worker serving HTTP counts as overloaded. @default 0.85 */
+  /** Event-loop utilization (0..1) above which a worker serving HTTP counts as overloaded. @default 0.5 */
   targetUtilization?: number;
 }
 
@@ -33,7 +33,7 @@ export const VALVE_DEFAULTS: ValveSettings = {
   floor: 1,
   ceiling: 64,
   maxDelay: 100,
-  targetUtilization: 0.85,
+  targetUtilization: 0.5,
 };
 
 const VALVE_KEYS = ['floor', 'ceiling', 'maxDelay', 'targetUtilization'];

@@ -209,7 +209,8 @@ export class DispatchRouter {
     handle.channel.on('valve:signal', (message) => {
       route.signal = message;
       const overloaded = this.#overloaded(message);
-      const limit = route.limit.update({ overloaded, inFlight: route.inFlight });
+      const servesHttp = message.httpInFlight > 0 || message.httpRequests > 0;
+      const limit = route.limit.update({ overloaded, inFlight: route.inFlight, fast: !servesHttp });
       this.#logTransition(route, overloaded, limit);
       this.#changed();
       this.#pump();
