@@ -14,6 +14,8 @@ const INITIAL_LIMIT = 4;
 
 /** A closed worker waits this many times an event's duration before the next (see `#pace`). */
 const PACE_FACTOR = 9;
+/** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
+const REOPEN_AFTER_CALM_SAMPLES = 4;
 /** However slow the last event, a closed worker gets the next one within this many ms. */
 const MAX_PAUSE_MS = 1_000;
 
@@ -32,6 +34,8 @@ interface Route {
   /** While closed, the worker gets its next event only from this time on (epoch ms). */
   pausedUntil: number;
   pauseTimer: NodeJS.Timeout | undefined;
+  /** Calm reports in a row while closed. */
+  calmSamples: number;
 }
 
 interface Waiter {
@@ -201,6 +205,7 @@ export class DispatchRouter {
       closed: false,
       pausedUntil: 0,
       pauseTimer: undefined,
+      calmSamples: 0,
     };
     this.#routes.set(handle.id, route);
     handle.channel.on('worker:handlers', (message) => {
@@ -209,6 +214,13 @@ export class DispatchRouter {
     handle.channel.on('valve:signal', (message) => {
       route.signal = message;
       const overloaded = this.#overloaded(message);
+      // Pacing itself calms a closed worker: it stays closed until calm for a whole second, or it would
+      // reopen on the next report and close again on the one after.
+      route.calmSamples = overloaded ? 0 : route.calmSamples + 1;
+      if (route.closed && !overloaded && route.calmSamples < REOPEN_AFTER_CALM_SAMPLES) {
+        this.#pump();
+        return;
+      }
       const servesHttp = message.httpInFlight > 0 || message.httpRequests > 0;
       const limit = route.limit.update({ overloaded, inFlight: route.inFlight, fast: !servesHttp });
       this.#logTransition(route, overloaded, limit);
