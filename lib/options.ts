@@ -14,6 +14,7 @@ import {
   resolveSpec,
 } from './common/option-spec.js';
 import { restartPolicy } from './common/option-spec-backoff.js';
+import { valveOption } from './common/valve-options.js';
 import type { WorkerStart } from './common/worker-context.js';
 import { controlGroup } from './control-options.js';
 import { recycleGroup } from './recycle-options.js';
@@ -119,6 +120,8 @@ export const stewardSpec = {
       return value as Registry;
     },
   }),
+  /** How the workers' load throttles the events dispatched to them; `false`: a fixed limit. See docs/valve.md. */
+  valve: valveOption,
 };
 
 /** throng's names for `workers`, `worker` and `primary`. */

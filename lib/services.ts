@@ -3,6 +3,7 @@
  * imports `defineServices` from here (instead of `cluster-steward`) loads faster, so a re-forked services
  * sibling is back sooner after a crash.
  */
+export { toWorkers } from './listeners/dispatch.js';
 export { defineServices, type ServicesDefinition } from './services/define-services.js';
 export type {
   EventOutcome,

@@ -130,6 +130,9 @@ test('1,000 idle sockets and 100 slowloris clients held open: every authenticate
     FIXTURE_SERVICES: 'metrics-services.js',
     // Every 401 would be a debug line; the primary's logging is not what is measured.
     STEWARD_LOG_LEVEL: 'info',
+    // What docs/metrics.md recommends for a control port reachable by untrusted clients: without it V8
+    // grows the primary's young generation from 8 to 32 MiB under the churn of the reconnections.
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=1`.trim(),
   });
   spawned.push(fixture);
   const listening = await fixture.waitForLog(event('control:listening'), 20_000, 'control:listening');
@@ -184,16 +187,10 @@ test('1,000 idle sockets and 100 slowloris clients held open: every authenticate
       `V8 young generation ${(idleYoung / MiB).toFixed(0)} -> ${(maxYoung / MiB).toFixed(0)} MiB`,
   );
   assert.ok(durations.length >= Math.floor(DURATION_MS / 1_000), 'a scrape every 500 ms or so');
-  // V8 grows its young generation (Node 20: from a few MiB to 2 x 16 MiB) under any sustained
-  // allocation, and 200 reconnections a second are that; it is V8's sizing, the same for any busy
-  // primary, and bounded. What the control server itself holds must stay within 30 MiB.
-  const youngGrowth = Math.max(0, maxYoung - idleYoung);
-  const held = maxRss - idleRss - youngGrowth;
   assert.ok(
-    held < 30 * MiB,
-    `RSS grew by ${((maxRss - idleRss) / MiB).toFixed(1)} MiB, ${(held / MiB).toFixed(1)} MiB past the young generation`,
+    maxRss - idleRss < 30 * MiB,
+    `RSS grew by ${((maxRss - idleRss) / MiB).toFixed(1)} MiB (young generation ${(idleYoung / MiB).toFixed(0)} -> ${(maxYoung / MiB).toFixed(0)} MiB)`,
   );
-  assert.ok(maxRss - idleRss < 30 * MiB + 32 * MiB, 'bounded even counting the young generation');
   if (DURATION_MS >= 10_000) {
     // The request-head deadline (5 s) cut the silent and the trickling clients, which reconnected.
     assert.ok(idle.drops >= IDLE_SOCKETS, `idle sockets dropped ${idle.drops} times`);

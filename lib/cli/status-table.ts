@@ -125,5 +125,23 @@ function oneLine(text: string, max: number): string {
 /** The whole `/status` document as text for a terminal. */
 export function renderStatus(status: StatusDocument): string {
   const head = `Primary pid ${status.pid}, up ${formatDuration(status.uptime)}${status.stopping ? ', STOPPING' : ''}`;
-  return [head, '', workersSection(status), '', servicesSection(status)].join('\n');
+  const sections = [head, '', workersSection(status), '', servicesSection(status)];
+  if (status.valve) sections.push('', valveSection(status.valve));
+  return sections.join('\n');
+}
+
+function valveSection(valve: NonNullable<StatusDocument['valve']>): string {
+  const head = `Valve ${valve.state}: ${valve.inFlight}/${valve.limit} events in the workers, ${valve.waiting} waiting`;
+  const rows = valve.workers.map((worker) => [
+    String(worker.id),
+    worker.state,
+    `${worker.inFlight}/${worker.limit}`,
+    String(worker.handled),
+    worker.loopDelayMs === null ? '-' : `${worker.loopDelayMs}ms`,
+  ]);
+  const table =
+    rows.length === 0 ? '' : `\n${renderTable(['WORKER', 'VALVE', 'EVENTS', 'HANDLED', 'LOOP DELAY'], rows)}`;
+  const unhandled =
+    valve.unhandled.length === 0 ? '' : `\n  no worker handles: ${valve.unhandled.join(', ')}`;
+  return `${head}${table}${unhandled}`;
 }

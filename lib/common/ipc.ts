@@ -117,8 +117,17 @@ export class IpcChannel {
         );
       }, timeoutMs);
       this.#pending.set(seq, { resolve: (result) => resolve(result as ReplyOf<T>), reject, timer });
-      if (!this.send(type, payload, { seq }))
-        this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
+      // `send()` also returns false when the message was queued behind a full IPC backlog (it is still
+      // delivered): only a throw or a failed write means the request never left.
+      const notSent = () => this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
+      if (this.#closed || typeof this.#peer.send !== 'function') return notSent();
+      try {
+        this.#peer.send({ ...payload, ns: IPC_NAMESPACE, type, seq }, (error) => {
+          if (error) notSent();
+        });
+      } catch {
+        notSent();
+      }
     });
   }
 

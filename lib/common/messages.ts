@@ -17,6 +17,18 @@ export interface WorkerHeartbeat {
   heapUsed: number;
 }
 
+/** What a worker reports to the valve: its event loop's load over the last interval and its open requests. */
+export interface ValveSignal {
+  /** 99th percentile of the event-loop delay over the interval, in ms. */
+  loopDelayMs: number;
+  /** Event-loop utilization over the interval (0..1). */
+  utilization: number;
+  /** HTTP requests in flight right now. */
+  httpInFlight: number;
+  /** HTTP requests started during the interval. */
+  httpRequests: number;
+}
+
 /** What the primary pushes to every worker: the services status with the time it was taken. */
 export interface StatusUpdate {
   services: ServicesSnapshot | null;
@@ -56,6 +68,19 @@ export interface MessagePayloads {
   'metrics:collect': Record<string, never>;
   // worker → primary once drained, answered by 'reply': its exact final metrics (prom-client JSON)
   'metrics:final': { metrics: unknown[] };
+  // dispatch of events to the workers' handlers (see docs/valve.md)
+  /** worker → primary, before 'worker:ready': the event names its start function registered with `ctx.handle`. */
+  'worker:handlers': { names: string[] };
+  /** worker → primary, every valve interval: the load signals the adaptive limit is computed from. */
+  'valve:signal': ValveSignal;
+  /** services host → primary, answered by 'reply' once a worker's handler settled: one event to run. */
+  'dispatch:event': { name: string; event: unknown };
+  /** primary → worker, answered by 'reply' with the handler's outcome. */
+  'dispatch:run': { name: string; event: unknown };
+  /** services host → primary once the services module is loaded: the names its listeners dispatch. */
+  'dispatch:names': { names: string[] };
+  /** primary → services host on every change: how many events the workers take at once now. */
+  'valve:state': { limit: number; inFlight: number };
   // correlated answer to any request
   reply: { ok: boolean; result?: unknown; error?: SerializedError };
 }
@@ -75,6 +100,11 @@ export interface ReplyResults {
   'metrics:collect': MetricJson[];
   /** Whether the primary stored the final metrics (false for an unknown or retired process). */
   'metrics:final': boolean;
+  /** The dispatched event ran in a worker (a failure rejects the request). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: the reply carries no value, only its arrival.
+  'dispatch:event': void;
+  // biome-ignore lint/suspicious/noConfusingVoidType: the reply carries no value, only its arrival.
+  'dispatch:run': void;
 }
 
 export type RequestType = keyof ReplyResults;
@@ -96,6 +126,9 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const isError = (value: unknown): boolean =>
   isObject(value) && isShortString(value.name) && isShortString(value.message, 64 * 1024);
+
+const isNameList = (value: unknown): boolean =>
+  Array.isArray(value) && value.length <= 1000 && value.every((name) => isShortString(name, 256));
 
 function isServicesSnapshot(value: unknown): boolean {
   if (!isObject(value) || !Array.isArray(value.services) || value.services.length > 1000) return false;
@@ -130,6 +163,18 @@ const validators: { [K in MessageType]: Validator } = {
   'metrics:collect': (m) => isCount(m.seq),
   // Only the envelope here: the metrics module checks every family before merging it.
   'metrics:final': (m) => isCount(m.seq) && Array.isArray(m.metrics) && m.metrics.length <= 10_000,
+  'worker:handlers': (m) => isNameList(m.names),
+  'valve:signal': (m) =>
+    isFiniteNumber(m.loopDelayMs) &&
+    isFiniteNumber(m.utilization) &&
+    (m.utilization as number) >= 0 &&
+    isCount(m.httpInFlight) &&
+    isCount(m.httpRequests),
+  // The event itself is checked by the handler that receives it, as any event from a broker is.
+  'dispatch:event': (m) => isCount(m.seq) && isShortString(m.name, 256),
+  'dispatch:run': (m) => isCount(m.seq) && isShortString(m.name, 256),
+  'dispatch:names': (m) => isNameList(m.names),
+  'valve:state': (m) => isCount(m.limit) && isCount(m.inFlight),
   reply: (m) => isCount(m.ack) && typeof m.ok === 'boolean' && (m.ok || isError(m.error)),
 };
 

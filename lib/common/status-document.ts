@@ -36,4 +36,26 @@ export interface HostStatusDocument {
  */
 export interface StatusDocument extends HostStatusDocument {
   workers: WorkerStatus[];
+  /** Present when the services dispatch events to the workers (see docs/valve.md). */
+  valve?: ValveStatus;
+}
+
+/** The valve as `/status` shows it. */
+export interface ValveStatus {
+  state: 'open' | 'closed';
+  limit: number;
+  inFlight: number;
+  waiting: number;
+  dispatchedNames: string[];
+  /** Dispatched names no ready worker registered a handler for. */
+  unhandled: string[];
+  workers: {
+    id: number;
+    state: 'open' | 'closed';
+    limit: number;
+    inFlight: number;
+    handled: number;
+    loopDelayMs: number | null;
+    utilization: number | null;
+  }[];
 }

@@ -3,6 +3,7 @@ import { applyStatusUpdate } from '../common/cluster-status.js';
 import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
+import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../listeners/dispatch.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
@@ -10,6 +11,7 @@ import { serviceUp, setRemoteServicesUp } from '../services/service-metrics.js';
 import { createClusterMetrics } from './cluster-sources.js';
 import { ControlServer, clusterEndpoints } from './control-server.js';
 import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
+import { DispatchRouter } from './dispatch-router.js';
 import { createServicesSupervisor } from './services-placement.js';
 import type { ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
@@ -31,6 +33,8 @@ export abstract class ClusterPrimary {
   abstract readonly metrics: ClusterMetrics;
   /** The services host (in this process or the sibling); undefined for a web-only server. */
   services: ServicesSupervisor | undefined;
+  /** Routes the events the listeners dispatch to the workers (see docs/valve.md); with services only. */
+  dispatch: DispatchRouter | undefined;
   #control: ControlServer | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<never> | undefined;
@@ -118,12 +122,22 @@ export abstract class ClusterPrimary {
         }));
       });
     services.on('change', () => this.#publishStatus());
-    services.on('sibling:forked', (channel) => this.metrics.acceptFinalReport(channel, channel));
+    const dispatch = new DispatchRouter(this.pool, this.logger, this.options.valve);
+    this.dispatch = dispatch;
+    if (this.options.placement === 'primary') {
+      setDispatchTransport((name, event) => dispatch.dispatch(name, event));
+      dispatch.onLimit(setDispatchIntake);
+    }
+    services.on('sibling:forked', (channel) => {
+      this.metrics.acceptFinalReport(channel, channel);
+      dispatch.attachServicesHost(channel);
+    });
     services.on('config-error', (error) => void this.#configError(error));
     this.#statusTimer = setInterval(() => this.#publishStatus(), this.options.statusInterval);
     this.#statusTimer.unref();
     try {
       await services.start();
+      if (this.options.placement === 'primary') dispatch.setDispatchedNames(dispatchedNames());
     } catch (error) {
       // Only loading the services module can fail here: no worker is forked, the process exits 78.
       await this.#configError(coerceError(error));

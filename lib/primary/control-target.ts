@@ -1,5 +1,5 @@
 import type { StatusUpdate } from '../common/messages.js';
-import type { StatusDocument, WorkerStatus } from '../common/status-document.js';
+import type { StatusDocument, ValveStatus, WorkerStatus } from '../common/status-document.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import type { LifecycleLog } from './dashboard/lifecycle-log.js';
@@ -18,6 +18,8 @@ export interface ControlTarget {
   restartServices(reason: string): Promise<boolean>;
   /** Problems of the primary process itself (a blocked event loop), if it watches for any. */
   ownProblems?(): string[];
+  /** The router of events dispatched to the workers, whose valve `/status` shows. */
+  readonly dispatch?: { status(): ValveStatus } | undefined;
 }
 
 /** `/status`: the primary, every worker, and the services as their host last reported them. */
@@ -43,5 +45,6 @@ export function clusterStatus(target: ControlTarget): StatusDocument {
     stopping: target.pool.stopping,
     workers,
     services: target.statusUpdate().services,
+    ...(target.dispatch ? { valve: target.dispatch.status() } : {}),
   };
 }

@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { ClusterPrimary } from './cluster-primary.js';
-import { createClusterMetrics } from './cluster-sources.js';
 import { type RecycleResult, Recycler } from './recycler.js';
 import { SurgeThenDrain } from './surge-then-drain.js';
 import { WorkerPool } from './worker-pool.js';

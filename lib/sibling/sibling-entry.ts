@@ -4,6 +4,7 @@ import { IpcChannel } from '../common/ipc.js';
 import { relayDestination, relayedLoggerOptions } from '../common/log-relay.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError, serializeError } from '../errors.js';
+import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../listeners/dispatch.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
@@ -25,6 +26,9 @@ function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
     throw new Error('The services sibling must be forked by the cluster-steward primary');
   return { moduleUrl: new URL(moduleUrl), statusInterval, grace };
 }
+
+/** A dispatched event waits at most this long for its outcome (a listener's own timeout comes first). */
+const DISPATCH_TIMEOUT_MS = 60 * 60 * 1000;
 
 async function main(): Promise<void> {
   let primary: IpcChannel | undefined;
@@ -49,6 +53,12 @@ async function main(): Promise<void> {
   primary.handle('metrics:collect', () => collectLocalMetrics('sibling', undefined));
   // Process metrics (GC, event loop) observed from the start, not from the first scrape.
   libraryRegistry('sibling');
+  // Events dispatched to the workers go through the primary, which knows them and their load.
+  const channel = primary;
+  setDispatchTransport(async (name, event) => {
+    await channel.request('dispatch:event', { name, event }, DISPATCH_TIMEOUT_MS);
+  });
+  primary.on('valve:state', (message) => setDispatchIntake(message.limit));
   // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
   process.on('SIGINT', () => {});
 
@@ -94,6 +104,7 @@ async function main(): Promise<void> {
   periodic = setInterval(push, config.statusInterval);
   started.start();
   push();
+  primary.send('dispatch:names', { names: dispatchedNames() });
 }
 
 await main();

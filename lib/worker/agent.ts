@@ -10,7 +10,9 @@ import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metric
 import type { ResolvedOptions } from '../options.js';
 import { AppShutdown } from './app-shutdown.js';
 import { drainAndExit } from './drain.js';
+import { EventHandlers } from './event-handlers.js';
 import { watchListenCalls } from './listen-watch.js';
+import { startLoadSignal } from './load-signal.js';
 import { requestTracker } from './request-tracker.js';
 import { registerWorkerMetrics } from './worker-metrics.js';
 
@@ -28,6 +30,8 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so the agent holds
   // them and runs the application's own handlers when it retires.
   const appShutdown = new AppShutdown(options.signals, logger);
+  // Events dispatched by the listeners; the primary stops routing here once the drain starts.
+  const eventHandlers = new EventHandlers(draining.signal);
 
   primary.on('status:update', (message) => {
     applyStatusUpdate(
@@ -45,7 +49,9 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     draining.abort();
     void drainAndExit(tracker, message.timeout, logger, primary, async (remaining) => {
       const started = Date.now();
-      await appShutdown.run(remaining);
+      // The events already running here finish; their outcomes settle them at the source.
+      await eventHandlers.idle();
+      await appShutdown.run(remaining - (Date.now() - started));
       await reportFinalMetrics(primary, options.register, 'worker', remaining - (Date.now() - started));
     });
   });
@@ -76,6 +82,7 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     signal: draining.signal,
     track: (server) => tracker.track(server),
     status: () => status(),
+    handle: (name, handler) => eventHandlers.register(name, handler),
   };
   const disconnect = () => primary.send('worker:recycle-request', { reason: 'manual' });
   const listenCalls = watchListenCalls();
@@ -93,9 +100,15 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
     listenCalls.stop();
   }
   const listens = listenCalls.called || tracker.servers.size > 0;
+  eventHandlers.serve(primary);
+  primary.send('worker:handlers', { names: eventHandlers.names });
+  if (eventHandlers.names.length > 0) startLoadSignal(primary, VALVE_SIGNAL_INTERVAL);
   primary.send('worker:ready', { addresses: tracker.addresses(), listens });
   startHeartbeat(primary, options.heartbeatInterval);
 }
+
+/** How often a worker with event handlers reports its load to the valve, in ms. */
+const VALVE_SIGNAL_INTERVAL = 250;
 
 function serversIn(value: unknown): NetServer[] {
   const list = Array.isArray(value) ? value : [value];

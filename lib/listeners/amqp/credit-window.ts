@@ -34,11 +34,15 @@ export class CreditWindow {
     if (this.#unsettled > 0) this.#unsettled--;
   }
 
-  /** Credit to add now, given the credit the link still holds; 0 while the free room is below `refillAt`. */
-  toGrant(linkCredit: number): number {
+  /**
+   * Credit to add now, given the credit the link still holds; 0 while the free room is below `refillAt`.
+   * `limit` lowers the bound for now (a valve admitting less than `limit`); the batch shrinks with it.
+   */
+  toGrant(linkCredit: number, limit = this.limit): number {
     if (this.refillWhenEmpty && linkCredit > 0) return 0;
-    const room = this.limit - this.#unsettled - linkCredit;
-    return room >= this.refillAt ? room : 0;
+    const bound = Math.min(limit, this.limit);
+    const room = bound - this.#unsettled - linkCredit;
+    return room >= Math.min(this.refillAt, Math.ceil(bound / 2)) ? room : 0;
   }
 
   /** A new link starts with nothing unsettled: deliveries of the old one are the broker's again. */

@@ -3,6 +3,7 @@ import { backoffDelay } from '../../common/backoff.js';
 import { redactSecrets } from '../../common/logger.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
+import { dispatchesToWorkers, dispatchIntake } from '../dispatch.js';
 import { runWithTimeout } from '../handler-timeout.js';
 import type { ListenerHealth } from '../listener-health.js';
 import type { BrokerProfile, RetryOutcome } from './broker-profile.js';
@@ -54,6 +55,14 @@ export class LinkConsumer {
     this.#deps = deps;
     this.#retryOutcome = retryOutcome;
     this.#window = new CreditWindow(deps.options.prefetch, profile.refillWhenEmpty);
+    this.#valved = dispatchesToWorkers(deps.options.handler);
+  }
+
+  /** Handlers dispatch to the workers: credit and concurrency follow the valve (the backlog stays queued). */
+  readonly #valved: boolean;
+
+  #admitted(bound: number): number {
+    return this.#valved ? Math.max(1, Math.min(bound, dispatchIntake())) : bound;
   }
 
   /** Handlers running now. */
@@ -185,12 +194,12 @@ export class LinkConsumer {
     if (this.#state !== 'open') return;
     // rhea keeps the link credit on the receiver without declaring it in its typings.
     const linkCredit = (this.#receiver as Receiver & { credit: number }).credit;
-    const credit = this.#window.toGrant(linkCredit);
+    const credit = this.#window.toGrant(linkCredit, this.#admitted(this.#window.limit));
     if (credit > 0) this.#receiver.add_credit(credit);
   }
 
   #pump(): void {
-    const limit = this.#deps.options.concurrency;
+    const limit = this.#admitted(this.#deps.options.concurrency);
     while (this.#running.size < limit && this.#buffer.length > 0) {
       const pending = this.#buffer.shift()!;
       this.#running.add(pending);

@@ -1,7 +1,6 @@
-import { duration, option, required, resolveSpec, type Spec, text } from '../../common/option-spec.js';
+import { duration, required, resolveSpec, type Spec, text } from '../../common/option-spec.js';
 import { backoff } from '../../common/option-spec-backoff.js';
 import { connectionString } from '../../common/pg-options.js';
-import { StewardError } from '../../errors.js';
 import type { ServiceOptions } from '../../services/types.js';
 
 /** Keys every service factory passes through to the service host. */

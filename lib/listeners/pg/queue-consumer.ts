@@ -4,6 +4,7 @@ import pg from 'pg';
 import { backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
+import { dispatchesToWorkers, dispatchIntake } from '../dispatch.js';
 import { runWithTimeout } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
@@ -53,11 +54,14 @@ export class QueueConsumer {
   #depth = Number.POSITIVE_INFINITY;
   #unhandledWarnedAt = Number.NEGATIVE_INFINITY;
   #lastFullClaimAt = 0;
+  /** Handlers dispatch to the workers: claims follow the valve, so the backlog stays in the table. */
+  readonly #valved: boolean;
 
   constructor(settings: ConsumerSettings, ctx: ServiceContext) {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#types = Object.keys(settings.handlers);
+    this.#valved = Object.values(settings.handlers).some(dispatchesToWorkers);
     this.#health = new ListenerHealth(ctx, {
       source: `PostgreSQL ${describeTarget(settings.connectionString)}`,
       concurrency: settings.concurrency,
@@ -158,7 +162,10 @@ export class QueueConsumer {
     const s = this.#settings;
     let failures = 0;
     while (!signal.aborted) {
-      const capacity = s.batchSize + s.concurrency - this.#pending();
+      const concurrency = this.#concurrency();
+      // Behind the valve, no more is claimed than the workers take now (plus as many ready to follow).
+      const prefetch = this.#valved ? Math.min(s.batchSize, concurrency) : s.batchSize;
+      const capacity = prefetch + concurrency - this.#pending();
       if (capacity <= 0) {
         this.#waitingForCapacity = true;
         await this.#sleep(s.pollInterval, signal);
@@ -223,6 +230,12 @@ export class QueueConsumer {
     this.#dispatch();
   }
 
+  /** Handlers run at once now: `concurrency`, or less while the workers' valve admits less. */
+  #concurrency(): number {
+    const { concurrency } = this.#settings;
+    return this.#valved ? Math.max(1, Math.min(concurrency, dispatchIntake())) : concurrency;
+  }
+
   /** Claimed events not yet handled (waiting or running). */
   #pending(): number {
     return this.#ready.length - this.#readyHead + this.#running;
@@ -230,11 +243,7 @@ export class QueueConsumer {
 
   #dispatch(): void {
     const signal = this.#ctx.signal;
-    while (
-      this.#running < this.#settings.concurrency &&
-      this.#readyHead < this.#ready.length &&
-      !signal.aborted
-    ) {
+    while (this.#running < this.#concurrency() && this.#readyHead < this.#ready.length && !signal.aborted) {
       const row = this.#ready[this.#readyHead++]!;
       this.#running++;
       void this.#handle(row);

@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { delay } from '../../common/backoff.js';
-import { quoteIdentifier } from '../../common/sql-identifier.js';
 import { StewardError } from '../../errors.js';
 import { defaultEpochTable, type EpochTable, type FencingToken } from '../../services/lease.js';
 import { resolveSingleton } from '../../services/singleton-options.js';

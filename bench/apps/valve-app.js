@@ -1,0 +1,23 @@
+// bench/valve.ts: hello world in 2 workers that also handle the dispatched `burn` events (2 ms of CPU
+// each). VALVE_MODE=fixed turns the valve off (every worker takes the listener's concurrency).
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { steward } from 'cluster-steward';
+
+const burnMs = Number(process.env.VALVE_BURN_MS ?? 2);
+
+await steward({
+  workers: Number(process.env.WORKERS ?? 2),
+  logger: { level: process.env.VALVE_LOG_LEVEL ?? 'warn' },
+  grace: 5000,
+  services: new URL('./valve-services.js', import.meta.url),
+  ...(process.env.VALVE_MODE === 'fixed' ? { valve: false } : {}),
+  worker: (_id, _disconnect, ctx) => {
+    ctx.handle('burn', () => {
+      const until = performance.now() + burnMs;
+      while (performance.now() < until);
+    });
+    const body = JSON.stringify({ pid: process.pid });
+    return http.createServer((_req, res) => res.end(body)).listen(Number(process.env.PORT), '127.0.0.1');
+  },
+});

@@ -1,0 +1,172 @@
+/**
+ * The valve: 2 workers under HTTP load while a backlog of PostgreSQL events (2 ms of CPU each) is
+ * dispatched to them. Three runs in one process: HTTP only, fixed concurrency (`valve: false`), valve.
+ * (a) closed loop (autocannon, 50 keep-alive connections): HTTP req/s against HTTP only;
+ * (b) open loop at 70 % of the HTTP-only capacity: p99 against HTTP only;
+ * (c) HTTP stopped: the drain rate of a fresh backlog against the fixed-concurrency run.
+ */
+import { execFile } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { enqueue } from '../lib/pg.js';
+import {
+  type App,
+  type LoadResult,
+  machineNote,
+  runAutocannon,
+  startApp,
+  writeBenchmarkSection,
+} from './lib/load.js';
+
+const run = promisify(execFile);
+const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+const BACKLOG = Number(process.env.BACKLOG ?? 20_000);
+const DRAIN_BACKLOG = Number(process.env.DRAIN_BACKLOG ?? 5_000);
+const SECONDS = Number(process.env.SECONDS ?? 8);
+const CONNECTIONS = 50;
+const schema = `steward_bench_valve_${process.pid}`;
+const admin = new pg.Pool({ connectionString: BASE, max: 2 });
+
+type Mode = 'http-only' | 'fixed' | 'valve';
+interface ModeResult {
+  closed: LoadResult;
+  closedEventsPerSecond: number;
+  open: LoadResult;
+  openEventsPerSecond: number;
+  drainEventsPerSecond: number;
+}
+
+const load = () =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
+
+async function queued(): Promise<number> {
+  const result = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.events`);
+  return result.rows[0].n as number;
+}
+
+async function fill(count: number): Promise<void> {
+  for (let done = 0; done < count; done += 1000) {
+    const n = Math.min(1000, count - done);
+    await enqueue(
+      admin,
+      Array.from({ length: n }, () => ({ type: 'burn' })),
+      { schema },
+    );
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** autocannon at a fixed overall rate (open loop): latency is measured from when a request was due. */
+async function runOpenLoop(url: string, rate: number, seconds: number): Promise<LoadResult> {
+  const bin = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
+  const { stdout } = await run(
+    process.execPath,
+    [bin, '--json', '-c', String(CONNECTIONS), '-d', String(seconds), '-R', String(Math.round(rate)), url],
+    { maxBuffer: 16 << 20 },
+  );
+  const result = JSON.parse(stdout);
+  return {
+    tool: 'autocannon',
+    requests: result.requests.total,
+    rps: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    non2xx: result.non2xx,
+    detail: `errors ${result.errors}, timeouts ${result.timeouts}`,
+  };
+}
+
+/** Events handled per second while `work` runs, from the queue's depth before and after. */
+async function eventsDuring<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const before = await queued();
+  const started = Date.now();
+  const value = await work();
+  const after = await queued();
+  return [value, (before - after) / ((Date.now() - started) / 1000)];
+}
+
+async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeResult> {
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  const app: App = await startApp('apps/valve-app.js', {
+    VALVE_PG: BASE,
+    VALVE_SCHEMA: schema,
+    ...(mode === 'fixed' ? { VALVE_MODE: 'fixed' } : {}),
+  });
+  try {
+    await waitFor(
+      async () => (await admin.query('SELECT to_regclass($1) AS t', [`${schema}.events`])).rows[0].t !== null,
+      30_000,
+      'queue tables',
+    );
+    if (mode !== 'http-only') await fill(BACKLOG);
+    await runAutocannon(app.url, CONNECTIONS, 2); // warm-up: JIT, both workers accepting
+    const [closed, closedEventsPerSecond] = await eventsDuring(() =>
+      runAutocannon(app.url, CONNECTIONS, SECONDS),
+    );
+    const rate = openRate ?? closed.rps * 0.7;
+    const [open, openEventsPerSecond] = await eventsDuring(() => runOpenLoop(app.url, rate, SECONDS));
+    let drainEventsPerSecond = 0;
+    if (mode !== 'http-only') {
+      // The same fresh backlog for every run: what is left of the first one is removed.
+      await admin.query(`DELETE FROM ${schema}.events`);
+      await fill(DRAIN_BACKLOG);
+      const started = Date.now();
+      await waitFor(async () => (await queued()) === 0, 300_000, 'backlog drained');
+      drainEventsPerSecond = DRAIN_BACKLOG / ((Date.now() - started) / 1000);
+    }
+    console.log(
+      `${mode}: closed ${Math.round(closed.rps)} req/s p50 ${closed.p50Ms} ms (${Math.round(closedEventsPerSecond)} events/s); ` +
+        `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms} ms (${Math.round(openEventsPerSecond)} events/s); ` +
+        `drain ${Math.round(drainEventsPerSecond)} events/s; errors ${closed.errors + open.errors}`,
+    );
+    return { closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
+  } finally {
+    await app.stop();
+  }
+}
+
+const loadBefore = load();
+console.log(`load average before: ${loadBefore}`);
+const results = new Map<Mode, ModeResult>();
+const httpOnly = await runMode('http-only', undefined);
+results.set('http-only', httpOnly);
+const openRate = httpOnly.closed.rps * 0.7;
+for (const mode of ['fixed', 'valve'] as const) results.set(mode, await runMode(mode, openRate));
+await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+await admin.end();
+const loadAfter = load();
+
+const base = results.get('http-only')!;
+const fixed = results.get('fixed')!;
+const rows = (['http-only', 'fixed', 'valve'] as const).map((mode) => {
+  const r = results.get(mode)!;
+  const drain =
+    mode === 'http-only'
+      ? '–'
+      : `${Math.round(r.drainEventsPerSecond)} (${(r.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×)`;
+  return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms} | ${Math.round(r.closedEventsPerSecond)} | ${r.open.p99Ms} (${(r.open.p99Ms / base.open.p99Ms).toFixed(2)}×) | ${Math.round(r.openEventsPerSecond)} | ${drain} |`;
+});
+const valve = results.get('valve')!;
+const table = [
+  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: autocannon ${CONNECTIONS} connections, ${SECONDS} s; open loop: ${Math.round(openRate)} req/s (70 % of HTTP-only); drain: ${DRAIN_BACKLOG} fresh events, no HTTP. ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
+  '',
+  '| run | (a) closed-loop req/s (× HTTP only) | p50 ms | events/s during (a) | (b) open-loop p99 ms (× HTTP only) | events/s during (b) | (c) drain events/s (× fixed) |',
+  '|---|---|---|---|---|---|---|',
+  ...rows,
+  '',
+  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valve.closed.rps / base.closed.rps).toFixed(2)}×; (b) valve p99 ≤ 1.3× HTTP only: ${(valve.open.p99Ms / base.open.p99Ms).toFixed(2)}×; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
+].join('\n');
+console.log(table);
+writeBenchmarkSection('valve', table);

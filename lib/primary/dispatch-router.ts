@@ -1,0 +1,394 @@
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { AdaptiveLimit } from '../common/adaptive-limit.js';
+import type { IpcChannel } from '../common/ipc.js';
+import type { ValveSignal } from '../common/messages.js';
+import type { ValveStatus } from '../common/status-document.js';
+import { VALVE_DEFAULTS, type ValveSettings } from '../common/valve-options.js';
+import { StewardError } from '../errors.js';
+import { libraryRegistry } from '../metrics/library-metrics.js';
+import type { WorkerHandle } from './worker-handle.js';
+import type { PoolView } from './worker-pool.js';
+
+/** Where a new worker's limit starts: a few events at once, then it adapts. */
+const INITIAL_LIMIT = 4;
+
+/** A closed worker waits this many times an event's duration before the next (see `#pace`). */
+const PACE_FACTOR = 9;
+/** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
+const REOPEN_AFTER_CALM_SAMPLES = 4;
+/** However slow the last event, a closed worker gets the next one within this many ms. */
+const MAX_PAUSE_MS = 1_000;
+
+/** A dispatched event waits at most this long for a worker's answer (a listener's own timeout comes first). */
+const RUN_TIMEOUT_MS = 60 * 60 * 1000;
+
+/** One worker as the router sees it. */
+interface Route {
+  handle: WorkerHandle;
+  names: Set<string>;
+  limit: AdaptiveLimit;
+  inFlight: number;
+  signal: ValveSignal | null;
+  /** Pushed down to its floor by overload, until the limit rises again. */
+  closed: boolean;
+  /** While closed, the worker gets its next event only from this time on (epoch ms). */
+  pausedUntil: number;
+  pauseTimer: NodeJS.Timeout | undefined;
+  /** Calm reports in a row while closed. */
+  calmSamples: number;
+}
+
+interface Waiter {
+  name: string;
+  admit(route: Route): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Runs in the primary: hands each dispatched event to a ready worker that registered a handler for its
+ * name, within that worker's adaptive limit, and answers with the handler's outcome. A draining or dead
+ * worker gets no new events; an event whose worker died fails, so the listener retries it at its source.
+ * Each worker's limit follows its load (see `AdaptiveLimit`); their sum is the cluster-wide intake pushed
+ * to the services host, so the backlog stays in the broker or the database.
+ */
+export class DispatchRouter {
+  readonly #logger: Logger;
+  readonly #settings: ValveSettings;
+  readonly #routes = new Map<number, Route>();
+  readonly #handled = new Map<number, number>();
+  #waiters: Waiter[] = [];
+  #dispatched: string[] = [];
+  #unhandledLogged = new Set<string>();
+  #closed = false;
+  #lastPushed = { limit: -1, inFlight: -1 };
+  #servicesHost: IpcChannel | undefined;
+  readonly #limitListeners: ((limit: number) => void)[] = [];
+  readonly #metrics: ReturnType<typeof registerValveMetrics>;
+
+  constructor(pool: PoolView, logger: Logger, settings: ValveSettings = VALVE_DEFAULTS) {
+    this.#logger = logger.child({ component: 'valve' });
+    this.#settings = settings;
+    this.#metrics = registerValveMetrics(this);
+    pool.on('worker:forked', (handle) => this.#watch(handle));
+    pool.on('worker:ready', () => {
+      this.#checkHandlers();
+      this.#pump();
+    });
+    pool.on('worker:exit', (handle) => {
+      this.#routes.delete(handle.id);
+      this.#handled.delete(handle.id);
+      this.#changed();
+    });
+  }
+
+  /** The cluster-wide limit: the sum of the limits of the workers that take events now. */
+  get limit(): number {
+    let sum = 0;
+    for (const route of this.#routes.values()) if (this.#takesEvents(route)) sum += route.limit.limit;
+    return sum;
+  }
+
+  get inFlight(): number {
+    let sum = 0;
+    for (const route of this.#routes.values()) sum += route.inFlight;
+    return sum;
+  }
+
+  /** Runs `event` in a worker's handler for `name`; rejects with the handler's error or the worker's loss. */
+  async dispatch(name: string, event: unknown): Promise<void> {
+    const route = await this.#admit(name);
+    const started = process.hrtime.bigint();
+    route.inFlight++;
+    this.#changed();
+    let outcome = 'processed';
+    try {
+      await route.handle.channel.request('dispatch:run', { name, event }, RUN_TIMEOUT_MS);
+      this.#handled.set(route.handle.id, (this.#handled.get(route.handle.id) ?? 0) + 1);
+    } catch (error) {
+      outcome = route.handle.channel.closed ? 'worker_lost' : 'failed';
+      if (outcome === 'worker_lost')
+        this.#logger.warn({ name, worker: route.handle.id }, 'dispatch:worker-lost');
+      throw error;
+    } finally {
+      route.inFlight--;
+      if (route.closed) this.#pace(route, Number(process.hrtime.bigint() - started) / 1e6);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.#metrics.latency.observe({ name, outcome }, seconds);
+      this.#metrics.events.inc({ worker: String(route.handle.id), outcome });
+      this.#changed();
+      this.#pump();
+    }
+  }
+
+  /** The names the services host dispatches; a name no ready worker handles is logged as an error. */
+  setDispatchedNames(names: string[]): void {
+    this.#dispatched = [...new Set(names)];
+    this.#unhandledLogged.clear();
+    this.#checkHandlers();
+  }
+
+  /** Serves the services sibling's dispatches and keeps it told of the valve (the latest sibling only). */
+  attachServicesHost(channel: IpcChannel): void {
+    this.#servicesHost = channel;
+    this.#lastPushed = { limit: -1, inFlight: -1 };
+    channel.handle('dispatch:event', (message) => this.dispatch(message.name, message.event));
+    channel.on('dispatch:names', (message) => this.setDispatchedNames(message.names));
+    this.#push();
+  }
+
+  /** Calls `listener` with the cluster-wide limit whenever it changes (the in-process services host). */
+  onLimit(listener: (limit: number) => void): void {
+    this.#limitListeners.push(listener);
+    listener(this.limit);
+  }
+
+  status(): ValveStatus {
+    const workers = [...this.#routes.values()].map((route) => ({
+      id: route.handle.id,
+      state: route.closed ? ('closed' as const) : ('open' as const),
+      limit: route.limit.limit,
+      inFlight: route.inFlight,
+      handled: this.#handled.get(route.handle.id) ?? 0,
+      loopDelayMs: route.signal ? Math.round(route.signal.loopDelayMs * 10) / 10 : null,
+      utilization: route.signal ? Math.round(route.signal.utilization * 100) / 100 : null,
+    }));
+    return {
+      state: this.#closed ? 'closed' : 'open',
+      limit: this.limit,
+      inFlight: this.inFlight,
+      waiting: this.#waiters.length,
+      dispatchedNames: this.#dispatched,
+      unhandled: this.#unhandled(),
+      workers,
+    };
+  }
+
+  /** Per-worker figures for the metrics. */
+  routes(): { worker: number; limit: number; inFlight: number }[] {
+    return [...this.#routes.values()].map((route) => ({
+      worker: route.handle.id,
+      limit: route.limit.limit,
+      inFlight: route.inFlight,
+    }));
+  }
+
+  #watch(handle: WorkerHandle): void {
+    const { floor, ceiling, adaptive } = this.#settings;
+    // Without adaptation every worker takes `ceiling` events at once, whatever its load.
+    const initial = adaptive ? Math.min(ceiling, Math.max(floor, INITIAL_LIMIT)) : ceiling;
+    const route: Route = {
+      handle,
+      names: new Set(),
+      limit: new AdaptiveLimit({ floor: adaptive ? floor : ceiling, ceiling, initial, backoff: 0.5 }),
+      inFlight: 0,
+      signal: null,
+      closed: false,
+      pausedUntil: 0,
+      pauseTimer: undefined,
+      calmSamples: 0,
+    };
+    this.#routes.set(handle.id, route);
+    handle.channel.on('worker:handlers', (message) => {
+      route.names = new Set(message.names);
+    });
+    handle.channel.on('valve:signal', (message) => {
+      route.signal = message;
+      const overloaded = this.#overloaded(message);
+      // Pacing itself calms a closed worker: it stays closed until calm for a whole second, or it would
+      // reopen on the next report and close again on the one after.
+      route.calmSamples = overloaded ? 0 : route.calmSamples + 1;
+      if (route.closed && !overloaded && route.calmSamples < REOPEN_AFTER_CALM_SAMPLES) {
+        this.#pump();
+        return;
+      }
+      const servesHttp = message.httpInFlight > 0 || message.httpRequests > 0;
+      const limit = route.limit.update({ overloaded, inFlight: route.inFlight, fast: !servesHttp });
+      this.#logTransition(route, overloaded, limit);
+      this.#changed();
+      this.#pump();
+    });
+  }
+
+  #overloaded(signal: ValveSignal): boolean {
+    if (signal.loopDelayMs > this.#settings.maxDelay) return true;
+    const servesHttp = signal.httpInFlight > 0 || signal.httpRequests > 0;
+    return servesHttp && signal.utilization > this.#settings.targetUtilization;
+  }
+
+  #takesEvents(route: Route): boolean {
+    return route.handle.state === 'ready' && !route.handle.channel.closed && route.names.size > 0;
+  }
+
+  #pick(name: string): Route | undefined {
+    let best: Route | undefined;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (const route of this.#routes.values()) {
+      if (
+        !this.#takesEvents(route) ||
+        !route.names.has(name) ||
+        route.inFlight >= route.limit.limit ||
+        (route.closed && route.pausedUntil > Date.now())
+      )
+        continue;
+      const load = route.inFlight / route.limit.limit;
+      if (load < bestLoad) {
+        best = route;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  /** Whether some ready worker handles `name` (a name nobody handles fails at once instead of waiting). */
+  #handledByAny(name: string): boolean | undefined {
+    let anyReady = false;
+    for (const route of this.#routes.values()) {
+      if (route.handle.state !== 'ready') continue;
+      anyReady = true;
+      if (route.names.has(name)) return true;
+    }
+    return anyReady ? false : undefined;
+  }
+
+  #admit(name: string): Promise<Route> {
+    if (this.#handledByAny(name) === false) return Promise.reject(noHandler(name));
+    const route = this.#waiters.length === 0 ? this.#pick(name) : undefined;
+    if (route) return Promise.resolve(route);
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ name, admit: resolve, reject });
+    });
+  }
+
+  /** Admits waiting events, oldest first, while a worker has room for them. */
+  #pump(): void {
+    if (this.#waiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const waiter of this.#waiters) {
+      const handled = this.#handledByAny(waiter.name);
+      if (handled === false) {
+        waiter.reject(noHandler(waiter.name));
+        continue;
+      }
+      const route = this.#pick(waiter.name);
+      if (route) {
+        // Counted now, so the next waiter sees this slot taken.
+        route.inFlight++;
+        waiter.admit(route);
+        route.inFlight--;
+      } else still.push(waiter);
+    }
+    this.#waiters = still;
+  }
+
+  #unhandled(): string[] {
+    return this.#dispatched.filter((name) => this.#handledByAny(name) === false);
+  }
+
+  #checkHandlers(): void {
+    for (const name of this.#unhandled()) {
+      if (this.#unhandledLogged.has(name)) continue;
+      this.#unhandledLogged.add(name);
+      const error = noHandler(name);
+      this.#logger.error({ err: error, code: error.code, name }, 'dispatch:no-handler');
+    }
+  }
+
+  /**
+   * A closed valve also paces its floor: a CPU-bound event running back to back at the floor would still
+   * take a saturated worker's whole loop from HTTP. The next event waits `PACE_FACTOR` times the last one's
+   * duration, so events keep at most about 1 / (1 + PACE_FACTOR) of the worker while HTTP needs it, and
+   * never stop.
+   */
+  #pace(route: Route, durationMs: number): void {
+    const pause = Math.min(MAX_PAUSE_MS, Math.ceil(durationMs * PACE_FACTOR));
+    route.pausedUntil = Date.now() + pause;
+    clearTimeout(route.pauseTimer);
+    route.pauseTimer = setTimeout(() => this.#pump(), pause + 1);
+    route.pauseTimer.unref();
+  }
+
+  /** A worker's valve closes when overload pushed its limit to the floor, and opens once it rises again. */
+  #logTransition(route: Route, overloaded: boolean, limit: number): void {
+    if (!this.#settings.adaptive) return;
+    const closed = route.closed ? limit <= route.limit.floor : overloaded && limit <= route.limit.floor;
+    if (closed === route.closed) return;
+    route.closed = closed;
+    const signal = route.signal;
+    this.#logger.info(
+      {
+        worker: route.handle.id,
+        limit,
+        inFlight: route.inFlight,
+        loopDelayMs: signal?.loopDelayMs,
+        utilization: signal?.utilization,
+        httpInFlight: signal?.httpInFlight,
+      },
+      closed ? 'valve:closed' : 'valve:opened',
+    );
+  }
+
+  /** Pushes the new intake to the services host. */
+  #changed(): void {
+    const routes = [...this.#routes.values()].filter((route) => this.#takesEvents(route));
+    this.#closed = routes.length > 0 && routes.every((route) => route.closed);
+    this.#push();
+  }
+
+  #push(): void {
+    const limit = this.limit;
+    const inFlight = this.inFlight;
+    if (limit === this.#lastPushed.limit && inFlight === this.#lastPushed.inFlight) return;
+    const limitChanged = limit !== this.#lastPushed.limit;
+    this.#lastPushed = { limit, inFlight };
+    if (limitChanged) for (const listener of this.#limitListeners) listener(limit);
+    if (this.#servicesHost && !this.#servicesHost.closed && limitChanged)
+      this.#servicesHost.send('valve:state', { limit, inFlight });
+  }
+}
+
+function noHandler(name: string): StewardError {
+  return new StewardError(
+    'STEWARD_ERR_NO_HANDLER',
+    `Events named '${name}' are dispatched to the workers, but no ready worker registered \`ctx.handle('${name}', handler)\``,
+    { details: { name } },
+  );
+}
+
+function registerValveMetrics(router: DispatchRouter) {
+  const registry = libraryRegistry('primary');
+  new Gauge({
+    name: 'steward_valve_limit',
+    help: 'Events a worker may run at once, as the valve set it from the worker load.',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const route of router.routes()) this.set({ worker: String(route.worker) }, route.limit);
+    },
+  });
+  new Gauge({
+    name: 'steward_valve_inflight',
+    help: 'Dispatched events running in a worker now.',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const route of router.routes()) this.set({ worker: String(route.worker) }, route.inFlight);
+    },
+  });
+  const latency = new Histogram({
+    name: 'steward_dispatch_seconds',
+    help: 'Time from a worker admitting a dispatched event to its handler outcome, in seconds.',
+    labelNames: ['name', 'outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
+  const events = new Counter({
+    name: 'steward_dispatch_events_total',
+    help: 'Dispatched events by worker and outcome (processed, failed, worker_lost).',
+    labelNames: ['worker', 'outcome'],
+    registers: [registry],
+  });
+  return { latency, events };
+}
