@@ -15,7 +15,7 @@ export class CreditWindow {
   readonly refillWhenEmpty: boolean;
   #unsettled = 0;
 
-  constructor(limit: number, refillWhenEmpty = false, refillAt = Math.max(1, Math.ceil(limit / 2))) {
+  constructor(limit: number, refillWhenEmpty = false, refillAt = Math.max(1, Math.ceil(limit / 4))) {
     this.limit = limit;
     this.refillWhenEmpty = refillWhenEmpty;
     this.refillAt = Math.min(refillAt, limit);
@@ -36,8 +36,8 @@ export class CreditWindow {
 
   /** Credit to add now, given the credit the link still holds; 0 while the free room is below `refillAt`. */
   toGrant(linkCredit: number): number {
-    if (this.refillWhenEmpty && linkCredit > 0) return 0;
-    const room = this.limit - this.#unsettled - linkCredit;
+    const outstanding = this.refillWhenEmpty ? 2 * linkCredit : linkCredit;
+    const room = this.limit - this.#unsettled - outstanding;
     return room >= this.refillAt ? room : 0;
   }
 
