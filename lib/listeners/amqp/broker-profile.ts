@@ -22,7 +22,7 @@ export interface BrokerProfile {
   /**
    * RabbitMQ 3.x turns each flow frame into an absolute credit at the queue while messages granted
    * earlier may still travel from the queue to the link, so a top-up before the credit ran out lets it
-   * send more than granted. Such brokers get the outstanding credit reserved twice (see `CreditWindow`).
+   * send more than granted. Such brokers get credit only once the link used it up (see `CreditWindow`).
    */
   refillWhenEmpty: boolean;
   /** The address that consumes an existing queue named `queue`. */
