@@ -5,10 +5,7 @@ import { moduleLocation } from '../common/option-checks.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
-// The service metric families observe every record of this process from its first event.
-import '../services/service-metrics.js';
 import type { ServicesSnapshot } from '../services/types.js';
-import { startStandaloneControl } from './standalone-control.js';
 import { type RunServicesOptions, resolveRunServicesOptions } from './standalone-options.js';
 
 export type { RunServicesOptions } from './standalone-options.js';
@@ -40,6 +37,13 @@ export async function runServices(
     applyStatusUpdate({ services: snapshot, sentAt: snapshot.at }, true, staleAfter);
     options.onStatus?.(snapshot);
   };
+  // Loaded here, not by the package entry: a services sibling whose module imports 'cluster-steward'
+  // would otherwise load prom-client and the control server before its services start. The service
+  // metric families observe every record of this process from its first event.
+  const [{ startStandaloneControl }] = await Promise.all([
+    import('./standalone-control.js'),
+    import('../services/service-metrics.js'),
+  ]);
   const host = new ServiceHost(await loadServices(url), {
     role: 'standalone',
     logger,
