@@ -9,7 +9,7 @@ import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
 import { serviceUp, setRemoteServicesUp } from '../services/service-metrics.js';
 import { createClusterMetrics } from './cluster-sources.js';
-import { ControlServer, clusterEndpoints } from './control-server.js';
+import type { ControlServer } from './control-server.js';
 import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
 import { DispatchRouter } from './dispatch-router.js';
 import { createServicesSupervisor } from './services-placement.js';
@@ -104,14 +104,16 @@ export abstract class ClusterPrimary {
 
   /** Binds the control server; a port in use rejects before anything is forked. */
   protected async startControl(): Promise<void> {
-    if (this.options.control)
-      this.#control = await ControlServer.start(clusterEndpoints(this), this.options.control, this.logger);
+    if (!this.options.control) return;
+    // The control server and the dashboard page load only when a control port is configured.
+    const { ControlServer, clusterEndpoints } = await import('./control-server.js');
+    this.#control = await ControlServer.start(clusterEndpoints(this), this.options.control, this.logger);
   }
 
   /** Starts the services host and pushes its status on every change and every `statusInterval`. */
   protected async startServices(): Promise<void> {
     if (!this.options.services) return;
-    const services = createServicesSupervisor(this.options, this.logger, this.eventLoop);
+    const services = await createServicesSupervisor(this.options, this.logger, this.eventLoop);
     this.services = services;
     if (this.options.placement !== 'primary')
       setRemoteServicesUp(() => {

@@ -5,6 +5,8 @@ import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import type { ResolvedOptions } from '../options.js';
 import { loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
+// The service metric families observe every record of this process from its first event.
+import '../services/service-metrics.js';
 import type { ServicesSnapshot } from '../services/types.js';
 import { RestartableServices } from './services-supervisor.js';
 

@@ -5,8 +5,6 @@ import { redactDeep } from '../common/logger.js';
 import { coerceError } from '../errors.js';
 import type { LeaseStrategy } from './lease.js';
 import type { ResolvedService } from './service-options.js';
-// Loaded with the host so every process hosting services publishes their metrics.
-import './service-metrics.js';
 import { ServiceRunner, serviceScope } from './service-runner.js';
 import type { ServicesHostRole, ServicesSnapshot } from './types.js';
 

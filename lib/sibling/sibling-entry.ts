@@ -6,8 +6,6 @@ import { createLogger } from '../common/logger.js';
 import { coerceError, serializeError } from '../errors.js';
 import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../listeners/dispatch.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
-import { libraryRegistry } from '../metrics/library-metrics.js';
-import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
 
@@ -30,6 +28,26 @@ function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
 /** A dispatched event waits at most this long for its outcome (a listener's own timeout comes first). */
 const DISPATCH_TIMEOUT_MS = 60 * 60 * 1000;
 
+let metrics: Promise<typeof import('../metrics/local-metrics.js')> | undefined;
+
+/**
+ * prom-client and the metric families load once the services have started: they are about a fifth of
+ * the sibling's start-up, which is the services' downtime after a crash (bench/failover.ts). Counters
+ * come from the service records' own counts, so nothing counted before is lost; handler-duration
+ * observations start with the load.
+ */
+function loadMetrics(): Promise<typeof import('../metrics/local-metrics.js')> {
+  metrics ??= Promise.all([
+    import('../metrics/local-metrics.js'),
+    import('../metrics/library-metrics.js'),
+    import('../services/service-metrics.js'),
+  ]).then(([local, library]) => {
+    library.libraryRegistry('sibling');
+    return local;
+  });
+  return metrics;
+}
+
 async function main(): Promise<void> {
   let primary: IpcChannel | undefined;
   const relayed = relayedLoggerOptions();
@@ -50,9 +68,9 @@ async function main(): Promise<void> {
   }
   const config = readSiblingConfig(process.env);
   primary = new IpcChannel(process, { peerName: 'primary' });
-  primary.handle('metrics:collect', () => collectLocalMetrics('sibling', undefined));
-  // Process metrics (GC, event loop) observed from the start, not from the first scrape.
-  libraryRegistry('sibling');
+  primary.handle('metrics:collect', async () =>
+    (await loadMetrics()).collectLocalMetrics('sibling', undefined),
+  );
   // Events dispatched to the workers go through the primary, which knows them and their load.
   const channel = primary;
   setDispatchTransport(async (name, event) => {
@@ -73,7 +91,7 @@ async function main(): Promise<void> {
     // A stop that arrives while the module is still loading: nothing has started yet.
     const clean = host ? await host.stop(timeout) : true;
     // Every event counted up to the last one: the cluster totals stay exact across a restart.
-    await reportFinalMetrics(primary, undefined, 'sibling');
+    await (await loadMetrics()).reportFinalMetrics(primary, undefined, 'sibling');
     primary.close('sibling exiting');
     process.exit(clean ? 0 : 1);
   };
@@ -105,6 +123,8 @@ async function main(): Promise<void> {
   started.start();
   push();
   primary.send('dispatch:names', { names: dispatchedNames() });
+  // Process metrics (GC, event loop) observed from here on, not from the first scrape.
+  void loadMetrics();
 }
 
 await main();

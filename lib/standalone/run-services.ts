@@ -2,11 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { applyStatusUpdate } from '../common/cluster-status.js';
 import { createLogger } from '../common/logger.js';
 import { moduleLocation } from '../common/option-checks.js';
-import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
-import { loadServices } from '../services/load-services.js';
-import { ServiceHost } from '../services/service-host.js';
 import type { ServicesSnapshot } from '../services/types.js';
-import { startStandaloneControl } from './standalone-control.js';
 import { type RunServicesOptions, resolveRunServicesOptions } from './standalone-options.js';
 
 export type { RunServicesOptions } from './standalone-options.js';
@@ -38,6 +34,17 @@ export async function runServices(
     applyStatusUpdate({ services: snapshot, sentAt: snapshot.at }, true, staleAfter);
     options.onStatus?.(snapshot);
   };
+  // Loaded here, not by the package entry: a primary or a services sibling whose code imports
+  // 'cluster-steward' would otherwise load the services host, prom-client and the control server it
+  // does not use. The service metric families observe every record of this process from its first event.
+  const [{ startStandaloneControl }, { ServiceHost }, { loadServices }, { advisoryLockLeases }] =
+    await Promise.all([
+      import('./standalone-control.js'),
+      import('../services/service-host.js'),
+      import('../services/load-services.js'),
+      import('../listeners/pg/singleton-lease.js'),
+      import('../services/service-metrics.js'),
+    ]);
   const host = new ServiceHost(await loadServices(url), {
     role: 'standalone',
     logger,
