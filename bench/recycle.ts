@@ -178,9 +178,12 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const steward = (age: number): Record<string, string> =>
-  age ? { RECYCLE: JSON.stringify({ maxAge: age, minLifetime: 0 }) } : {};
-const floor = (age: number): Record<string, string> => (age ? { AGE: String(age) } : {});
+// Both variables are always set: one inherited from the shell must not turn a baseline into a recycling run.
+const steward = (age: number): Record<string, string> => ({
+  AGE: '0',
+  RECYCLE: age ? JSON.stringify({ maxAge: age, minLifetime: 0 }) : '',
+});
+const floor = (age: number): Record<string, string> => ({ AGE: String(age), RECYCLE: '' });
 const lost = (m: Measured): number => (m.load.sent ?? m.load.requests) - m.load.requests;
 const cpuUs = (m: Measured): number => (m.cpuSeconds * 1e6) / m.load.requests;
 /** CPU seconds per recycle above what the same requests cost without recycling. */
