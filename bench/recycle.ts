@@ -33,7 +33,7 @@ const CLIENT_SECONDS = Number(process.env.CLIENT_SECONDS ?? 20);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const AGE = Number(process.env.AGE ?? 10_000);
 const CPU_AGE = Number(process.env.CPU_AGE ?? 1_000);
-const AMOUNT = Number(process.env.AMOUNT ?? 100_000);
+const AMOUNT = Number(process.env.AMOUNT ?? 600_000);
 const CLIENTS = (process.env.CLIENTS ?? 'autocannon,agent,fetch,nginx').split(',').filter(Boolean);
 
 interface Recycles {
