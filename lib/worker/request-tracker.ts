@@ -178,7 +178,6 @@ export class RequestTracker {
     this.#onRequestLimit = undefined;
     onReached?.();
   }
-
 }
 
 let instance: RequestTracker | undefined;
