@@ -25,7 +25,25 @@ export type {
   ServicesSnapshot,
   SingletonOptions,
 } from './services/types.js';
-export { type RunServicesOptions, runServices, type StandaloneServices } from './standalone/run-services.js';
+
+import type { RunServicesOptions, StandaloneServices } from './standalone/run-services.js';
+
+export type { RunServicesOptions, StandaloneServices } from './standalone/run-services.js';
+
+/**
+ * Runs a services module alone, with no HTTP server: for splitting services and web across machines,
+ * or a dedicated Kubernetes deployment. The same host as in the primary or the sibling; in this process
+ * `status()` and the ping handlers answer for these services.
+ */
+export async function runServices(
+  moduleUrl: string | URL,
+  input?: RunServicesOptions,
+): Promise<StandaloneServices> {
+  // Loaded on first call: every HTTP worker imports this module, and the services host with its
+  // dependencies would add tens of milliseconds of CPU to each worker's boot (each recycle).
+  const standalone = await import('./standalone/run-services.js');
+  return standalone.runServices(moduleUrl, input);
+}
 export { steward } from './steward.js';
 export {
   expressPingHandler,

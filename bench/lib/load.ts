@@ -1,9 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -85,8 +86,14 @@ function probe(url: string): Promise<string | null> {
 }
 
 export interface LoadResult {
-  tool: 'wrk' | 'autocannon';
+  tool: 'wrk' | 'autocannon' | 'agent' | 'fetch';
   requests: number;
+  /**
+   * Requests the client wrote, when it says (autocannon with `--amount`, the Node clients); `sent - requests`
+   * were never answered. wrk does not count them: a request lost on a closing connection shows in its
+   * socket errors.
+   */
+  sent?: number;
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -134,18 +141,24 @@ function wrkLatency(output: string, percentile: string): number {
   return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
 }
 
-/** Runs autocannon in its own process (so the load generator never shares an event loop with the bench). */
-export async function runAutocannon(url: string, connections: number, seconds: number): Promise<LoadResult> {
+/**
+ * Runs autocannon in its own process (so the load generator never shares an event loop with the bench).
+ * With `amount`, it sends exactly that many requests and `sent` against `requests` counts the lost ones
+ * (with a duration, the requests in flight when it stops are also "sent and not answered").
+ */
+export async function runAutocannon(
+  url: string,
+  connections: number,
+  seconds: number,
+  amount?: number,
+): Promise<LoadResult> {
   const bin = fileURLToPath(new URL('../../node_modules/autocannon/autocannon.js', import.meta.url));
-  const { stdout } = await run(
-    process.execPath,
-    [bin, '--json', '-c', String(connections), '-d', String(seconds), url],
-    {
-      maxBuffer: 16 << 20,
-    },
-  );
+  const limit = amount ? ['-a', String(amount)] : ['-d', String(seconds)];
+  const { stdout } = await run(process.execPath, [bin, '--json', '-c', String(connections), ...limit, url], {
+    maxBuffer: 16 << 20,
+  });
   const result = JSON.parse(stdout) as {
-    requests: { total: number; average: number };
+    requests: { total: number; average: number; sent: number };
     latency: { p50: number; p99: number };
     errors: number;
     timeouts: number;
@@ -155,12 +168,109 @@ export async function runAutocannon(url: string, connections: number, seconds: n
   return {
     tool: 'autocannon',
     requests: result.requests.total,
+    ...(amount ? { sent: result.requests.sent } : {}),
     rps: result.requests.average,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx + (result.resets ?? 0),
     non2xx: result.non2xx,
     detail: `errors ${result.errors}, timeouts ${result.timeouts}, resets ${result.resets ?? 0}`,
+  };
+}
+
+/** Runs bench/lib/node-client.js: Node's http.Agent or fetch (undici), keep-alive, counting sent requests. */
+export async function runNodeClient(
+  tool: 'agent' | 'fetch',
+  url: string,
+  connections: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const { stdout } = await run(
+    process.execPath,
+    [`${benchDir}lib/node-client.js`, url, tool, String(connections), String(seconds)],
+    { maxBuffer: 1 << 20 },
+  );
+  const result = JSON.parse(stdout) as {
+    sent: number;
+    answered: number;
+    non2xx: number;
+    errors: Record<string, number>;
+    rps: number;
+    p50Ms: number;
+    p99Ms: number;
+  };
+  const errorCount = Object.values(result.errors).reduce((sum, n) => sum + n, 0);
+  return {
+    tool,
+    requests: result.answered,
+    sent: result.sent,
+    rps: result.rps,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    errors: errorCount + result.non2xx,
+    non2xx: result.non2xx,
+    detail: errorCount === 0 ? 'no errors' : JSON.stringify(result.errors),
+  };
+}
+
+export interface Proxy {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nginx (Debian's) in front of `upstreamPort`, the way it is usually deployed: HTTP/1.1 to the
+ * upstream with a pool of keep-alive connections. Its configuration, pid and logs live in a temp dir.
+ */
+export async function startNginx(upstreamPort: number): Promise<Proxy> {
+  const dir = mkdtempSync(join(tmpdir(), 'steward-nginx-'));
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream app {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 10_000;
+  while (!(await probe(url))) {
+    if (Date.now() > deadline) throw new Error('nginx did not answer');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    url,
+    async stop() {
+      const exited = once(child, 'exit');
+      child.kill('SIGQUIT');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -19,7 +19,6 @@ const KEEP_ALIVE_BUFFER_MS = 1_000;
 export class RequestTracker {
   readonly servers = new Set<NetServer>();
   #requests = 0;
-  readonly #inFlight = new Set<ServerResponse>();
   readonly #sockets = new Set<Socket>();
   #draining = false;
   #requestLimit = Number.POSITIVE_INFINITY;
@@ -33,8 +32,14 @@ export class RequestTracker {
     return this.#requests;
   }
 
+  /**
+   * Responses in progress: read from the connections rather than tracked per request, so a request
+   * costs a counter increment until a drain begins (heartbeats and drains ask; requests never wait).
+   */
   get inFlight(): number {
-    return this.#inFlight.size;
+    let count = 0;
+    for (const socket of this.#sockets) if (responseOn(socket)) count++;
+    return count;
   }
 
   /** Open client connections on the tracked servers (idle keep-alive ones included). */
@@ -89,7 +94,10 @@ export class RequestTracker {
    */
   async drain(): Promise<void> {
     this.#draining = true;
-    for (const response of this.#inFlight) markClosing(response);
+    for (const socket of this.#sockets) {
+      const response = responseOn(socket);
+      if (response) markClosing(response);
+    }
     const closed = [...this.servers].map((server) => stopAccepting(server));
     const idleSince = new Map<Socket, { bytes: number; at: number }>();
     const sweep = setInterval(() => this.#closeIdle(idleSince), IDLE_SWEEP_MS);
@@ -102,11 +110,10 @@ export class RequestTracker {
 
   #closeIdle(idleSince: Map<Socket, { bytes: number; at: number }>): void {
     const now = Date.now();
-    const busy = this.#busySockets();
     for (const socket of this.#sockets) {
       const bytes = socket.bytesRead + socket.bytesWritten;
       const seen = idleSince.get(socket);
-      if (!seen || busy.has(socket) || isUpgraded(socket) || seen.bytes !== bytes) {
+      if (!seen || responseOn(socket) || isUpgraded(socket) || seen.bytes !== bytes) {
         idleSince.set(socket, { bytes, at: now });
         continue;
       }
@@ -126,39 +133,42 @@ export class RequestTracker {
 
   /** Ends every keep-alive connection with no response in flight (the drain deadline); returns how many. */
   closeIdleConnections(): number {
-    const busy = this.#busySockets();
     let closed = 0;
     for (const socket of this.#sockets) {
-      if (busy.has(socket) || isUpgraded(socket)) continue;
+      if (responseOn(socket) || isUpgraded(socket)) continue;
       socket.end();
       closed++;
     }
     return closed;
   }
 
-  #busySockets(): Set<unknown> {
-    const busy = new Set<unknown>();
-    for (const response of this.#inFlight) busy.add(response.socket);
-    return busy;
-  }
-
   #onConnection = (socket: Socket): void => {
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    // A plain function listener gets the socket as `this`: no closure allocated per connection.
+    socket.once('close', onSocketClose);
   };
 
-  /** Hot path: runs for every request of every HTTP server in this worker. */
+  socketClosed(socket: Socket): void {
+    this.#sockets.delete(socket);
+  }
+
+  /**
+   * Hot path: runs for every request of every HTTP server in this worker. It only counts until a drain
+   * begins: no listener, no set, no allocation (in-flight responses are found on the connections).
+   */
   #onRequestStart = (message: unknown): void => {
-    const { response, server } = message as {
+    const { response, server, socket } = message as {
       request: IncomingMessage;
       response: ServerResponse;
+      socket: Socket;
       server: NetServer;
     };
     this.#requests++;
-    this.#inFlight.add(response);
-    // A plain function listener gets the response as `this`: no closure allocated per request.
-    response.on('close', onResponseClose);
-    if (!this.servers.has(server)) this.track(server);
+    if (!this.servers.has(server)) {
+      this.track(server);
+      // Its `connection` event for this request has already fired.
+      this.#onConnection(socket);
+    }
     if (this.#draining) markClosing(response);
     if (this.#requests === this.#requestLimit) this.#reachRequestLimit();
   };
@@ -167,10 +177,6 @@ export class RequestTracker {
     const onReached = this.#onRequestLimit;
     this.#onRequestLimit = undefined;
     onReached?.();
-  }
-
-  responseClosed(response: ServerResponse): void {
-    this.#inFlight.delete(response);
   }
 }
 
@@ -182,8 +188,17 @@ export function requestTracker(): RequestTracker {
   return instance;
 }
 
-function onResponseClose(this: ServerResponse): void {
-  instance?.responseClosed(this);
+function onSocketClose(this: Socket): void {
+  instance?.socketClosed(this);
+}
+
+/**
+ * The response being written on a connection, if any. Node's HTTP server attaches each response to its
+ * socket as `_httpMessage` until the response finishes (pipelined ones wait their turn): the one record of
+ * in-flight responses that costs the request path nothing, kept by Node since its first releases.
+ */
+function responseOn(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
 function markClosing(response: ServerResponse): void {
