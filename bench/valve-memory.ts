@@ -138,7 +138,7 @@ const above = sibling - bare;
 const body = `2 workers that each hold ${APP_MB} MiB of application state and handle the dispatched \`burn\` events
 (2 ms of CPU each) of a ${BACKLOG}-event PostgreSQL backlog; the services sibling runs the queue with
 \`toWorkers('burn')\` and never loads the application. RSS from \`/proc/<pid>/status\`, median of ${SAMPLES}
-samples over 2 s while ${handledWhileSampled} events were dispatched; ${machineNote()}; load average before
+samples over 2 s per process, taken one process after the other while ${handledWhileSampled} events were dispatched; ${machineNote()}; load average before
 ${loadBefore}, after ${loadAfter}. \`npm run bench:valve-memory\`.
 
 ${table}

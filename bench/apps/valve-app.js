@@ -20,6 +20,9 @@ await steward({
       while (performance.now() < until);
     });
     const body = JSON.stringify({ pid: process.pid, state: state.length });
-    return http.createServer((_req, res) => res.end(body)).listen(Number(process.env.PORT), '127.0.0.1');
+    // The state stays referenced, as a live application's is.
+    return http
+      .createServer((_req, res) => res.end(state.length > 0 ? body : body))
+      .listen(Number(process.env.PORT), '127.0.0.1');
   },
 });
