@@ -14,7 +14,7 @@ import type { PoolView } from './worker-pool.js';
 const INITIAL_LIMIT = 4;
 
 /** A closed worker waits this many times an event's duration before the next (see `#pace`). */
-const PACE_FACTOR = 9;
+const PACE_FACTOR = 19;
 /** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
 const REOPEN_AFTER_CALM_SAMPLES = 4;
 /** However slow the last event, a closed worker gets the next one within this many ms. */
