@@ -241,3 +241,73 @@ test('kill -9 of the services sibling mid-dispatch: the source keeps the event, 
   assert.ok(entry.runs >= 2, `ran ${entry.runs} times: at least once more after the sibling died`);
   assert.ok(entry.done);
 });
+
+test('20 worker recycles and 5 kill -9 during dispatch from AMQP and pg: 0 events lost, duplicates counted', async () => {
+  const queue = `steward-test-dispatch-chaos-${randomSuffix()}`;
+  queues.push(queue);
+  await declareQueue(queue);
+  const app = await startApp({ DISPATCH_QUEUE: queue });
+  await app.waitForLog(event('amqp:link:attached'), 30_000);
+  // Producers keep both sources busy while the faults happen: every recycle and kill meets events in flight.
+  const sent = { pg: [] as string[], amqp: [] as string[] };
+  const producing = new AbortController();
+  const producer = (async () => {
+    for (let batch = 0; !producing.signal.aborted; batch++) {
+      const pgKeys = keysOf(`chaos-pg-${batch}`, 20);
+      const amqpIds = keysOf(`chaos-amqp-${batch}`, 20);
+      await enqueueWork(app.schema, pgKeys, 'slow:20');
+      await publish(
+        queue,
+        amqpIds.map((id) => ({ message_id: id, body: 'slow:20' })),
+      );
+      sent.pg.push(...pgKeys);
+      sent.amqp.push(...amqpIds);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  const started = () => app.logs.filter(event('fixture:handler:started')).length;
+  let kills = 0;
+  for (let round = 1; round <= 10; round++) {
+    // Each rolling restart recycles both workers (2 recycles), each meeting dispatched events.
+    const before = started();
+    await until(async () => started() >= before + 20, 30_000, `events running before restart ${round}`);
+    process.kill(app.pid, 'SIGHUP');
+    const done = await app.waitForLogs(event('cluster:rolling-restart:done'), round, 60_000);
+    assert.equal(done[round - 1]!.recycled, 2, JSON.stringify(done[round - 1]));
+    if (round % 2 === 0) {
+      // kill -9 of a worker with a handler running right now.
+      const mark = started();
+      const running = await app.waitForLogs(event('fixture:handler:started'), mark + 1, 30_000);
+      const victim = running[running.length - 1]!.pid as number;
+      process.kill(victim, 'SIGKILL');
+      kills++;
+      await app.waitForLogs(event('worker:ready'), 2 + 2 * round + kills, 60_000);
+    }
+  }
+  producing.abort();
+  await producer;
+  const keys = [...sent.pg, ...sent.amqp];
+  await allDone(app.schema, keys, 120_000);
+  const seen = await runs(app.schema);
+  const lost = keys.filter((key) => seen.get(key)?.done !== true);
+  assert.deepEqual(lost, [], 'no event lost');
+  const duplicates = (prefix: string) =>
+    [...seen.entries()]
+      .filter(([key]) => key.startsWith(prefix))
+      .reduce((sum, [, entry]) => sum + entry.runs - 1, 0);
+  const workerLost = app.logs.filter(event('dispatch:worker-lost')).length;
+  console.log(
+    `chaos: ${sent.pg.length} pg and ${sent.amqp.length} AMQP events, 20 recycles, ${kills} kill -9: ` +
+      `0 lost, duplicates pg ${duplicates('chaos-pg')}, AMQP ${duplicates('chaos-amqp')}; ` +
+      `${workerLost} dispatched events lost with their worker`,
+  );
+  assert.equal(kills, 5);
+  assert.ok(workerLost >= 1, 'the kills met dispatched events in flight');
+  // Duplicates come only from the kills: a recycled worker finishes its events before it exits.
+  assert.ok(
+    duplicates('chaos-') <= workerLost,
+    `${duplicates('chaos-')} duplicates, ${workerLost} worker-lost`,
+  );
+  const exits = app.logs.filter((line) => line.msg === 'worker:dead');
+  assert.equal(exits.filter((line) => line.code === 0).length, 20, 'each recycled worker left cleanly');
+});

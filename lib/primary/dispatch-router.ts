@@ -14,7 +14,7 @@ import type { PoolView } from './worker-pool.js';
 const INITIAL_LIMIT = 4;
 
 /** A closed worker waits this many times an event's duration before the next (see `#pace`). */
-const PACE_FACTOR = 9;
+const PACE_FACTOR = 19;
 /** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
 const REOPEN_AFTER_CALM_SAMPLES = 4;
 /** However slow the last event, a closed worker gets the next one within this many ms. */
@@ -195,14 +195,16 @@ export class DispatchRouter {
     handle.channel.on('valve:signal', (message) => {
       route.signal = message;
       const overloaded = this.#overloaded(message);
-      // Pacing itself calms a closed worker: it stays closed until calm for a whole second, or it would
-      // reopen on the next report and close again on the one after.
+      const servesHttp = message.httpInFlight > 0 || message.httpRequests > 0;
+      // Pacing itself calms a closed worker that serves HTTP: it stays closed until calm for a whole second,
+      // or it would reopen on the next report and close again on the one after. A worker that served no
+      // HTTP in the interval has nothing to protect: it reopens at once, so a backlog drains at full speed
+      // as soon as HTTP stops.
       route.calmSamples = overloaded ? 0 : route.calmSamples + 1;
-      if (route.closed && !overloaded && route.calmSamples < REOPEN_AFTER_CALM_SAMPLES) {
+      if (route.closed && !overloaded && servesHttp && route.calmSamples < REOPEN_AFTER_CALM_SAMPLES) {
         this.#pump();
         return;
       }
-      const servesHttp = message.httpInFlight > 0 || message.httpRequests > 0;
       const limit = route.limit.update({ overloaded, inFlight: route.inFlight, fast: !servesHttp });
       this.#logTransition(route, overloaded, limit);
       this.#changed();

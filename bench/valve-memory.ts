@@ -1,0 +1,149 @@
+/**
+ * The services sibling in dispatch mode: its RSS while it hands a PostgreSQL backlog to 2 workers that each
+ * hold a 50 MiB application, beside a bare node process. The sibling loads the listeners only, never the
+ * application, so it should stay within 25 MiB of bare node.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import pg from 'pg';
+import { enqueue } from '../lib/pg.js';
+import { machineNote, median, startApp, writeBenchmarkSection } from './lib/load.js';
+
+const APP_MB = 50;
+const GOAL_MIB = 25;
+const SAMPLES = 10;
+const BACKLOG = 20_000;
+const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schema = `steward_bench_valve_memory_${process.pid}`;
+const admin = new pg.Pool({ connectionString: BASE, max: 2 });
+
+const load = () =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
+
+function rssMiB(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  return kb / 1024;
+}
+
+async function sampleRss(pid: number): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    values.push(rssMiB(pid));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return median(values);
+}
+
+function childrenOf(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === parent) pids.push(Number(entry));
+    } catch {
+      // the process left while the list was read
+    }
+  }
+  return pids;
+}
+
+async function queued(): Promise<number> {
+  const result = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.events`);
+  return result.rows[0].n as number;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A bare `node` process that only keeps its event loop alive: the floor of any Node process. */
+async function measureBare(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const rss = await sampleRss(child.pid!);
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  return rss;
+}
+
+const loadBefore = load();
+console.log(`load average before: ${loadBefore}`);
+await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+const app = await startApp('apps/valve-app.js', {
+  VALVE_PG: BASE,
+  VALVE_SCHEMA: schema,
+  APP_MB: String(APP_MB),
+});
+let rows: { role: string; pid: number; rss: number }[];
+let handledWhileSampled: number;
+try {
+  await waitFor(
+    async () => (await admin.query('SELECT to_regclass($1) AS t', [`${schema}.events`])).rows[0].t !== null,
+    30_000,
+    'queue tables',
+  );
+  for (let done = 0; done < BACKLOG; done += 1000)
+    await enqueue(
+      admin,
+      Array.from({ length: 1000 }, () => ({ type: 'burn' })),
+      { schema },
+    );
+  // Sampled while events flow through the sibling to the workers.
+  await waitFor(async () => (await queued()) < BACKLOG - 500, 60_000, 'dispatch under way');
+  const primary = app.child.pid!;
+  const children = childrenOf(primary);
+  const workers = new Set<number>();
+  const workerPid = async () => Number(/"pid":(\d+)/.exec(await (await fetch(app.url)).text())?.[1]);
+  for (let i = 0; i < 50 && workers.size < 2; i++) workers.add(await workerPid());
+  const siblings = children.filter((pid) => !workers.has(pid));
+  if (siblings.length !== 1)
+    throw new Error(`expected one services sibling among ${children} (workers ${[...workers]})`);
+  const before = await queued();
+  rows = [
+    { role: 'primary', pid: primary, rss: 0 },
+    ...[...workers].map((pid) => ({ role: 'worker', pid, rss: 0 })),
+    { role: 'services sibling (dispatch)', pid: siblings[0]!, rss: 0 },
+  ];
+  for (const row of rows) row.rss = await sampleRss(row.pid);
+  handledWhileSampled = before - (await queued());
+  if (handledWhileSampled <= 0) throw new Error('no event was dispatched while the sibling was sampled');
+} finally {
+  await app.stop();
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
+}
+const bare = await measureBare();
+const loadAfter = load();
+console.log(`load average after: ${loadAfter}`);
+const sibling = rows.find((row) => row.role.startsWith('services sibling'))!.rss;
+const table = [
+  '| process | RSS MiB | ratio to bare node | above bare MiB |',
+  '| --- | ---: | ---: | ---: |',
+  `| bare node (\`setInterval\` only) | ${bare.toFixed(1)} | 1.00 | 0.0 |`,
+  ...rows.map(
+    (row) =>
+      `| ${row.role} | ${row.rss.toFixed(1)} | ${(row.rss / bare).toFixed(2)} | ${(row.rss - bare).toFixed(1)} |`,
+  ),
+].join('\n');
+const above = sibling - bare;
+const body = `2 workers that each hold ${APP_MB} MiB of application state and handle the dispatched \`burn\` events
+(2 ms of CPU each) of a ${BACKLOG}-event PostgreSQL backlog; the services sibling runs the queue with
+\`toWorkers('burn')\` and never loads the application. RSS from \`/proc/<pid>/status\`, median of ${SAMPLES}
+samples over 2 s per process, taken one process after the other while ${handledWhileSampled} events were dispatched; ${machineNote()}; load average before
+${loadBefore}, after ${loadAfter}. \`npm run bench:valve-memory\`.
+
+${table}
+
+The sibling in dispatch mode is ${(sibling / bare).toFixed(2)}× a bare node process, ${above.toFixed(1)} MiB above it.
+Goal: within ${GOAL_MIB} MiB of bare node: **${above <= GOAL_MIB ? 'met' : 'not met'}**.`;
+console.log(body);
+writeBenchmarkSection('valve-memory', body);
