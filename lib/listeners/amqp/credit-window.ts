@@ -9,7 +9,7 @@
  * when credit was 0" and the bound is gone). With nothing outstanding nothing can travel. Measured
  * against reserving the outstanding credit twice, it was as fast (bench/amqp.ts) and never overshoots.
  * Topping up in small batches with the outstanding credit reserved twice and one grant at a time drained
- * faster (0.86 of raw rhea against 0.75) but still overshot under test/amqp-credit.test.ts: RabbitMQ's
+ * faster (0.86 of raw rhea against 0.44 in one bench/amqp.ts run each) but still overshot under test/amqp-credit.test.ts: RabbitMQ's
  * flow reply can overtake messages still on their way from the queue, so the client cannot tell when
  * nothing travels any more.
  */
