@@ -1,29 +1,13 @@
 /** RSS per process role (primary, workers, services sibling) of a demo-like app, beside a bare node process. */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { benchDir, freePort, machineNote, median, writeBenchmarkSection } from './lib/load.js';
+import { benchDir, freePort, machineNote, median, sampleRss, writeBenchmarkSection } from './lib/load.js';
 
 const APP_MB = 50;
 /** Goal: the primary (sibling placement) at most this many MiB above a bare node process. */
 const PRIMARY_GOAL_MIB = 15;
 const SAMPLES = 5;
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-  return kb / 1024;
-}
-
-async function sampleRss(pid: number): Promise<number> {
-  const values: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    values.push(rssMiB(pid));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return median(values);
-}
 
 interface Row {
   run: string;
@@ -36,7 +20,7 @@ interface Row {
 async function measureBare(): Promise<number> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const rss = await sampleRss(child.pid!);
+  const rss = await sampleRss(child.pid!, SAMPLES);
   child.kill('SIGKILL');
   await once(child, 'exit');
   return rss;
@@ -72,7 +56,7 @@ async function measureApp(placement: 'sibling' | 'primary'): Promise<Row[]> {
   const sibling = lines.find((line) => line.msg === 'services:running');
   if (sibling)
     rows.push({ run: placement, role: 'services sibling', pid: sibling.siblingPid as number, rss: 0 });
-  for (const row of rows) row.rss = await sampleRss(row.pid);
+  for (const row of rows) row.rss = await sampleRss(row.pid, SAMPLES);
   process.kill(-child.pid!, 'SIGTERM');
   await once(child, 'exit');
   return rows;

@@ -6,10 +6,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
-import { machineNote, median, startApp, writeBenchmarkSection } from './lib/load.js';
+import { loadAverages, machineNote, sampleRss, startApp, writeBenchmarkSection } from './lib/load.js';
 
 const APP_MB = 50;
 const GOAL_MIB = 25;
@@ -18,25 +17,6 @@ const BACKLOG = 20_000;
 const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `steward_bench_valve_memory_${process.pid}`;
 const admin = new pg.Pool({ connectionString: BASE, max: 2 });
-
-const load = () =>
-  loadavg()
-    .map((value) => value.toFixed(2))
-    .join(' ');
-
-function rssMiB(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  return kb / 1024;
-}
-
-async function sampleRss(pid: number): Promise<number> {
-  const values: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    values.push(rssMiB(pid));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return median(values);
-}
 
 function childrenOf(parent: number): number[] {
   const pids: number[] = [];
@@ -69,13 +49,13 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
 async function measureBare(): Promise<number> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const rss = await sampleRss(child.pid!);
+  const rss = await sampleRss(child.pid!, SAMPLES);
   child.kill('SIGKILL');
   await once(child, 'exit');
   return rss;
 }
 
-const loadBefore = load();
+const loadBefore = loadAverages();
 console.log(`load average before: ${loadBefore}`);
 await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 const app = await startApp('apps/valve-app.js', {
@@ -113,7 +93,7 @@ try {
     ...[...workers].map((pid) => ({ role: 'worker', pid, rss: 0 })),
     { role: 'services sibling (dispatch)', pid: siblings[0]!, rss: 0 },
   ];
-  for (const row of rows) row.rss = await sampleRss(row.pid);
+  for (const row of rows) row.rss = await sampleRss(row.pid, SAMPLES);
   handledWhileSampled = before - (await queued());
   if (handledWhileSampled <= 0) throw new Error('no event was dispatched while the sibling was sampled');
 } finally {
@@ -122,7 +102,7 @@ try {
   await admin.end();
 }
 const bare = await measureBare();
-const loadAfter = load();
+const loadAfter = loadAverages();
 console.log(`load average after: ${loadAfter}`);
 const sibling = rows.find((row) => row.role.startsWith('services sibling'))!.rss;
 const table = [

@@ -5,22 +5,18 @@
  * (b) open loop at 70 % of the HTTP-only capacity: p99 against HTTP only;
  * (c) HTTP stopped: the drain rate of a fresh backlog against the fixed-concurrency run.
  */
-import { execFile } from 'node:child_process';
-import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
 import {
   type App,
   type LoadResult,
+  loadAverages,
   machineNote,
   runAutocannon,
   startApp,
   writeBenchmarkSection,
 } from './lib/load.js';
 
-const run = promisify(execFile);
 const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BACKLOG = Number(process.env.BACKLOG ?? 20_000);
 const DRAIN_BACKLOG = Number(process.env.DRAIN_BACKLOG ?? 5_000);
@@ -37,11 +33,6 @@ interface ModeResult {
   openEventsPerSecond: number;
   drainEventsPerSecond: number;
 }
-
-const load = () =>
-  loadavg()
-    .map((value) => value.toFixed(2))
-    .join(' ');
 
 async function queued(): Promise<number> {
   const result = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.events`);
@@ -65,27 +56,6 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-/** autocannon at a fixed overall rate (open loop): latency is measured from when a request was due. */
-async function runOpenLoop(url: string, rate: number, seconds: number): Promise<LoadResult> {
-  const bin = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
-  const { stdout } = await run(
-    process.execPath,
-    [bin, '--json', '-c', String(CONNECTIONS), '-d', String(seconds), '-R', String(Math.round(rate)), url],
-    { maxBuffer: 16 << 20 },
-  );
-  const result = JSON.parse(stdout);
-  return {
-    tool: 'autocannon',
-    requests: result.requests.total,
-    rps: result.requests.average,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.timeouts + result.non2xx,
-    non2xx: result.non2xx,
-    detail: `errors ${result.errors}, timeouts ${result.timeouts}`,
-  };
 }
 
 /** Events handled per second while `work` runs, from the queue's depth before and after. */
@@ -116,7 +86,9 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
       runAutocannon(app.url, CONNECTIONS, SECONDS),
     );
     const rate = openRate ?? closed.rps * 0.7;
-    const [open, openEventsPerSecond] = await eventsDuring(() => runOpenLoop(app.url, rate, SECONDS));
+    const [open, openEventsPerSecond] = await eventsDuring(() =>
+      runAutocannon(app.url, CONNECTIONS, SECONDS, undefined, rate),
+    );
     let drainEventsPerSecond = 0;
     if (mode !== 'http-only') {
       // The same fresh backlog for every run: what is left of the first one is removed.
@@ -137,7 +109,7 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
   }
 }
 
-const loadBefore = load();
+const loadBefore = loadAverages();
 console.log(`load average before: ${loadBefore}`);
 const results = new Map<Mode, ModeResult>();
 const httpOnly = await runMode('http-only', undefined);
@@ -146,7 +118,7 @@ const openRate = httpOnly.closed.rps * 0.7;
 for (const mode of ['fixed', 'valve'] as const) results.set(mode, await runMode(mode, openRate));
 await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 await admin.end();
-const loadAfter = load();
+const loadAfter = loadAverages();
 
 const base = results.get('http-only')!;
 const fixed = results.get('fixed')!;

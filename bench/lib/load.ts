@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -151,12 +151,17 @@ export async function runAutocannon(
   connections: number,
   seconds: number,
   amount?: number,
+  /** Requests per second overall (open loop: latency counts from when a request was due). */
+  rate?: number,
 ): Promise<LoadResult> {
   const bin = fileURLToPath(new URL('../../node_modules/autocannon/autocannon.js', import.meta.url));
   const limit = amount ? ['-a', String(amount)] : ['-d', String(seconds)];
-  const { stdout } = await run(process.execPath, [bin, '--json', '-c', String(connections), ...limit, url], {
-    maxBuffer: 16 << 20,
-  });
+  const pace = rate ? ['-R', String(Math.round(rate))] : [];
+  const { stdout } = await run(
+    process.execPath,
+    [bin, '--json', '-c', String(connections), ...limit, ...pace, url],
+    { maxBuffer: 16 << 20 },
+  );
   const result = JSON.parse(stdout) as {
     requests: { total: number; average: number; sent: number };
     latency: { p50: number; p99: number };
@@ -272,6 +277,29 @@ http {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resident set size of a process, in MiB, from /proc. */
+export function rssMiB(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  return kb / 1024;
+}
+
+/** The median of `samples` RSS readings 200 ms apart: one reading can land on a GC peak. */
+export async function sampleRss(pid: number, samples: number): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    values.push(rssMiB(pid));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return median(values);
+}
+
+/** The 1, 5 and 15 minute load averages, for the lines printed before and after a run. */
+export function loadAverages(): string {
+  return loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
 }
 
 export function median(values: number[]): number {
