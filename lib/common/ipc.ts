@@ -84,15 +84,21 @@ export class IpcChannel {
    * be sent (false): for a last message right before `process.exit()`, which would otherwise drop it.
    */
   sendFlushed<T extends MessageType>(type: T, payload: Payload<T>): Promise<boolean> {
-    if (this.#closed || typeof this.#peer.send !== 'function') return Promise.resolve(false);
-    const message = { ...payload, ns: IPC_NAMESPACE, type };
-    return new Promise((resolve) => {
-      try {
-        this.#peer.send!(message, (error) => resolve(error === null || error === undefined));
-      } catch {
-        resolve(false);
-      }
-    });
+    return new Promise((resolve) => this.#write({ ...payload, ns: IPC_NAMESPACE, type }, resolve));
+  }
+
+  /**
+   * Hands `message` to the peer and reports whether it was written: false when the channel is closed, the
+   * send threw or the write failed. Node's `send()` also returns false when the message only queued behind
+   * a full IPC backlog; it is still delivered, so that is not a failure here.
+   */
+  #write(message: object, written: (sent: boolean) => void): void {
+    if (this.#closed || typeof this.#peer.send !== 'function') return written(false);
+    try {
+      this.#peer.send(message, (error) => written(error === null || error === undefined));
+    } catch {
+      written(false);
+    }
   }
 
   /** Sends a request and resolves with the peer's reply result, typed by the request (`ReplyResults`). */
@@ -117,17 +123,9 @@ export class IpcChannel {
         );
       }, timeoutMs);
       this.#pending.set(seq, { resolve: (result) => resolve(result as ReplyOf<T>), reject, timer });
-      // `send()` also returns false when the message was queued behind a full IPC backlog (it is still
-      // delivered): only a throw or a failed write means the request never left.
-      const notSent = () => this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
-      if (this.#closed || typeof this.#peer.send !== 'function') return notSent();
-      try {
-        this.#peer.send({ ...payload, ns: IPC_NAMESPACE, type, seq }, (error) => {
-          if (error) notSent();
-        });
-      } catch {
-        notSent();
-      }
+      this.#write({ ...payload, ns: IPC_NAMESPACE, type, seq }, (sent) => {
+        if (!sent) this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
+      });
     });
   }
 
