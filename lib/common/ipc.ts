@@ -93,7 +93,10 @@ export class IpcChannel {
    * a full IPC backlog; it is still delivered, so that is not a failure here.
    */
   #write(message: object, written: (sent: boolean) => void): void {
-    if (this.#closed || typeof this.#peer.send !== 'function') return written(false);
+    if (this.#closed || typeof this.#peer.send !== 'function') {
+      written(false);
+      return;
+    }
     try {
       this.#peer.send(message, (error) => written(error === null || error === undefined));
     } catch {
