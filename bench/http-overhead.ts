@@ -7,6 +7,7 @@ import { loadavg } from 'node:os';
 import {
   clusterCpuSeconds,
   type LoadResult,
+  lostRequests,
   machineNote,
   median,
   runWrk,
@@ -42,7 +43,8 @@ for (let round = 1; round <= ROUNDS; round++) {
     results.get(app.name)!.push(result);
     console.log(
       `round ${round} ${app.name}: ${Math.round(result.rps)} req/s, p99 ${result.p99Ms} ms, ` +
-        `${cpuUsPerRequest.toFixed(1)} CPU µs/req, errors ${result.errors}`,
+        `${cpuUsPerRequest.toFixed(1)} CPU µs/req, sent ${result.sent}, answered ${result.requests}, ` +
+        `lost ${lostRequests(result)}, errors ${result.errors}`,
     );
   }
 }
@@ -56,7 +58,10 @@ const rows = apps.map((app) => {
   const p99 = median(runs.map((r) => r.p99Ms));
   const cpu = median(runs.map((r) => r.cpuUsPerRequest));
   const errors = runs.reduce((sum, r) => sum + r.errors, 0);
-  return `| ${app.name} | ${Math.round(rps)} | ${(rps / bareRps).toFixed(3)} | ${p99.toFixed(2)} | ${(p99 / bareP99).toFixed(2)} | ${cpu.toFixed(1)} | ${(cpu / bareCpu).toFixed(3)} | ${errors} |`;
+  const sent = runs.reduce((sum, r) => sum + (r.sent ?? 0), 0);
+  const answered = runs.reduce((sum, r) => sum + r.requests, 0);
+  const lost = runs.reduce((sum, r) => sum + (lostRequests(r) ?? 0), 0);
+  return `| ${app.name} | ${Math.round(rps)} | ${(rps / bareRps).toFixed(3)} | ${p99.toFixed(2)} | ${(p99 / bareP99).toFixed(2)} | ${cpu.toFixed(1)} | ${(cpu / bareCpu).toFixed(3)} | ${sent} | ${answered} | ${lost} | ${errors} |`;
 });
 const loadAfter = loadavg();
 console.log(`load average after: ${loadAfter.map((n) => n.toFixed(2)).join(' ')}`);
@@ -69,14 +74,16 @@ const table = [
   `wrk, ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds (order rotated each round); ${machineNote()}; ` +
     `load average (1, 5, 15 min) ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
   '',
-  '| server | req/s | ratio to bare | p99 ms | p99 ratio | CPU µs/req | CPU ratio | errors |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  '| server | req/s | ratio to bare | p99 ms | p99 ratio | CPU µs/req | CPU ratio | sent | answered | lost | errors |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...rows,
   '',
   `- cluster-steward / bare req/s: **${stewardRatio.toFixed(3)}** (goal >= 0.98: ${met(stewardRatio >= 0.98)}).`,
   `- CPU per request (every process of the cluster, from /proc; wrk runs outside it), which depends far less on what else`,
   `  the machine runs than req/s: cluster-steward / bare **${stewardCpuRatio.toFixed(3)}** (goal <= 1.03: ${met(stewardCpuRatio <= 1.03)}).`,
   `- p99: cluster-steward / bare **${stewardP99Ratio.toFixed(2)}** (goal <= 1.1: ${met(stewardP99Ratio <= 1.1)}).`,
+  `- Sent and answered are summed over the measured rounds; "lost" leaves out the one request per connection that`,
+  `  may be in flight when wrk stops (its \`request()\` hook counts what it writes).`,
 ].join('\n');
 console.log(`\n${table}`);
 writeBenchmarkSection('http-overhead', table);

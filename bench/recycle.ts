@@ -20,6 +20,7 @@ import {
   clusterCpuSeconds,
   freePort,
   type LoadResult,
+  lostRequests,
   machineNote,
   runAutocannon,
   runNodeClient,
@@ -184,7 +185,7 @@ const steward = (age: number): Record<string, string> => ({
   RECYCLE: age ? JSON.stringify({ maxAge: age, minLifetime: 0 }) : '',
 });
 const floor = (age: number): Record<string, string> => ({ AGE: String(age), RECYCLE: '' });
-const lost = (m: Measured): number => (m.load.sent ?? m.load.requests) - m.load.requests;
+const lost = (m: Measured): number => lostRequests(m.load) ?? 0;
 const cpuUs = (m: Measured): number => (m.cpuSeconds * 1e6) / m.load.requests;
 /** CPU seconds per recycle above what the same requests cost without recycling. */
 const extraPerRecycle = (run: Measured, base: Measured): number =>
@@ -223,7 +224,7 @@ const rpsRatio = stewardSlow.load.rps / stewardBase.load.rps;
 const p99Ratio = stewardSlow.load.p99Ms / stewardBase.load.p99Ms;
 const met = (ok: boolean) => (ok ? 'met' : '**not met**');
 const row = (m: Measured) =>
-  `| ${m.client} | ${m.cluster} | ${m.load.sent ?? '–'} | ${m.load.requests} | ${m.load.sent === undefined ? '–' : lost(m)} | ${m.load.errors} (${m.load.detail}) | ${Math.round(m.load.rps)} | ${m.load.p99Ms.toFixed(2)} | ${m.recycles} | ${cpuUs(m).toFixed(1)} |`;
+  `| ${m.client} | ${m.cluster} | ${m.load.sent ?? '–'} | ${m.load.requests} | ${lostRequests(m.load) ?? '–'} | ${m.load.errors} (${m.load.detail}) | ${Math.round(m.load.rps)} | ${m.load.p99Ms.toFixed(2)} | ${m.recycles} | ${cpuUs(m).toFixed(1)} |`;
 const everyLost = [stewardSlow, ...clientRuns.flat()].reduce((sum, m) => sum + lost(m) + m.load.errors, 0);
 const table = [
   `2 workers, ${CONNECTIONS} keep-alive connections; wrk runs ${SECONDS} s, the other clients ${CLIENT_SECONDS} s ` +

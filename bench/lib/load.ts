@@ -89,11 +89,12 @@ export interface LoadResult {
   tool: 'wrk' | 'autocannon' | 'agent' | 'fetch';
   requests: number;
   /**
-   * Requests the client wrote, when it says (autocannon with `--amount`, the Node clients); `sent - requests`
-   * were never answered. wrk does not count them: a request lost on a closing connection shows in its
-   * socket errors.
+   * Requests the client wrote (autocannon with `--amount`, the Node clients, wrk through a Lua hook);
+   * `sent - requests`, less `inFlightAtStop`, were never answered.
    */
   sent?: number;
+  /** Requests a duration-bound client may have in flight when it stops (one per connection), not lost. */
+  inFlightAtStop?: number;
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -103,21 +104,45 @@ export interface LoadResult {
   detail: string;
 }
 
-/** Runs wrk (a separate C process) with a latency distribution. */
+/**
+ * Counts the requests wrk writes: a `request()` hook returning the one prepared request (wrk then calls it
+ * per request, without parsing responses in Lua), summed over its threads when it is done. wrk calls the
+ * hook once more before the run, on its first thread, to check what it returns: that call sends nothing.
+ */
+const WRK_COUNT_SENT = `
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) sent = 0; prepared = wrk.format() end
+function request() sent = sent + 1; return prepared end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("sent") end
+  io.write(string.format("requests written: %d\\n", total - 1))
+end
+`;
+
+/**
+ * Runs wrk (a separate C process) with a latency distribution. `sent` is what it wrote: when it stops, each
+ * connection may have one request in flight, so `sent - requests` up to `connections` is the requests
+ * in flight at the stop, and anything above that was lost.
+ */
 export async function runWrk(
   url: string,
   connections: number,
   seconds: number,
   threads = 1,
 ): Promise<LoadResult> {
+  const script = join(mkdtempSync(join(tmpdir(), 'wrk-')), 'count-sent.lua');
+  writeFileSync(script, WRK_COUNT_SENT);
   const { stdout } = await run(
     'wrk',
-    ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', url],
+    ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', script, url],
     {
       maxBuffer: 1 << 20,
     },
-  );
+  ).finally(() => rmSync(join(script, '..'), { recursive: true, force: true }));
   const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
+  const sent = Number(/requests written: (\d+)/.exec(stdout)?.[1] ?? Number.NaN);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
   const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
@@ -125,6 +150,8 @@ export async function runWrk(
   return {
     tool: 'wrk',
     requests,
+    sent,
+    inFlightAtStop: connections,
     rps,
     p50Ms: wrkLatency(stdout, '50%'),
     p99Ms: wrkLatency(stdout, '99%'),
@@ -132,6 +159,12 @@ export async function runWrk(
     non2xx,
     detail: socket ? socket[0] : 'no socket errors',
   };
+}
+
+/** Requests sent and never answered: what the client wrote, less the answers and what was in flight at its stop. */
+export function lostRequests(result: LoadResult): number | undefined {
+  if (result.sent === undefined || Number.isNaN(result.sent)) return undefined;
+  return Math.max(0, result.sent - result.requests - (result.inFlightAtStop ?? 0));
 }
 
 function wrkLatency(output: string, percentile: string): number {
