@@ -56,10 +56,18 @@ async function scrapeEvery500ms(
   return durations;
 }
 
-/** The primary's V8 young generation (new space) in bytes, from its own process metrics in a scrape. */
+/** The size of one of the primary's V8 heap spaces in bytes, from its own process metrics in a scrape. */
+function heapSpaceOf(body: string, space: 'new' | 'old'): number {
+  const line = new RegExp(
+    `^nodejs_heap_space_size_total_bytes\\{space="${space}",role="primary"\\} (\\d+)`,
+    'm',
+  );
+  return Number(line.exec(body)?.[1] ?? 0);
+}
+
+/** The primary's V8 young generation (new space) in bytes. */
 function youngGenerationOf(body: string): number {
-  const line = /^nodejs_heap_space_size_total_bytes\{space="new",role="primary"\} (\d+)/m.exec(body);
-  return Number(line?.[1] ?? 0);
+  return heapSpaceOf(body, 'new');
 }
 
 /** Clients that keep `count` sockets open against the port: a dropped one reconnects at once. */
@@ -162,7 +170,10 @@ test('1,000 idle sockets and 100 slowloris clients held open: every authenticate
       maxYoung = Math.max(maxYoung, youngGenerationOf(body));
       maxRss = Math.max(maxRss, rss);
       minOpen = Math.min(minOpen, idle.open + slow.open);
-      if (count % 20 === 0) trajectory.push(`${Math.round(elapsed / 1000)}s:${(rss / MiB).toFixed(0)}`);
+      if (count % 20 === 0)
+        trajectory.push(
+          `${Math.round(elapsed / 1000)}s:${(rss / MiB).toFixed(0)}/${(youngGenerationOf(body) / MiB).toFixed(0)}/${(heapSpaceOf(body, 'old') / MiB).toFixed(0)}`,
+        );
       if (count % 10 === 0) {
         const health = await get(`${base}/healthz`, { headers: auth, timeoutMs: 5_000 });
         assert.equal(health.status, 200, health.body);
@@ -180,7 +191,7 @@ test('1,000 idle sockets and 100 slowloris clients held open: every authenticate
       `p99 ${p(0.99).toFixed(0)} ms, max ${p(1).toFixed(0)} ms; hostile sockets open (min) ${minOpen}, ` +
       `idle drops ${idle.drops}, slowloris drops ${slow.drops}; RSS idle ${(idleRss / MiB).toFixed(1)} MiB, ` +
       `max ${(maxRss / MiB).toFixed(1)} MiB (+${((maxRss - idleRss) / MiB).toFixed(1)} MiB; at startup ` +
-      `${(startupRss / MiB).toFixed(1)} MiB); RSS MiB over time ${trajectory.join(' ')}; ` +
+      `${(startupRss / MiB).toFixed(1)} MiB); RSS/young/old space MiB over time ${trajectory.join(' ')}; ` +
       `V8 young generation ${(idleYoung / MiB).toFixed(0)} -> ${(maxYoung / MiB).toFixed(0)} MiB`,
   );
   assert.ok(durations.length >= Math.floor(DURATION_MS / 1_000), 'a scrape every 500 ms or so');

@@ -12,6 +12,7 @@ import { ConnectionBudget, defaultConnectionBudget } from './connection-budget.j
 import { type ControlTarget, clusterStatus } from './control-target.js';
 import { type DashboardAccess, dashboardRoute } from './dashboard/dashboard-routes.js';
 import { hasBody, send, sendJson } from './http-reply.js';
+import { holdsRequestHeadEnd } from './request-head.js';
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 
@@ -105,8 +106,10 @@ export class ControlServer {
   /** Parses and answers requests; it never listens itself. */
   readonly #http: http.Server;
   readonly #budget: ConnectionBudget;
-  /** Hands a socket over to `#http` on its first bytes; shared by every socket (`this` is the socket). */
-  readonly #onFirstBytes: (this: Socket, chunk: Buffer) => void;
+  /** Reads a request head on a bare socket; shared by every socket (`this` is the socket). */
+  readonly #onHeadBytes: (this: Socket, chunk: Buffer) => void;
+  /** The bytes of request heads still arriving, on sockets not handed to `#http` yet. */
+  readonly #partialHeads = new WeakMap<Socket, Buffer>();
   #scrapeInFlight: Promise<string> | undefined;
 
   private constructor(target: ControlEndpoints, settings: ControlSettings, logger: Logger) {
@@ -128,33 +131,46 @@ export class ControlServer {
     );
     this.#http.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
     const control = this;
-    this.#onFirstBytes = function (this: Socket, chunk: Buffer) {
-      control.#handOver(this, chunk);
+    this.#onHeadBytes = function (this: Socket, chunk: Buffer) {
+      control.#headBytes(this, chunk);
     };
     this.#listener = net.createServer(this.#onConnection);
   }
 
   /**
    * A new connection: admitted into the budget (evicting an unproven socket when full) and kept as a
-   * bare socket, without an HTTP parser, request object or timer, until it sends something. A flood
-   * of silent connections then costs the primary little more than the sockets themselves.
+   * bare socket, without an HTTP parser, request object or timer, until it has sent a complete request
+   * head. A flood of silent or trickling connections then costs the primary little more than the
+   * sockets themselves, and little of it survives V8's minor collections (which would otherwise grow
+   * the young generation: it doubles whenever that many bytes have survived since it last grew).
    */
   #onConnection = (socket: Socket): void => {
     if (!this.#budget.admit(socket)) {
       this.#logger.warn({ open: this.#budget.size }, 'control:connection:refused');
       return;
     }
-    // A reset from a client that never sent anything: the socket closes, nothing to report.
+    // A reset from a client that never sent a request: the socket closes, nothing to report.
     socket.on('error', ignoreSocketError);
-    socket.on('data', this.#onFirstBytes);
+    socket.on('data', this.#onHeadBytes);
   };
 
-  /** The first bytes arrived: the HTTP server takes the socket, and reads them first. */
-  #handOver(socket: Socket, chunk: Buffer): void {
-    socket.removeListener('data', this.#onFirstBytes);
+  /**
+   * Bytes of a request head: kept until the head is complete (or too long, for the parser to refuse
+   * with 431), then the HTTP server takes the socket and reads them first. The head deadline starts
+   * with the first byte.
+   */
+  #headBytes(socket: Socket, chunk: Buffer): void {
+    const earlier = this.#partialHeads.get(socket);
+    if (earlier === undefined) this.#budget.headStarted(socket);
+    const head = earlier === undefined ? chunk : Buffer.concat([earlier, chunk]);
+    if (!holdsRequestHeadEnd(head, earlier?.length) && head.length <= MAX_HEADER_BYTES) {
+      this.#partialHeads.set(socket, head);
+      return;
+    }
+    this.#partialHeads.delete(socket);
+    socket.removeListener('data', this.#onHeadBytes);
     socket.pause();
-    socket.unshift(chunk);
-    this.#budget.headStarted(socket);
+    socket.unshift(head);
     this.#http.emit('connection', socket);
     socket.resume();
   }
