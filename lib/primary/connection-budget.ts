@@ -112,7 +112,8 @@ export class ConnectionBudget {
       return false;
     }
     this.#sockets.set(socket, { phase: 'silent', trusted: false, deadline: 0 });
-    socket.once('close', this.#forget);
+    // `on`, not `once`: a socket closes once, and `once` would allocate a wrapper per socket.
+    socket.on('close', this.#forget);
     return true;
   }
 
