@@ -1,5 +1,6 @@
 // A demo-like app for bench/memory: Express workers that each hold APP_MB of application state
-// (caches, loaded code), and a services module of listener-like services placed by PLACEMENT.
+// (caches, loaded code), and a services module of listener-like services placed by PLACEMENT (none with
+// PLACEMENT=none: a web-only cluster).
 import http from 'node:http';
 import { steward } from 'cluster-steward';
 
@@ -8,8 +9,12 @@ const appMb = Number(process.env.APP_MB ?? 50);
 await steward({
   workers: Number(process.env.WORKERS ?? 2),
   logger: { level: 'info' },
-  placement: process.env.PLACEMENT ?? 'sibling',
-  services: new URL('./memory-services.js', import.meta.url),
+  ...(process.env.PLACEMENT === 'none'
+    ? {}
+    : {
+        placement: process.env.PLACEMENT ?? 'sibling',
+        services: new URL('./memory-services.js', import.meta.url),
+      }),
   worker: async () => {
     const { default: express } = await import('express');
     // Filled, so every page is resident, as a warmed-up application's heap and caches are.
