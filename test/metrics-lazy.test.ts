@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricJson } from '../lib/common/messages.js';
 import { PROMETHEUS_CONTENT_TYPE, sumMetrics } from '../lib/metrics/cluster-aggregator.js';
+import { CounterRecord, GaugeRecord, HistogramRecord } from '../lib/metrics/metric-record.js';
 import { PoolMetrics } from '../lib/primary/pool-metrics.js';
 import type { PoolView } from '../lib/primary/worker-pool.js';
 import { event, spawnFixture } from './helpers/process.js';
@@ -92,6 +93,57 @@ test('the pool records render exactly what prom-client gives for the same events
   // And therefore the same exposition once aggregated, as a scrape does.
   const text = (parts: MetricJson[][]) => AggregatorRegistry.aggregate(parts).metrics();
   assert.equal(await text([records.toJson()]), await text([expected as MetricJson[]]));
+});
+
+test('labelled histograms, counters and gauges render as prom-client renders them', async () => {
+  const registry = new Registry();
+  const buckets = [0.01, 0.1, 1];
+  const histogram = new Histogram({
+    name: 'l_seconds',
+    help: 'h',
+    labelNames: ['name', 'outcome'],
+    buckets,
+    registers: [registry],
+  });
+  const counter = new Counter({ name: 'l_total', help: 'h', labelNames: ['worker'], registers: [registry] });
+  const routes = [
+    { worker: '2', limit: 4 },
+    { worker: '1', limit: 8 },
+  ];
+  new Gauge({
+    name: 'l_limit',
+    help: 'h',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const route of routes) this.set({ worker: route.worker }, route.limit);
+    },
+  });
+  const histogramRecord = new HistogramRecord({ name: 'l_seconds', help: 'h' }, buckets, true);
+  const counterRecord = new CounterRecord({ name: 'l_total', help: 'h' });
+  const gaugeRecord = new GaugeRecord({ name: 'l_limit', help: 'h' }, () =>
+    routes.map((route) => ({ labels: { worker: route.worker }, value: route.limit })),
+  );
+  for (const [seconds, name, outcome] of [
+    [0.005, 'a', 'processed'],
+    [0.5, 'b', 'failed'],
+    [5, 'a', 'processed'],
+    [0.05, 'a', 'failed'],
+  ] as const) {
+    histogram.observe({ name, outcome }, seconds);
+    histogramRecord.observe(seconds, { name, outcome });
+    counter.inc({ worker: outcome });
+    counterRecord.inc({ worker: outcome });
+  }
+  const records = [histogramRecord.toJson(), counterRecord.toJson(), gaugeRecord.toJson()];
+  const expected = (await registry.getMetricsAsJSON()) as MetricJson[];
+  assert.deepEqual(records, expected);
+  const text = (parts: MetricJson[][]) => AggregatorRegistry.aggregate(parts).metrics();
+  assert.equal(await text([records]), await text([expected]));
+  // An unobserved labelled histogram has no series, as prom-client's has none.
+  const empty = new HistogramRecord({ name: 'e_seconds', help: 'h' }, buckets, true);
+  assert.deepEqual(empty.toJson().values, []);
 });
 
 test('retired totals are summed as prom-client sums them', async () => {

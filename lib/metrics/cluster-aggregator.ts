@@ -5,7 +5,7 @@ import type { MetricJson } from '../common/messages.js';
 import { coerceError } from '../errors.js';
 import type { LocalRole } from './library-metrics.js';
 import { isMetricList } from './metric-json.js';
-import { CounterRecord, labelHash, type SampleJson } from './metric-record.js';
+import { CounterRecord, labelHash, renderPrimaryFamilies, type SampleJson } from './metric-record.js';
 
 /** prom-client's exposition content type (`Registry.PROMETHEUS_CONTENT_TYPE`), known before it loads. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -126,6 +126,7 @@ export class ClusterMetrics {
     // After the remote collects, so this scrape already shows their errors.
     const local = await collectLocalMetrics('primary', this.#options.register);
     if (this.#options.own) local.push(...this.#options.own());
+    local.push(...renderPrimaryFamilies());
     local.push(this.#scrapeErrors.toJson());
     // From here to the merge nothing awaits: the retired totals and the live set are read at one instant,
     // so a process that exited during the collect is counted once, through its retired snapshot.

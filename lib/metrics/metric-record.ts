@@ -69,41 +69,70 @@ export class GaugeRecord {
   }
 }
 
-/** A histogram without labels: counts per bucket (not cumulative), their sum and count. */
+/** A histogram: per series (labels), counts per bucket (not cumulative), their sum and count. */
 export class HistogramRecord {
   readonly #info: FamilyInfo;
   readonly #bounds: readonly number[];
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
+  readonly #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
 
-  constructor(info: FamilyInfo, bounds: readonly number[]) {
+  /** Without `labelled`, the one series exists (at zero) from the start, as prom-client's does. */
+  constructor(info: FamilyInfo, bounds: readonly number[], labelled = false) {
     this.#info = info;
     this.#bounds = bounds;
-    this.#counts = bounds.map(() => 0);
+    if (!labelled) this.#seriesOf({});
   }
 
-  observe(value: number): void {
+  observe(value: number, labels: Labels = {}): void {
+    const series = this.#seriesOf(labels);
     const index = this.#bounds.findIndex((bound) => value <= bound);
-    if (index >= 0) this.#counts[index]!++;
-    this.#sum += value;
-    this.#count++;
+    if (index >= 0) series.counts[index]!++;
+    series.sum += value;
+    series.count++;
+  }
+
+  #seriesOf(labels: Labels) {
+    const key = labelHash(labels);
+    let series = this.#series.get(key);
+    if (!series) {
+      series = { labels: { ...labels }, counts: this.#bounds.map(() => 0), sum: 0, count: 0 };
+      this.#series.set(key, series);
+    }
+    return series;
   }
 
   toJson(): MetricJson {
     const bucket = `${this.#info.name}_bucket`;
-    let cumulative = 0;
-    const values: SampleJson[] = this.#bounds.map((le, index) => {
-      cumulative += this.#counts[index]!;
-      return { labels: { le }, value: cumulative, metricName: bucket, exemplar: null };
-    });
-    values.push(
-      { labels: { le: '+Inf' }, value: this.#count, metricName: bucket, exemplar: null },
-      { labels: {}, value: this.#sum, metricName: `${this.#info.name}_sum`, exemplar: undefined },
-      { labels: {}, value: this.#count, metricName: `${this.#info.name}_count`, exemplar: undefined },
-    );
+    const values: SampleJson[] = [];
+    for (const { labels, counts, sum, count } of this.#series.values()) {
+      let cumulative = 0;
+      // `le` first, then the series' labels: the order prom-client writes them in.
+      this.#bounds.forEach((le, index) => {
+        cumulative += counts[index]!;
+        values.push({ labels: { le, ...labels }, value: cumulative, metricName: bucket, exemplar: null });
+      });
+      values.push(
+        { labels: { le: '+Inf', ...labels }, value: count, metricName: bucket, exemplar: null },
+        { labels: { ...labels }, value: sum, metricName: `${this.#info.name}_sum`, exemplar: undefined },
+        { labels: { ...labels }, value: count, metricName: `${this.#info.name}_count`, exemplar: undefined },
+      );
+    }
     return family(this.#info, 'histogram', values);
   }
+}
+
+/** Families of the primary's own components (by family group), added to its library metrics at each scrape. */
+const primaryFamilies = new Map<string, () => MetricJson[]>();
+
+/**
+ * Adds `render`'s families to every scrape of this primary; a later call with the same `group` (a second
+ * supervisor in one process) replaces the earlier one.
+ */
+export function setPrimaryFamilies(group: string, render: () => MetricJson[]): void {
+  primaryFamilies.set(group, render);
+}
+
+export function renderPrimaryFamilies(): MetricJson[] {
+  return [...primaryFamilies.values()].flatMap((render) => render());
 }
 
 function family(info: FamilyInfo, type: string, values: SampleJson[]): MetricJson {
