@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, test } from 'node:test';
 import { get, type Reply } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -131,6 +132,41 @@ test('/status and /healthz report a service that stopped running; secrets are re
   // Shutdown: the services stop and the control server answers until it closes.
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0);
+});
+
+test('a request head that arrives in pieces is answered, and so are the requests after it on the connection', async () => {
+  const { fixture, base } = await start({ token: TOKEN });
+  const socket = net.connect(Number(new URL(base).port), '127.0.0.1');
+  let received = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    received += chunk;
+  });
+  const write = (text: string) =>
+    new Promise<void>((resolve, reject) =>
+      socket.write(text, (error) => (error ? reject(error) : resolve())),
+    );
+  try {
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // The server keeps the pieces until the head is complete; they end mid-line and mid-terminator.
+    for (const piece of ['GET /sta', 'tus HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ', `${TOKEN}\r\n\r`])
+      await write(piece);
+    await write('\n');
+    await until(() => /^HTTP\/1\.1 200 /.test(received), 10_000, 'the split request answered');
+    // Two more on the same connection, in one write: unauthorized, then authorized.
+    await write(
+      'GET /status HTTP/1.1\r\nHost: x\r\n\r\n' +
+        `GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`,
+    );
+    await until(() => received.match(/HTTP\/1\.1 \d+ /g)?.length === 3, 10_000, 'three answers');
+    assert.deepEqual(
+      received.match(/HTTP\/1\.1 (\d+) /g)?.map((line) => line.trim()),
+      ['HTTP/1.1 200', 'HTTP/1.1 401', 'HTTP/1.1 200'],
+    );
+    assert.match(received, /"workers":\[/);
+  } finally {
+    socket.destroy();
+    fixture.killAll();
+  }
 });
 
 test('a control port in use fails the start with STEWARD_ERR_CONTROL_LISTEN before anything is forked', async () => {

@@ -1,15 +1,21 @@
 // A demo-like app for bench/memory: Express workers that each hold APP_MB of application state
-// (caches, loaded code), and a services module of listener-like services placed by PLACEMENT.
+// (caches, loaded code), and a services module of listener-like services placed by PLACEMENT (none with
+// PLACEMENT=none: a web-only cluster).
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import { steward } from 'cluster-steward';
 
 const appMb = Number(process.env.APP_MB ?? 50);
 
-await steward({
+const supervisor = await steward({
   workers: Number(process.env.WORKERS ?? 2),
   logger: { level: 'info' },
-  placement: process.env.PLACEMENT ?? 'sibling',
-  services: new URL('./memory-services.js', import.meta.url),
+  ...(process.env.PLACEMENT === 'none'
+    ? {}
+    : {
+        placement: process.env.PLACEMENT ?? 'sibling',
+        services: new URL('./memory-services.js', import.meta.url),
+      }),
   worker: async () => {
     const { default: express } = await import('express');
     // Filled, so every page is resident, as a warmed-up application's heap and caches are.
@@ -18,4 +24,11 @@ await steward({
     app.get('/', (_req, res) => res.json({ pid: process.pid, state: state.length }));
     return http.createServer(app).listen(Number(process.env.PORT), '127.0.0.1');
   },
+});
+
+// In the primary: whether prom-client is loaded once each worker is ready (the bench reports the last).
+supervisor?.pool.on('worker:ready', () => {
+  const cache = Object.keys(createRequire(import.meta.url).cache);
+  const promClient = cache.some((path) => path.includes('/prom-client/'));
+  console.log(JSON.stringify({ msg: 'bench:primary-modules', promClient }));
 });

@@ -1,10 +1,14 @@
 import type { Logger } from 'pino';
-import { AggregatorRegistry, Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { IpcChannel } from '../common/ipc.js';
+import type { MetricJson } from '../common/messages.js';
 import { coerceError } from '../errors.js';
-import { type LocalRole, libraryRegistry, type MetricJson } from './library-metrics.js';
-import { collectLocalMetrics } from './local-metrics.js';
+import type { LocalRole } from './library-metrics.js';
 import { isMetricList } from './metric-json.js';
+import { CounterRecord, labelHash, renderPrimaryFamilies, type SampleJson } from './metric-record.js';
+
+/** prom-client's exposition content type (`Registry.PROMETHEUS_CONTENT_TYPE`), known before it loads. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** One process the primary collects from over IPC. */
 export interface MetricsSource {
@@ -29,6 +33,13 @@ export interface ClusterMetricsOptions {
   /** The application's registry in the primary (prom-client's global one when undefined). */
   register: Registry | undefined;
   logger: Logger;
+  /** The primary's own families kept as plain numbers (see metric-record.ts), rendered at each scrape. */
+  own?: () => MetricJson[];
+  /**
+   * Loads the modules whose families join this process's library registry, awaited before each scrape
+   * (the registry and prom-client are created at the first one).
+   */
+  collectors?: () => Promise<unknown>;
 }
 
 /**
@@ -43,7 +54,10 @@ export interface ClusterMetricsOptions {
  */
 export class ClusterMetrics {
   readonly #options: ClusterMetricsOptions;
-  readonly #scrapeErrors: Counter<'role'>;
+  readonly #scrapeErrors = new CounterRecord({
+    name: 'steward_scrape_errors_total',
+    help: 'Processes left out of a scrape because they did not answer in time, died or sent invalid metrics.',
+  });
   /** Summed counters and histograms of every retired process. Replaced, never mutated. */
   #retired: MetricJson[] = [];
   readonly #retiredTokens = new WeakSet<object>();
@@ -56,19 +70,11 @@ export class ClusterMetrics {
 
   constructor(options: ClusterMetricsOptions) {
     this.#options = options;
-    const registry = libraryRegistry('primary');
-    registry.removeSingleMetric('steward_scrape_errors_total');
-    this.#scrapeErrors = new Counter({
-      name: 'steward_scrape_errors_total',
-      help: 'Processes left out of a scrape because they did not answer in time, died or sent invalid metrics.',
-      labelNames: ['role'],
-      registers: [registry],
-    });
     for (const role of ['worker', 'sibling'] as const) this.#scrapeErrors.inc({ role }, 0);
   }
 
   get contentType(): string {
-    return AggregatorRegistry.PROMETHEUS_CONTENT_TYPE;
+    return PROMETHEUS_CONTENT_TYPE;
   }
 
   /** Takes the final report the process behind `channel` sends once it has stopped, right before exiting. */
@@ -111,8 +117,17 @@ export class ClusterMetrics {
     const sources = this.#options.sources();
     this.#retireVanished(sources);
     const collected = await Promise.all(sources.map((source) => this.#collect(source)));
+    // prom-client and the library registry load with the first scrape, not with the primary.
+    const [{ AggregatorRegistry }, { collectLocalMetrics }] = await Promise.all([
+      import('prom-client'),
+      import('./local-metrics.js'),
+      this.#options.collectors?.(),
+    ]);
     // After the remote collects, so this scrape already shows their errors.
     const local = await collectLocalMetrics('primary', this.#options.register);
+    if (this.#options.own) local.push(...this.#options.own());
+    local.push(...renderPrimaryFamilies());
+    local.push(this.#scrapeErrors.toJson());
     // From here to the merge nothing awaits: the retired totals and the live set are read at one instant,
     // so a process that exited during the collect is counted once, through its retired snapshot.
     const parts: MetricJson[][] = [local];
@@ -167,13 +182,35 @@ function cumulativeOnly(metrics: MetricJson[]): MetricJson[] {
   });
 }
 
-/** Sums metric lists series by series (by name, metric name and labels), synchronously. */
-function sumMetrics(parts: MetricJson[][]): MetricJson[] {
-  const summed = parts.map((metrics) => metrics.map((metric) => ({ ...metric, aggregator: 'sum' as const })));
-  return AggregatorRegistry.aggregate(summed)
-    .getMetricsAsArray()
-    .map((metric) => {
-      const { name, help, type, aggregator, values } = metric as unknown as MetricJson;
-      return { name, help, type, aggregator, values } as MetricJson;
-    });
+/**
+ * Sums metric lists series by series (by name, metric name and labels), synchronously, as prom-client's
+ * `AggregatorRegistry.aggregate` does with the `sum` aggregator; done here so a worker exit does not load
+ * prom-client into a primary that is never scraped.
+ */
+export function sumMetrics(parts: MetricJson[][]): MetricJson[] {
+  const families = new Map<string, { metric: MetricJson; series: Map<string, SampleJson> }>();
+  for (const metrics of parts) {
+    for (const metric of metrics) {
+      let family = families.get(metric.name);
+      if (!family) {
+        const { name, help, type } = metric;
+        const summed = { name, help, type, aggregator: 'sum', values: [] };
+        family = { metric: summed as unknown as MetricJson, series: new Map() };
+        families.set(metric.name, family);
+      }
+      for (const value of metric.values as SampleJson[]) {
+        const key = `${value.metricName}_${labelHash(value.labels)}`;
+        const series = family.series.get(key);
+        if (series) series.value += value.value;
+        else {
+          const summed: SampleJson = { value: value.value, labels: value.labels };
+          if (value.metricName) summed.metricName = value.metricName;
+          family.series.set(key, summed);
+        }
+      }
+    }
+  }
+  return [...families.values()].map(
+    ({ metric, series }) => ({ ...metric, values: [...series.values()] }) as unknown as MetricJson,
+  );
 }

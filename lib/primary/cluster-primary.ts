@@ -7,11 +7,11 @@ import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../lis
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
-import { serviceUp, setRemoteServicesUp } from '../services/service-metrics.js';
+import { serviceUp, setRemoteServicesUp } from '../services/service-figures.js';
 import { createClusterMetrics } from './cluster-sources.js';
 import type { ControlServer } from './control-server.js';
 import { LifecycleLog, recordLifecycle } from './dashboard/lifecycle-log.js';
-import { DispatchRouter } from './dispatch-router.js';
+import type { DispatchRouter } from './dispatch-router.js';
 import { createServicesSupervisor } from './services-placement.js';
 import type { ServicesSupervisor } from './services-supervisor.js';
 import type { PoolView } from './worker-pool.js';
@@ -113,7 +113,11 @@ export abstract class ClusterPrimary {
   /** Starts the services host and pushes its status on every change and every `statusInterval`. */
   protected async startServices(): Promise<void> {
     if (!this.options.services) return;
-    const services = await createServicesSupervisor(this.options, this.logger, this.eventLoop);
+    // The valve and its metrics (prom-client) load only with services: a web-only primary never needs them.
+    const [services, { DispatchRouter }] = await Promise.all([
+      createServicesSupervisor(this.options, this.logger, this.eventLoop),
+      import('./dispatch-router.js'),
+    ]);
     this.services = services;
     if (this.options.placement !== 'primary')
       setRemoteServicesUp(() => {

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import type { IpcChannel } from '../common/ipc.js';
 import { ClusterMetrics, type MetricsSource } from '../metrics/cluster-aggregator.js';
-import { libraryRegistry } from '../metrics/library-metrics.js';
 import type { ResolvedOptions } from '../options.js';
-import { registerPoolMetrics } from './pool-metrics.js';
+import { PoolMetrics } from './pool-metrics.js';
 import type { PoolView } from './worker-pool.js';
 
 /**
@@ -18,7 +17,7 @@ export function createClusterMetrics(
   siblingChannel: () => IpcChannel | undefined = () => undefined,
   siblingStale: () => boolean = () => false,
 ): ClusterMetrics {
-  registerPoolMetrics(pool, libraryRegistry('primary'));
+  const poolMetrics = new PoolMetrics(pool);
   const metrics = new ClusterMetrics({
     sources: () => {
       const sources = workerSources(pool);
@@ -30,6 +29,9 @@ export function createClusterMetrics(
     timeout: options.control?.metricsTimeout ?? 2_000,
     register: options.register,
     logger,
+    own: () => poolMetrics.toJson(),
+    // The primary answers for the services (of its sibling, or hosted here) in the service families.
+    collectors: () => import('../services/service-metrics.js'),
   });
   pool.on('worker:forked', (handle) => {
     metrics.acceptFinalReport(handle, handle.channel);

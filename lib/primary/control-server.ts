@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../common/loopback.js';
 import { redactDeep, redactText, registerSecret } from '../common/redact.js';
@@ -12,6 +12,7 @@ import { ConnectionBudget, defaultConnectionBudget } from './connection-budget.j
 import { type ControlTarget, clusterStatus } from './control-target.js';
 import { type DashboardAccess, dashboardRoute } from './dashboard/dashboard-routes.js';
 import { hasBody, send, sendJson } from './http-reply.js';
+import { holdsRequestHeadEnd } from './request-head.js';
 
 export type ControlSettings = NonNullable<ResolvedOptions['control']>;
 
@@ -100,8 +101,15 @@ export class ControlServer {
   readonly #settings: ControlSettings;
   readonly #logger: Logger;
   readonly #tokenHash: Buffer | undefined;
-  readonly #server: http.Server;
+  /** Accepts the connections; a socket goes to `#http` only once it has sent its first bytes. */
+  readonly #listener: net.Server;
+  /** Parses and answers requests; it never listens itself. */
+  readonly #http: http.Server;
   readonly #budget: ConnectionBudget;
+  /** Reads a request head on a bare socket; shared by every socket (`this` is the socket). */
+  readonly #onHeadBytes: (this: Socket, chunk: Buffer) => void;
+  /** The bytes of request heads still arriving, on sockets not handed to `#http` yet. */
+  readonly #partialHeads = new WeakMap<Socket, Buffer>();
   #scrapeInFlight: Promise<string> | undefined;
 
   private constructor(target: ControlEndpoints, settings: ControlSettings, logger: Logger) {
@@ -110,24 +118,61 @@ export class ControlServer {
     this.#logger = logger.child({ component: 'control' });
     registerSecret(settings.token);
     this.#tokenHash = settings.token === undefined ? undefined : sha256(settings.token);
-    this.#budget = new ConnectionBudget(defaultConnectionBudget(), REQUEST_HEAD_DEADLINE);
-    this.#server = http.createServer(
-      {
-        maxHeaderSize: MAX_HEADER_BYTES,
-        headersTimeout: REQUEST_HEAD_DEADLINE,
-        // A request has no body: once its head is in, only the answer takes time.
-        requestTimeout: settings.metricsTimeout + SCRAPE_GRACE + REQUEST_HEAD_DEADLINE,
-        keepAliveTimeout: REQUEST_HEAD_DEADLINE,
-        // Node checks header and request timeouts on this period (30 s by default).
-        connectionsCheckingInterval: 1_000,
-      },
+    // The budget enforces the deadlines: Node checks `headersTimeout` and `requestTimeout` only for a
+    // server that listens itself, and `#http` does not.
+    this.#budget = new ConnectionBudget(defaultConnectionBudget(), {
+      head: REQUEST_HEAD_DEADLINE,
+      // A request has no body: once its head is in, only the answer takes time.
+      answer: settings.metricsTimeout + SCRAPE_GRACE + REQUEST_HEAD_DEADLINE,
+    });
+    this.#http = http.createServer(
+      { maxHeaderSize: MAX_HEADER_BYTES, keepAliveTimeout: REQUEST_HEAD_DEADLINE },
       this.#onRequest,
     );
-    this.#server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
-    this.#server.on('connection', (socket: Socket) => {
-      if (!this.#budget.admit(socket))
-        this.#logger.warn({ open: this.#budget.size }, 'control:connection:refused');
-    });
+    this.#http.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+    const control = this;
+    this.#onHeadBytes = function (this: Socket, chunk: Buffer) {
+      control.#headBytes(this, chunk);
+    };
+    this.#listener = net.createServer(this.#onConnection);
+  }
+
+  /**
+   * A new connection: admitted into the budget (evicting an unproven socket when full) and kept as a
+   * bare socket, without an HTTP parser, request object or timer, until it has sent a complete request
+   * head. A flood of silent or trickling connections then costs the primary little more than the
+   * sockets themselves, and little of it survives V8's minor collections (which would otherwise grow
+   * the young generation: it doubles whenever that many bytes have survived since it last grew).
+   */
+  #onConnection = (socket: Socket): void => {
+    if (!this.#budget.admit(socket)) {
+      this.#logger.warn({ open: this.#budget.size }, 'control:connection:refused');
+      return;
+    }
+    // A reset from a client that never sent a request: the socket closes, nothing to report.
+    socket.on('error', ignoreSocketError);
+    socket.on('data', this.#onHeadBytes);
+  };
+
+  /**
+   * Bytes of a request head: kept until the head is complete (or too long, for the parser to refuse
+   * with 431), then the HTTP server takes the socket and reads them first. The head deadline starts
+   * with the first byte.
+   */
+  #headBytes(socket: Socket, chunk: Buffer): void {
+    const earlier = this.#partialHeads.get(socket);
+    if (earlier === undefined) this.#budget.headStarted(socket);
+    const head = earlier === undefined ? chunk : Buffer.concat([earlier, chunk]);
+    if (!holdsRequestHeadEnd(head, earlier?.length) && head.length <= MAX_HEADER_BYTES) {
+      this.#partialHeads.set(socket, head);
+      return;
+    }
+    this.#partialHeads.delete(socket);
+    socket.removeListener('data', this.#onHeadBytes);
+    socket.pause();
+    socket.unshift(head);
+    this.#http.emit('connection', socket);
+    socket.resume();
   }
 
   /** Listens on `settings.host:settings.port` and logs `control:listening` with the bound address. */
@@ -147,9 +192,9 @@ export class ControlServer {
           ),
         );
       };
-      control.#server.once('error', onError);
-      control.#server.listen(settings.port, settings.host, () => {
-        control.#server.off('error', onError);
+      control.#listener.once('error', onError);
+      control.#listener.listen(settings.port, settings.host, () => {
+        control.#listener.off('error', onError);
         resolve();
       });
     });
@@ -162,19 +207,19 @@ export class ControlServer {
   }
 
   address(): AddressInfo {
-    return this.#server.address() as AddressInfo;
+    return this.#listener.address() as AddressInfo;
   }
 
-  /** Sockets open now and sockets evicted so far to make room. */
-  connections(): { open: number; evicted: number } {
-    return { open: this.#budget.size, evicted: this.#budget.evicted };
+  /** Sockets open now, sockets evicted so far to make room, and sockets closed on a deadline. */
+  connections(): { open: number; evicted: number; expired: number } {
+    return { open: this.#budget.size, evicted: this.#budget.evicted, expired: this.#budget.expired };
   }
 
   /** Stops accepting and closes every connection (the process is about to exit). */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
+      this.#listener.close(() => resolve());
+      this.#budget.close();
     });
   }
 
@@ -295,6 +340,8 @@ export class ControlServer {
     };
   }
 }
+
+function ignoreSocketError(): void {}
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { addLibraryCollectors } from '../metrics/library-metrics.js';
+import { hostRestarts, remoteServicesStatus, serviceUp } from './service-figures.js';
 import { type ServiceRecord, serviceRecordCreated, serviceRecords } from './service-record.js';
 import type { EventOutcome, EventRecord, ServiceState, ServiceStatus } from './types.js';
 
@@ -81,17 +82,6 @@ function cumulativeCounts(): Map<string, Counts> {
   return counts;
 }
 
-/**
- * Restarts of services whose whole host died and was replaced (a killed sibling), counted by the primary:
- * the new host's records start from zero, and the dead one could not count its own death.
- */
-const hostRestarts = new Map<string, number>();
-
-/** The primary saw the services host of `services` die unexpectedly and replaces it. */
-export function recordHostRestart(services: readonly string[]): void {
-  for (const service of services) hostRestarts.set(service, (hostRestarts.get(service) ?? 0) + 1);
-}
-
 function addCounts(into: Map<string, Counts>, name: string, from: Counts): void {
   const counts = into.get(name) ?? {
     restarts: 0,
@@ -103,23 +93,6 @@ function addCounts(into: Map<string, Counts>, name: string, from: Counts): void 
   };
   for (const field of COUNT_FIELDS) counts[field] += from[field];
   into.set(name, counts);
-}
-
-/** Whether a service can make progress: running, with no problem reported by it or seen by its host. */
-export function serviceUp(status: Pick<ServiceStatus, 'state' | 'problem'>): boolean {
-  return status.state === 'running' && status.problem === null;
-}
-
-/**
- * Services hosted by another process that this process answers for in `steward_service_up`: the primary
- * for its sibling, because a stopped or blocked sibling cannot answer a scrape to say it is down.
- */
-let remoteServicesUp: (() => Array<{ service: string; up: boolean }>) | undefined;
-
-export function setRemoteServicesUp(
-  source: (() => Array<{ service: string; up: boolean }>) | undefined,
-): void {
-  remoteServicesUp = source;
 }
 
 serviceRecordCreated.add(subscribe);
@@ -144,7 +117,7 @@ function registerServiceMetrics(registry: Registry): void {
     collect() {
       this.reset();
       for (const { status } of serviceRecords) this.set({ service: status.name }, serviceUp(status) ? 1 : 0);
-      for (const { service, up } of remoteServicesUp?.() ?? []) this.set({ service }, up ? 1 : 0);
+      for (const { service, up } of remoteServicesStatus()) this.set({ service }, up ? 1 : 0);
     },
   });
   new Gauge({
