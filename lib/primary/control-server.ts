@@ -103,7 +103,7 @@ export class ControlServer {
   readonly #settings: ControlSettings;
   readonly #logger: Logger;
   readonly #tokenHash: Buffer | undefined;
-  /** Accepts the connections; a socket goes to `#http` only once it has sent its first bytes. */
+  /** Accepts the connections; a socket goes to `#http` only once it has sent a complete request head. */
   readonly #listener: net.Server;
   /** Parses and answers requests; it never listens itself. */
   readonly #http: http.Server;
