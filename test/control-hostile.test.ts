@@ -282,12 +282,36 @@ test('the request-head deadline closes a socket that trickles; a silent one is k
     const trickling = net.connect(port, '127.0.0.1');
     trickling.once('connect', () => slowloris(trickling));
     for (const socket of [silent, trickling]) socket.on('error', () => {});
-    await new Promise<void>((resolve) => trickling.once('close', () => resolve()));
+    await until(() => trickling.closed, 5_000, 'the trickling socket closed');
     await until(() => budget.size === 1, 5_000, 'the server side of the trickling socket closed');
     assert.equal(budget.expired, 1);
     assert.ok(!silent.destroyed, 'the silent socket is still open');
   } finally {
     silent.destroy();
+    budget.close();
+    server.close();
+  }
+});
+
+test('the answer deadline closes a socket whose request is not answered (or not read) in time', async () => {
+  const budget = new ConnectionBudget(16, { head: 60_000, answer: 300 });
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    if (budget.admit(socket)) accepted.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const client = net.connect(port, '127.0.0.1');
+  client.on('error', () => {});
+  try {
+    await until(() => accepted.length === 1, 5_000, 'the server took the socket in');
+    // A busy socket is never evicted; only the deadline frees it.
+    budget.requestStarted(accepted[0]!, true);
+    await until(() => client.closed, 5_000, 'the unanswered socket closed');
+    assert.equal(budget.expired, 1);
+    assert.equal(budget.size, 0);
+  } finally {
+    client.destroy();
     budget.close();
     server.close();
   }

@@ -49,10 +49,11 @@ export function clusterEndpoints(target: ControlTarget): ControlEndpoints {
 const UNHEALTHY_SERVICE_STATES = new Set(['stopped', 'failed']);
 
 /**
- * Time a client has to send a complete request head, after connecting or after its previous response.
- * A scraper or probe sends its request at once; Node's defaults (`headersTimeout` 60 s, checked only
- * every `connectionsCheckingInterval` of 30 s) let silent and slowloris clients hold sockets ~20 times
- * longer, and fastify's `connectionTimeout` defaults to none. 5 s also matches `keepAliveTimeout`.
+ * Time a client has to complete a request head, from its first byte or from its previous response (a
+ * socket that has sent nothing is kept while the budget has room: see `ConnectionBudget`). A scraper or
+ * probe sends its request at once; Node's defaults (`headersTimeout` 60 s, checked only every
+ * `connectionsCheckingInterval` of 30 s) let slowloris clients hold sockets ~20 times longer, and
+ * fastify's `connectionTimeout` defaults to none. 5 s also matches `keepAliveTimeout`.
  */
 const REQUEST_HEAD_DEADLINE = 5_000;
 /** Requests served on one connection before it is closed: a client cannot pin a socket for ever. */
@@ -93,15 +94,16 @@ class ScrapeTimeout extends Error {}
 /**
  * The HTTP endpoint for operators, probes and Prometheus: `/metrics`, `/status`, `/healthz`. GET only,
  * no request bodies, a bearer token (compared in constant time) when configured, and held up against
- * hostile clients: a connection budget that evicts unproven sockets first, a short deadline for the
- * request head, size limits, and a scrape bounded in time and shared by concurrent requests.
+ * hostile clients: a connection budget that evicts unproven sockets first, bare sockets until a complete
+ * request head has arrived, a short deadline for the head, size limits, and a scrape bounded in time and
+ * shared by concurrent requests.
  */
 export class ControlServer {
   readonly #target: ControlEndpoints;
   readonly #settings: ControlSettings;
   readonly #logger: Logger;
   readonly #tokenHash: Buffer | undefined;
-  /** Accepts the connections; a socket goes to `#http` only once it has sent its first bytes. */
+  /** Accepts the connections; a socket goes to `#http` only once it has sent a complete request head. */
   readonly #listener: net.Server;
   /** Parses and answers requests; it never listens itself. */
   readonly #http: http.Server;
