@@ -4,6 +4,7 @@ import type { QueueNames } from './identifiers.js';
 import { type CompleteArgs, completeEvents } from './sql/complete-events.js';
 import { deadLetterEvents } from './sql/dead-letter-events.js';
 import { failEvents } from './sql/fail-events.js';
+import { releaseEvents } from './sql/release-events.js';
 import { renewLeases } from './sql/renew-leases.js';
 import type { ClaimedRow, Queryable } from './sql/types.js';
 
@@ -40,6 +41,9 @@ export class LeaseBook {
   #completions: ClaimedRow[] = [];
   #failures: Failure[] = [];
   #dead: Failure[] = [];
+  #releases: ClaimedRow[] = [];
+  /** Called once an event's outcome is written (or found to belong to another claim), by event id. */
+  readonly #written = new Map<string, () => void>();
   #flushing: Promise<void> | null = null;
   #flushFailures = 0;
   #closed = false;
@@ -76,18 +80,34 @@ export class LeaseBook {
     this.#held.delete(id);
   }
 
-  complete(row: ClaimedRow): void {
+  /** `written`, if given, runs once the outcome is committed (each outcome below takes one too). */
+  complete(row: ClaimedRow, written?: () => void): void {
     this.#completions.push(row);
-    this.#schedule();
+    this.#whenWritten(row, written);
   }
 
-  fail(row: ClaimedRow, error: string, delayMs: number): void {
+  fail(row: ClaimedRow, error: string, delayMs: number, written?: () => void): void {
     this.#failures.push({ row, error, delayMs });
+    this.#whenWritten(row, written);
+  }
+
+  /**
+   * Hands back a claimed event that will not run here (it waited behind an event of its key that failed),
+   * without counting an attempt. Written after the failures buffered before it, so the failed event is
+   * back in the table, due later, before its followers are free: they wait behind it.
+   */
+  release(row: ClaimedRow): void {
+    this.#releases.push(row);
     this.#schedule();
   }
 
-  deadLetter(row: ClaimedRow, error: string): void {
+  deadLetter(row: ClaimedRow, error: string, written?: () => void): void {
     this.#dead.push({ row, error, delayMs: 0 });
+    this.#whenWritten(row, written);
+  }
+
+  #whenWritten(row: ClaimedRow, written: (() => void) | undefined): void {
+    if (written) this.#written.set(row.id, written);
     this.#schedule();
   }
 
@@ -106,7 +126,7 @@ export class LeaseBook {
   }
 
   #hasOutcomes(): boolean {
-    return this.#completions.length + this.#failures.length + this.#dead.length > 0;
+    return this.#completions.length + this.#failures.length + this.#dead.length + this.#releases.length > 0;
   }
 
   #schedule(): void {
@@ -121,14 +141,16 @@ export class LeaseBook {
     const completions = this.#completions.splice(0);
     const failures = this.#failures.splice(0);
     const dead = this.#dead.splice(0);
+    const releases = this.#releases.splice(0);
     try {
-      await this.#write(completions, failures, dead);
+      await this.#write(completions, failures, dead, releases);
       this.#flushFailures = 0;
     } catch (error) {
       // Keep the outcomes (at the front, in order) and try again; the leases are renewed meanwhile.
       this.#completions.unshift(...completions);
       this.#failures.unshift(...failures);
       this.#dead.unshift(...dead);
+      this.#releases.unshift(...releases);
       const wait = backoffDelay(this.#flushFailures++, FLUSH_BACKOFF);
       this.#ctx.logger.warn({ err: error, delayMs: wait }, 'queue:complete:failed');
       await delay(wait);
@@ -137,7 +159,12 @@ export class LeaseBook {
     this.#ctx.progress();
   }
 
-  async #write(completions: ClaimedRow[], failures: Failure[], dead: Failure[]): Promise<void> {
+  async #write(
+    completions: ClaimedRow[],
+    failures: Failure[],
+    dead: Failure[],
+    releases: ClaimedRow[],
+  ): Promise<void> {
     const owner = this.#owner;
     let leaseLost = 0;
     if (completions.length > 0) {
@@ -164,6 +191,9 @@ export class LeaseBook {
       const list = dead.map((f) => ({ id: f.row.id, attempts: f.row.attempts, error: f.error }));
       leaseLost += list.length - (await deadLetterEvents(this.#db, this.#names, { owner, failures: list }));
     }
+    // After the failures: a follower is never free while the event it waited for is still ours.
+    if (releases.length > 0)
+      await releaseEvents(this.#db, this.#names, { owner, ids: releases.map((row) => row.id) });
     if (leaseLost > 0) {
       // This consumer was frozen or cut off past its lease: another claim owns these events now, and
       // its outcome is the one that counts. What this consumer did with them was duplicate work.
@@ -177,11 +207,17 @@ export class LeaseBook {
       this.#release(failure.row);
       this.#hooks.onRetryAt(Date.now() + failure.delayMs);
     }
+    for (const row of releases) this.#release(row);
     if (keyFreed) this.#hooks.onKeyFreed();
   }
 
   #release(row: ClaimedRow): boolean {
     this.#held.delete(row.id);
+    const written = this.#written.get(row.id);
+    if (written) {
+      this.#written.delete(row.id);
+      written();
+    }
     return row.key !== null;
   }
 
