@@ -15,6 +15,8 @@ export interface LeaseBookHooks {
   onRetryAt(at: number): void;
 }
 
+export type Written = (lost: boolean) => void;
+
 interface Failure {
   row: ClaimedRow;
   error: string;
@@ -42,8 +44,11 @@ export class LeaseBook {
   #failures: Failure[] = [];
   #dead: Failure[] = [];
   #releases: ClaimedRow[] = [];
-  /** Called once an event's outcome is written (or found to belong to another claim), by event id. */
-  readonly #written = new Map<string, () => void>();
+  /**
+   * Called once an event's outcome is written, by event id; `lost` when some outcome of that write was
+   * refused because its lease had passed to another claim (which ones, the write does not tell).
+   */
+  readonly #written = new Map<string, Written>();
   #flushing: Promise<void> | null = null;
   #flushFailures = 0;
   #closed = false;
@@ -81,12 +86,12 @@ export class LeaseBook {
   }
 
   /** `written`, if given, runs once the outcome is committed (each outcome below takes one too). */
-  complete(row: ClaimedRow, written?: () => void): void {
+  complete(row: ClaimedRow, written?: Written): void {
     this.#completions.push(row);
     this.#whenWritten(row, written);
   }
 
-  fail(row: ClaimedRow, error: string, delayMs: number, written?: () => void): void {
+  fail(row: ClaimedRow, error: string, delayMs: number, written?: Written): void {
     this.#failures.push({ row, error, delayMs });
     this.#whenWritten(row, written);
   }
@@ -96,17 +101,17 @@ export class LeaseBook {
    * without counting an attempt. Written after the failures buffered before it, so the failed event is
    * back in the table, due later, before its followers are free: they wait behind it.
    */
-  release(row: ClaimedRow): void {
+  release(row: ClaimedRow, written?: Written): void {
     this.#releases.push(row);
-    this.#schedule();
+    this.#whenWritten(row, written);
   }
 
-  deadLetter(row: ClaimedRow, error: string, written?: () => void): void {
+  deadLetter(row: ClaimedRow, error: string, written?: Written): void {
     this.#dead.push({ row, error, delayMs: 0 });
     this.#whenWritten(row, written);
   }
 
-  #whenWritten(row: ClaimedRow, written: (() => void) | undefined): void {
+  #whenWritten(row: ClaimedRow, written: Written | undefined): void {
     if (written) this.#written.set(row.id, written);
     this.#schedule();
   }
@@ -200,23 +205,24 @@ export class LeaseBook {
       this.#ctx.logger.warn({ count: leaseLost, leaseMs: this.#leaseMs }, 'queue:complete:lease-lost');
       for (let i = 0; i < leaseLost; i++) this.#ctx.recordEvent({ outcome: 'duplicate' });
     }
+    const lost = leaseLost > 0;
     let keyFreed = false;
-    for (const row of completions) keyFreed = this.#release(row) || keyFreed;
-    for (const { row } of dead) keyFreed = this.#release(row) || keyFreed;
+    for (const row of completions) keyFreed = this.#release(row, lost) || keyFreed;
+    for (const { row } of dead) keyFreed = this.#release(row, lost) || keyFreed;
     for (const failure of failures) {
-      this.#release(failure.row);
+      this.#release(failure.row, lost);
       this.#hooks.onRetryAt(Date.now() + failure.delayMs);
     }
-    for (const row of releases) this.#release(row);
+    for (const row of releases) this.#release(row, lost);
     if (keyFreed) this.#hooks.onKeyFreed();
   }
 
-  #release(row: ClaimedRow): boolean {
+  #release(row: ClaimedRow, lost: boolean): boolean {
     this.#held.delete(row.id);
     const written = this.#written.get(row.id);
     if (written) {
       this.#written.delete(row.id);
-      written();
+      written(lost);
     }
     return row.key !== null;
   }

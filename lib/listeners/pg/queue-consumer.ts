@@ -9,7 +9,7 @@ import { runWithTimeout } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
 import type { ConsumerSettings } from './event-queue-options.js';
-import { LeaseBook } from './lease-book.js';
+import { LeaseBook, type Written } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
 import type { QueueEvent } from './queue-event.js';
@@ -29,17 +29,22 @@ interface Claimed extends ClaimedRow {
 }
 
 /**
- * The events of one (type, key) this consumer holds, in id order: the first is ready or running, the
- * rest wait for it. A claim takes a held key's next events while the older ones are still held (see
+ * The events of one (type, key) this consumer holds, in id order: the first is ready, running, or waiting
+ * for its outcome to be committed; the rest wait for it. A claim takes a held key's next events while the older ones are still held (see
  * claim-events.ts), so they queue here rather than in the table.
  */
 interface KeyLine {
   waiting: Claimed[];
   /**
-   * An event of the key failed: its followers are handed back, and so is whatever a claim still brings
-   * for the key, until the failure is written and no claim that started before that is still running.
+   * An event of the key failed (or its lease was found lost): its followers are handed back, and so is
+   * whatever a claim still brings for the key. The line stays until the failure and every hand-back are
+   * written and no claim that started before that is still running: until then the table still shows
+   * events of the key as held here, and a claim could take the events behind them.
    */
   failed: boolean;
+  failureWritten: boolean;
+  /** Hand-backs not written yet. */
+  releasing: number;
 }
 
 const lineOf = (row: ClaimedRow) => `${row.type}\u0000${row.key}`;
@@ -66,7 +71,7 @@ export class QueueConsumer {
   /** Events waiting in a key line behind an older one. */
   #waiting = 0;
   #claiming = false;
-  /** Failed key lines whose failure is written, to drop once the claim running meanwhile has returned. */
+  /** Failed key lines whose writes are done, to drop once the claim running meanwhile has returned. */
   #linesToDrop: string[] = [];
   #dirty = true;
   #waiter: (() => void) | null = null;
@@ -260,9 +265,9 @@ export class QueueConsumer {
       const id = lineOf(claimed);
       const line = this.#lines.get(id);
       if (line === undefined) {
-        this.#lines.set(id, { waiting: [], failed: false });
+        this.#lines.set(id, { waiting: [], failed: false, failureWritten: false, releasing: 0 });
         this.#ready.push(claimed);
-      } else if (line.failed) this.#book.release(claimed);
+      } else if (line.failed) this.#handBack(id, line, claimed);
       else {
         line.waiting.push(claimed);
         this.#waiting++;
@@ -276,10 +281,16 @@ export class QueueConsumer {
    * next event held here runs, or the key is no longer held. Waiting for the commit keeps what the table
    * promises: after a crash, no event runs again after a later one of its key has run.
    */
-  #nextOfKey(row: Claimed): (() => void) | undefined {
+  #nextOfKey(row: Claimed): Written | undefined {
     if (row.key === null) return undefined;
-    return () => {
+    return (lost) => {
       const id = lineOf(row);
+      if (lost) {
+        // Another consumer may have taken the key over: stop here, as after a failure.
+        this.#blockKey(row);
+        this.#failureWritten(row);
+        return;
+      }
       const line = this.#lines.get(id);
       if (line === undefined || line.failed) return;
       const next = line.waiting.shift();
@@ -295,28 +306,45 @@ export class QueueConsumer {
 
   /** A keyed event failed and runs again later: nothing of its key may run before, here or elsewhere. */
   #blockKey(row: Claimed): void {
-    const line = this.#lines.get(lineOf(row));
+    const id = lineOf(row);
+    const line = this.#lines.get(id);
     if (line === undefined) return;
     line.failed = true;
     this.#waiting -= line.waiting.length;
-    for (const follower of line.waiting.splice(0)) this.#book.release(follower);
+    for (const follower of line.waiting.splice(0)) this.#handBack(id, line, follower);
+  }
+
+  #handBack(id: string, line: KeyLine, row: Claimed): void {
+    line.releasing++;
+    this.#book.release(row, () => {
+      line.releasing--;
+      this.#dropIfSettled(id, line);
+    });
+  }
+
+  #failureWritten(row: Claimed): void {
+    const id = lineOf(row);
+    const line = this.#lines.get(id);
+    if (line === undefined) return;
+    line.failureWritten = true;
+    this.#dropIfSettled(id, line);
   }
 
   /**
-   * A failed key's outcome is written. A claim running now may have read the table before, when the key
-   * was still held here, and bring its next events: they are handed back when it returns.
+   * A failed line whose writes are all done is dropped, but not while a claim runs: it may have read the
+   * table before, when events of the key were still held here, and bring the ones behind them.
    */
-  #failureWritten(row: Claimed): void {
-    if (this.#claiming) this.#linesToDrop.push(lineOf(row));
-    else this.#dropFailedLine(lineOf(row));
+  #dropIfSettled(id: string, line: KeyLine): void {
+    if (!line.failed || !line.failureWritten || line.releasing > 0) return;
+    if (this.#claiming) this.#linesToDrop.push(id);
+    else if (this.#lines.get(id) === line) this.#lines.delete(id);
   }
 
   #dropWrittenLines(): void {
-    for (const id of this.#linesToDrop.splice(0)) this.#dropFailedLine(id);
-  }
-
-  #dropFailedLine(id: string): void {
-    if (this.#lines.get(id)?.failed) this.#lines.delete(id);
+    for (const id of this.#linesToDrop.splice(0)) {
+      const line = this.#lines.get(id);
+      if (line !== undefined) this.#dropIfSettled(id, line);
+    }
   }
 
   /** Handlers run at once now: `concurrency`, or less while the workers' valve admits less. */
