@@ -183,7 +183,11 @@ its floor); ${machineNote()}, load average ${load.before} before, ${load.after} 
 
 Per-round ratios to raw: ${rounds}; keyed to unkeyed: ${keyedRatios}. The raw loop runs claim then delete on one connection, both waiting for the WAL
 flush; the queue claims on its own connection without waiting for the flush and writes completions on
-another while the next batch is claimed and handled.
+another while the next batch is claimed and handled. The raw loop is SQL alone: since leases are HOT updates (migration 3: no index covers a lease column,
+pages keep room for the new row version) it runs several times faster than before, while the queue's drain
+is bound by its own process on this 2-core machine (parsing claimed rows, dispatching handlers, batching
+completions), so the ratio to raw now measures that process rather than the table; the 0.7 goal was set
+when each raw claim still added an entry to every index.
 
 | latency | p50 ms | p99 ms |
 | --- | ---: | ---: |
