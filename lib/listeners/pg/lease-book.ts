@@ -98,8 +98,8 @@ export class LeaseBook {
 
   /**
    * Hands back a claimed event that will not run here (it waited behind an event of its key that failed),
-   * without counting an attempt. Written after the failures buffered before it, so the failed event is
-   * back in the table, due later, before its followers are free: they wait behind it.
+   * without counting an attempt. In one write it follows the failures; a write already under way may
+   * carry it before the failure it waited for, so the consumer keeps the key blocked until both are written.
    */
   release(row: ClaimedRow, written?: Written): void {
     this.#releases.push(row);
@@ -196,7 +196,7 @@ export class LeaseBook {
       const list = dead.map((f) => ({ id: f.row.id, attempts: f.row.attempts, error: f.error }));
       leaseLost += list.length - (await deadLetterEvents(this.#db, this.#names, { owner, failures: list }));
     }
-    // After the failures: a follower is never free while the event it waited for is still ours.
+    // After the failures of the same write: the events they held back wait behind them.
     if (releases.length > 0)
       await releaseEvents(this.#db, this.#names, { owner, ids: releases.map((row) => row.id) });
     if (leaseLost > 0) {
