@@ -1,10 +1,13 @@
-/** PostgreSQL event queue: backlog drain (events/s vs a raw batched SQL loop) and NOTIFY latency p50/p99. */
+/**
+ * PostgreSQL event queue: backlog drain (events/s vs a raw batched SQL loop; keyed vs unkeyed, interleaved
+ * round by round) and NOTIFY latency p50/p99.
+ */
 import pg from 'pg';
 import pino from 'pino';
 import { enqueue, migrate, pgEventQueue, queueNames } from '../lib/pg.js';
 import { ServiceRecord } from '../lib/services/service-record.js';
 import type { Service } from '../lib/services/types.js';
-import { machineNote, writeBenchmarkSection } from './lib/load.js';
+import { loadAverages, machineNote, writeBenchmarkSection } from './lib/load.js';
 
 const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BACKLOG = Number(process.env.BACKLOG ?? 100_000);
@@ -151,27 +154,40 @@ const met = (ok: boolean) => (ok ? 'met' : 'not met');
 
 const KEYS = 1_000;
 
-function report(raw: number[], queue: number[], keyed: number, latency: Latency): string {
+function report(
+  raw: number[],
+  queue: number[],
+  keyedRounds: number[],
+  latency: Latency,
+  load: { before: string; after: string },
+): string {
   const rawRate = median(raw);
   const queueRate = median(queue);
+  const keyed = median(keyedRounds);
   const ratio = queueRate / rawRate;
+  const keyedRatio = keyed / queueRate;
   const rounds = raw.map((r, i) => (queue[i]! / r).toFixed(2)).join(', ');
+  const keyedRatios = queue.map((q, i) => (keyedRounds[i]! / q).toFixed(2)).join(', ');
   const [p50, p99] = [percentile(latency.queue, 50), percentile(latency.queue, 99)];
   const [f50, f99] = [percentile(latency.notify, 50), percentile(latency.notify, 99)];
   return `
 Drain of a ${BACKLOG.toLocaleString('en')}-event backlog with a no-op handler (batch ${BATCH}), ${ROUNDS} interleaved rounds, medians;
 enqueue-to-handler latency with NOTIFY at ${LATENCY_RATE} events/s for ${LATENCY_SECONDS} s (one enqueue per transaction, alternating with
-its floor); ${machineNote()}, PostgreSQL 15 on the same machine (shared with other jobs while measured).
+its floor); ${machineNote()}, load average ${load.before} before, ${load.after} after; PostgreSQL 15 on the same machine.
 
-| drain | events/s | ratio to raw |
-| --- | ---: | ---: |
-| raw batched \`UPDATE ... SKIP LOCKED\` + \`DELETE\` loop, one connection | ${Math.round(rawRate)} | 1.000 |
-| pgEventQueue (concurrency 100) | ${Math.round(queueRate)} | ${ratio.toFixed(3)} |
-| pgEventQueue, events spread over ${KEYS.toLocaleString('en')} keys (one round) | ${Math.round(keyed)} | ${(keyed / rawRate).toFixed(3)} |
+| drain | events/s | ratio to raw | ratio to unkeyed |
+| --- | ---: | ---: | ---: |
+| raw batched \`UPDATE ... SKIP LOCKED\` + \`DELETE\` loop, one connection | ${Math.round(rawRate)} | 1.000 | |
+| pgEventQueue (concurrency 100) | ${Math.round(queueRate)} | ${ratio.toFixed(3)} | 1.000 |
+| pgEventQueue, events spread round-robin over ${KEYS.toLocaleString('en')} keys | ${Math.round(keyed)} | ${(keyed / rawRate).toFixed(3)} | ${keyedRatio.toFixed(3)} |
 
-Per-round ratios: ${rounds}. The raw loop runs claim then delete on one connection, both waiting for the WAL
+Per-round ratios to raw: ${rounds}; keyed to unkeyed: ${keyedRatios}. The raw loop runs claim then delete on one connection, both waiting for the WAL
 flush; the queue claims on its own connection without waiting for the flush and writes completions on
-another while the next batch is claimed and handled.
+another while the next batch is claimed and handled. The raw loop is SQL alone: since leases are HOT updates (migration 3: no index covers a lease column,
+pages keep room for the new row version) it runs several times faster than before, while the queue's drain
+is bound by its own process on this 2-core machine (parsing claimed rows, dispatching handlers, batching
+completions), so the ratio to raw now measures that process rather than the table; the 0.7 goal was set
+when each raw claim still added an entry to every index.
 
 | latency | p50 ms | p99 ms |
 | --- | ---: | ---: |
@@ -184,27 +200,35 @@ The queue adds one claim round trip to it (claims do not wait for the flush: a l
 event runs again).${f50 > 2 ? ` Here the floor alone is above the 2 ms latency goal: the disk and the shared CPUs, not the queue, set it.` : ''}
 
 Goals: >= 10,000 events/s: **${Math.round(queueRate)}** (${met(queueRate >= 10_000)}); >= 0.7 of raw: **${ratio.toFixed(3)}** (${met(ratio >= 0.7)});
+${KEYS.toLocaleString('en')} keys >= 0.8 of unkeyed: **${keyedRatio.toFixed(3)}** (${met(keyedRatio >= 0.8)});
 p50 <= 2 ms: **${p50.toFixed(2)}** (${met(p50 <= 2)}); p99 <= 6 ms: **${p99.toFixed(2)}** (${met(p99 <= 6)}).
 `;
 }
 
 const pool = new pg.Pool({ connectionString, max: 2 });
+const loadBefore = loadAverages();
+console.log(`load average before: ${loadBefore}`);
 try {
   await migrate(pool, names);
   const raw: number[] = [];
   const queue: number[] = [];
+  const keyed: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     await fill(pool, BACKLOG);
     raw.push(BACKLOG / ((await drainRaw(pool)) / 1_000));
     await fill(pool, BACKLOG);
     queue.push(BACKLOG / ((await drainQueue(pool)) / 1_000));
-    console.log(`round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s`);
+    await fill(pool, BACKLOG, KEYS);
+    keyed.push(BACKLOG / ((await drainQueue(pool)) / 1_000));
+    console.log(
+      `round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s, keyed ${Math.round(keyed[round]!)}/s`,
+    );
   }
-  await fill(pool, BACKLOG, KEYS);
-  const keyed = BACKLOG / ((await drainQueue(pool)) / 1_000);
-  console.log(`keyed: ${Math.round(keyed)}/s`);
   await pool.query(`VACUUM ANALYZE ${names.events}`);
-  const body = report(raw, queue, keyed, await measureLatency(pool));
+  const latency = await measureLatency(pool);
+  const loadAfter = loadAverages();
+  console.log(`load average after: ${loadAfter}`);
+  const body = report(raw, queue, keyed, latency, { before: loadBefore, after: loadAfter });
   console.log(body);
   if (process.env.BENCH_NO_WRITE !== '1') writeBenchmarkSection('pg-queue', body);
 } finally {

@@ -105,3 +105,68 @@ test('kill -9 mid-handler: the event runs again elsewhere once its lease expires
   );
   assert.equal(runs.length, 1);
 });
+
+test('kill -9 holding several events of a key: another consumer runs them all again, in order', async (t) => {
+  const schema = testSchema();
+  const url = pgUrl(`steward-test-kill-key-${randomSuffix()}`);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  t.after(async () => {
+    await pool.end();
+    await dropSchema(schema);
+  });
+  const victim = spawnFixture('pg-queue-consumer.js', {
+    PG_URL: url,
+    SCHEMA: schema,
+    HANDLER: 'hang',
+    LEASE: '1500',
+  });
+  t.after(() => victim.killAll());
+  await victim.waitForLog(event('fixture:running'), 15_000, 'victim running');
+  const steps = [1, 2, 3, 4, 5];
+  const ids = await enqueue(
+    pool,
+    steps.map((n) => ({ type: 'work', key: 'order-1', payload: { n } })),
+    { schema },
+  );
+  await victim.waitForLog(event('fixture:started', { id: ids[0] }), 10_000, 'first step started');
+  // The victim takes the later steps too while the first one hangs: it dies holding all five.
+  await until(
+    async () => {
+      const rows = await adminQuery<{ n: number }>(
+        `SELECT count(*)::int AS n FROM "${schema}"."events" WHERE locked_by IS NOT NULL`,
+      );
+      return rows[0]!.n === steps.length;
+    },
+    10_000,
+    'all steps held by the victim',
+  );
+  assert.equal(victim.logs.filter(event('fixture:started')).length, 1, 'only the first step started');
+  victim.killAll();
+  await victim.exited;
+
+  const runs: number[] = [];
+  let active = 0;
+  let overlapped = false;
+  const rescuer = runService(
+    pgEventQueue({
+      name: 'rescuer',
+      connectionString: url,
+      schema,
+      pollInterval: 200,
+      concurrency: 8,
+      handlers: {
+        async work(e: QueueEvent) {
+          overlapped ||= active > 0;
+          active++;
+          runs.push((e.payload as { n: number }).n);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          active--;
+        },
+      },
+    }),
+  );
+  t.after(() => rescuer.stop());
+  await until(() => runs.length === steps.length, 15_000, 'steps run again');
+  assert.deepEqual(runs, steps, 'in order');
+  assert.equal(overlapped, false, 'one at a time');
+});

@@ -95,6 +95,86 @@ test('same key: in order and never concurrent, with concurrency 8 across keys', 
   for (const key of keys) assert.deepEqual(seen.get(key), [...Array(perKey).keys()], `order of ${key}`);
 });
 
+test('two consumers: the next events of a held key run in order behind it, and a failure holds them back', async (t) => {
+  const { schema, url, pool } = setup(t);
+  // More keys than one consumer holds at once (batchSize + concurrency events), so both take part.
+  const keys = Array.from({ length: 16 }, (_, i) => `k${i}`);
+  const perKey = 12;
+  const events = [];
+  for (let i = 0; i < perKey; i++) for (const key of keys) events.push({ type: 'step', key, payload: i });
+  const active = new Map<string, number>();
+  const starts = new Map<string, number[]>();
+  const done = new Map<string, number[]>();
+  const byConsumer = new Map<string, number>();
+  let maxActiveKey = 0;
+  let openGate!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    openGate = resolve;
+  });
+  const options = (name: string) => ({
+    name,
+    connectionString: url,
+    schema,
+    concurrency: 4,
+    batchSize: 8,
+    pollInterval: 50,
+    retry: { initialDelay: 20, maxDelay: 40, jitter: 0 },
+    handlers: {
+      async step(event: QueueEvent) {
+        const key = event.key!;
+        const step = event.payload as number;
+        active.set(key, (active.get(key) ?? 0) + 1);
+        maxActiveKey = Math.max(maxActiveKey, active.get(key)!);
+        starts.set(key, [...(starts.get(key) ?? []), step]);
+        try {
+          if (key === 'k0' && step === 0) await gate;
+          await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * 3));
+          // Every fifth step fails once: the steps behind it must wait for its retry.
+          if (step % 5 === 2 && event.attempts === 1) throw new Error('first attempt fails');
+          done.set(key, [...(done.get(key) ?? []), step]);
+          byConsumer.set(name, (byConsumer.get(name) ?? 0) + 1);
+        } finally {
+          active.set(key, active.get(key)! - 1);
+        }
+      },
+    },
+  });
+  const consumers = [runService(pgEventQueue(options('c1'))), runService(pgEventQueue(options('c2')))];
+  t.after(() => Promise.all(consumers.map((c) => c.stop())));
+  await until(() => consumers.every((c) => c.record.status.state === 'running'), 10_000, 'consumers running');
+  await enqueue(pool, events, { schema });
+  // While k0's first step is held up, its holder takes the next steps of k0 too (no other consumer can).
+  await until(
+    async () => {
+      const rows = await adminQuery<{ owners: number; held: number }>(
+        `SELECT count(DISTINCT locked_by)::int AS owners, count(*)::int AS held
+           FROM "${schema}"."events" WHERE key = 'k0' AND locked_by IS NOT NULL`,
+      );
+      return rows[0]!.held >= 3 && rows[0]!.owners === 1;
+    },
+    10_000,
+    'later steps of k0 claimed behind its held first step',
+  );
+  openGate();
+  await until(async () => (await remaining(schema)) === 0, 30_000, 'queue drained');
+  t.diagnostic(`split: ${[...byConsumer].map(([name, n]) => `${name} ${n}`).join(', ')}`);
+  assert.equal(maxActiveKey, 1, 'a key never ran twice at once');
+  for (const key of keys) {
+    assert.deepEqual(done.get(key), [...Array(perKey).keys()], `successes of ${key} in order`);
+    const seq = starts.get(key)!;
+    assert.ok(
+      seq.every((step, i) => i === 0 || step >= seq[i - 1]!),
+      `no step of ${key} started before an earlier one succeeded: ${seq.join(',')}`,
+    );
+  }
+  assert.equal(
+    consumers.reduce((n, c) => n + c.record.status.failed, 0),
+    keys.length * [...Array(perKey).keys()].filter((step) => step % 5 === 2).length,
+    'each failing step failed once',
+  );
+  assert.ok(byConsumer.size === 2, 'both consumers took part');
+});
+
 test('coalescing: the handler sees the newest payload once and the older events go with it', async (t) => {
   const { schema, url, pool } = setup(t);
   const calls: unknown[] = [];
@@ -271,7 +351,7 @@ test('migrations apply once under concurrent starts and are idempotent', async (
   const { schema, pool } = setup(t);
   const names = queueNames(schema, 'jobs');
   const applied = await Promise.all([migrate(pool, names), migrate(pool, names), migrate(pool, names)]);
-  assert.deepEqual(applied.flat().sort(), [1, 2], 'each migration applied exactly once');
+  assert.deepEqual(applied.flat().sort(), [1, 2, 3], 'each migration applied exactly once');
   assert.equal(applied.filter((ids) => ids.length === 0).length, 2);
   assert.deepEqual(await migrate(pool, names), []);
   const tables = await adminQuery<{ table_name: string }>(

@@ -4,6 +4,7 @@ import type { QueueNames } from './identifiers.js';
 import { type CompleteArgs, completeEvents } from './sql/complete-events.js';
 import { deadLetterEvents } from './sql/dead-letter-events.js';
 import { failEvents } from './sql/fail-events.js';
+import { releaseEvents } from './sql/release-events.js';
 import { renewLeases } from './sql/renew-leases.js';
 import type { ClaimedRow, Queryable } from './sql/types.js';
 
@@ -13,6 +14,8 @@ export interface LeaseBookHooks {
   /** A failed event is due again at this epoch ms. */
   onRetryAt(at: number): void;
 }
+
+export type Written = (lost: boolean) => void;
 
 interface Failure {
   row: ClaimedRow;
@@ -40,6 +43,12 @@ export class LeaseBook {
   #completions: ClaimedRow[] = [];
   #failures: Failure[] = [];
   #dead: Failure[] = [];
+  #releases: ClaimedRow[] = [];
+  /**
+   * Called once an event's outcome is written, by event id; `lost` when some outcome of that write was
+   * refused because its lease had passed to another claim (which ones, the write does not tell).
+   */
+  readonly #written = new Map<string, Written>();
   #flushing: Promise<void> | null = null;
   #flushFailures = 0;
   #closed = false;
@@ -76,18 +85,34 @@ export class LeaseBook {
     this.#held.delete(id);
   }
 
-  complete(row: ClaimedRow): void {
+  /** `written`, if given, runs once the outcome is committed (each outcome below takes one too). */
+  complete(row: ClaimedRow, written?: Written): void {
     this.#completions.push(row);
-    this.#schedule();
+    this.#whenWritten(row, written);
   }
 
-  fail(row: ClaimedRow, error: string, delayMs: number): void {
+  fail(row: ClaimedRow, error: string, delayMs: number, written?: Written): void {
     this.#failures.push({ row, error, delayMs });
-    this.#schedule();
+    this.#whenWritten(row, written);
   }
 
-  deadLetter(row: ClaimedRow, error: string): void {
+  /**
+   * Hands back a claimed event that will not run here (it waited behind an event of its key that failed),
+   * without counting an attempt. In one write it follows the failures; a write already under way may
+   * carry it before the failure it waited for, so the consumer keeps the key blocked until both are written.
+   */
+  release(row: ClaimedRow, written?: Written): void {
+    this.#releases.push(row);
+    this.#whenWritten(row, written);
+  }
+
+  deadLetter(row: ClaimedRow, error: string, written?: Written): void {
     this.#dead.push({ row, error, delayMs: 0 });
+    this.#whenWritten(row, written);
+  }
+
+  #whenWritten(row: ClaimedRow, written: Written | undefined): void {
+    if (written) this.#written.set(row.id, written);
     this.#schedule();
   }
 
@@ -106,7 +131,7 @@ export class LeaseBook {
   }
 
   #hasOutcomes(): boolean {
-    return this.#completions.length + this.#failures.length + this.#dead.length > 0;
+    return this.#completions.length + this.#failures.length + this.#dead.length + this.#releases.length > 0;
   }
 
   #schedule(): void {
@@ -121,14 +146,16 @@ export class LeaseBook {
     const completions = this.#completions.splice(0);
     const failures = this.#failures.splice(0);
     const dead = this.#dead.splice(0);
+    const releases = this.#releases.splice(0);
     try {
-      await this.#write(completions, failures, dead);
+      await this.#write(completions, failures, dead, releases);
       this.#flushFailures = 0;
     } catch (error) {
       // Keep the outcomes (at the front, in order) and try again; the leases are renewed meanwhile.
       this.#completions.unshift(...completions);
       this.#failures.unshift(...failures);
       this.#dead.unshift(...dead);
+      this.#releases.unshift(...releases);
       const wait = backoffDelay(this.#flushFailures++, FLUSH_BACKOFF);
       this.#ctx.logger.warn({ err: error, delayMs: wait }, 'queue:complete:failed');
       await delay(wait);
@@ -137,7 +164,12 @@ export class LeaseBook {
     this.#ctx.progress();
   }
 
-  async #write(completions: ClaimedRow[], failures: Failure[], dead: Failure[]): Promise<void> {
+  async #write(
+    completions: ClaimedRow[],
+    failures: Failure[],
+    dead: Failure[],
+    releases: ClaimedRow[],
+  ): Promise<void> {
     const owner = this.#owner;
     let leaseLost = 0;
     if (completions.length > 0) {
@@ -164,24 +196,34 @@ export class LeaseBook {
       const list = dead.map((f) => ({ id: f.row.id, attempts: f.row.attempts, error: f.error }));
       leaseLost += list.length - (await deadLetterEvents(this.#db, this.#names, { owner, failures: list }));
     }
+    // After the failures of the same write: the events they held back wait behind them.
+    if (releases.length > 0)
+      await releaseEvents(this.#db, this.#names, { owner, ids: releases.map((row) => row.id) });
     if (leaseLost > 0) {
       // This consumer was frozen or cut off past its lease: another claim owns these events now, and
       // its outcome is the one that counts. What this consumer did with them was duplicate work.
       this.#ctx.logger.warn({ count: leaseLost, leaseMs: this.#leaseMs }, 'queue:complete:lease-lost');
       for (let i = 0; i < leaseLost; i++) this.#ctx.recordEvent({ outcome: 'duplicate' });
     }
+    const lost = leaseLost > 0;
     let keyFreed = false;
-    for (const row of completions) keyFreed = this.#release(row) || keyFreed;
-    for (const { row } of dead) keyFreed = this.#release(row) || keyFreed;
+    for (const row of completions) keyFreed = this.#release(row, lost) || keyFreed;
+    for (const { row } of dead) keyFreed = this.#release(row, lost) || keyFreed;
     for (const failure of failures) {
-      this.#release(failure.row);
+      this.#release(failure.row, lost);
       this.#hooks.onRetryAt(Date.now() + failure.delayMs);
     }
+    for (const row of releases) this.#release(row, lost);
     if (keyFreed) this.#hooks.onKeyFreed();
   }
 
-  #release(row: ClaimedRow): boolean {
+  #release(row: ClaimedRow, lost: boolean): boolean {
     this.#held.delete(row.id);
+    const written = this.#written.get(row.id);
+    if (written) {
+      this.#written.delete(row.id);
+      written(lost);
+    }
     return row.key !== null;
   }
 

@@ -9,7 +9,7 @@ import { runWithTimeout } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
 import type { ConsumerSettings } from './event-queue-options.js';
-import { LeaseBook } from './lease-book.js';
+import { LeaseBook, type Written } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
 import type { QueueEvent } from './queue-event.js';
@@ -29,6 +29,27 @@ interface Claimed extends ClaimedRow {
 }
 
 /**
+ * The events of one (type, key) this consumer holds, in id order: the first is ready, running, or waiting
+ * for its outcome to be committed; the rest wait for it. A claim takes a held key's next events while the older ones are still held (see
+ * claim-events.ts), so they queue here rather than in the table.
+ */
+interface KeyLine {
+  waiting: Claimed[];
+  /**
+   * An event of the key failed (or its lease was found lost): its followers are handed back, and so is
+   * whatever a claim still brings for the key. The line stays until the failure and every hand-back are
+   * written and no claim that started before that is still running: until then the table still shows
+   * events of the key as held here, and a claim could take the events behind them.
+   */
+  failed: boolean;
+  failureWritten: boolean;
+  /** Hand-backs not written yet. */
+  releasing: number;
+}
+
+const lineOf = (row: ClaimedRow) => `${row.type}\u0000${row.key}`;
+
+/**
  * One run of a queue consumer. Claims due events in batches, runs up to `concurrency` handlers, and
  * writes their outcomes back in batches through the lease book (one commit per batch: every commit
  * waits for the disk, so batching is what makes a PostgreSQL queue fast).
@@ -45,6 +66,13 @@ export class QueueConsumer {
   #ready: Claimed[] = [];
   #readyHead = 0;
   #running = 0;
+  /** Held keys by `lineOf`; an entry lives while an event of the key is here or its failure is unwritten. */
+  readonly #lines = new Map<string, KeyLine>();
+  /** Events waiting in a key line behind an older one. */
+  #waiting = 0;
+  #claiming = false;
+  /** Failed key lines whose writes are done, to drop once the claim running meanwhile has returned. */
+  #linesToDrop: string[] = [];
   #dirty = true;
   #waiter: (() => void) | null = null;
   #waitingForCapacity = false;
@@ -175,9 +203,12 @@ export class QueueConsumer {
       this.#dirty = false;
       const limit = Math.min(s.batchSize, capacity);
       let rows: ClaimedRow[];
+      this.#claiming = true;
       try {
         rows = await this.#claim(limit);
       } catch (thrown) {
+        this.#claiming = false;
+        this.#dropWrittenLines();
         const error = pgConnectionError(s.connectionString, thrown);
         this.#ctx.setConnected(false);
         this.#health.disconnected(error);
@@ -186,12 +217,14 @@ export class QueueConsumer {
         await delay(wait, signal);
         continue;
       }
+      this.#claiming = false;
       failures = 0;
       this.#health.connected();
       this.#ctx.setConnected(true);
       this.#ctx.ready();
       this.#ctx.progress();
       this.#accept(rows);
+      this.#dropWrittenLines();
       this.#health.handlersRunning(this.#running);
       if (rows.length < limit && !this.#dirty) await this.#sleep(s.pollInterval, signal);
     }
@@ -225,9 +258,93 @@ export class QueueConsumer {
       const claimed = row as Claimed;
       claimed.claimedAt = now;
       this.#book.hold(claimed);
-      this.#ready.push(claimed);
+      if (claimed.key === null) {
+        this.#ready.push(claimed);
+        continue;
+      }
+      const id = lineOf(claimed);
+      const line = this.#lines.get(id);
+      if (line === undefined) {
+        this.#lines.set(id, { waiting: [], failed: false, failureWritten: false, releasing: 0 });
+        this.#ready.push(claimed);
+      } else if (line.failed) this.#handBack(id, line, claimed);
+      else {
+        line.waiting.push(claimed);
+        this.#waiting++;
+      }
     }
     this.#dispatch();
+  }
+
+  /**
+   * For a keyed event that succeeded (or was dead-lettered): once that outcome is committed, the key's
+   * next event held here runs, or the key is no longer held. Waiting for the commit keeps what the table
+   * promises: after a crash, no event runs again after a later one of its key has run.
+   */
+  #nextOfKey(row: Claimed): Written | undefined {
+    if (row.key === null) return undefined;
+    return (lost) => {
+      const id = lineOf(row);
+      if (lost) {
+        // Another consumer may have taken the key over: stop here, as after a failure.
+        this.#blockKey(row);
+        this.#failureWritten(row);
+        return;
+      }
+      const line = this.#lines.get(id);
+      if (line === undefined || line.failed) return;
+      const next = line.waiting.shift();
+      if (next === undefined) {
+        this.#lines.delete(id);
+        return;
+      }
+      this.#waiting--;
+      this.#ready.push(next);
+      this.#dispatch();
+    };
+  }
+
+  /** A keyed event failed and runs again later: nothing of its key may run before, here or elsewhere. */
+  #blockKey(row: Claimed): void {
+    const id = lineOf(row);
+    const line = this.#lines.get(id);
+    if (line === undefined) return;
+    line.failed = true;
+    this.#waiting -= line.waiting.length;
+    for (const follower of line.waiting.splice(0)) this.#handBack(id, line, follower);
+  }
+
+  #handBack(id: string, line: KeyLine, row: Claimed): void {
+    line.releasing++;
+    this.#book.release(row, () => {
+      line.releasing--;
+      this.#dropIfSettled(id, line);
+    });
+  }
+
+  #failureWritten(row: Claimed): void {
+    const id = lineOf(row);
+    const line = this.#lines.get(id);
+    if (line === undefined) return;
+    line.failureWritten = true;
+    this.#dropIfSettled(id, line);
+  }
+
+  /**
+   * A failed line whose writes are all done is dropped, but not while a claim runs: it may have read the
+   * table before, when events of the key were still held here, and bring the ones behind them.
+   */
+  #dropIfSettled(id: string, line: KeyLine): void {
+    if (!line.failed || !line.failureWritten || line.releasing > 0) return;
+    if (this.#claiming) this.#linesToDrop.push(id);
+    else if (this.#lines.get(id) === line) this.#lines.delete(id);
+  }
+
+  #dropWrittenLines(): void {
+    for (const id of this.#linesToDrop.splice(0)) {
+      const line = this.#lines.get(id);
+      if (line !== undefined) this.#dropIfSettled(id, line);
+    }
   }
 
   /** Handlers run at once now: `concurrency`, or less while the workers' valve admits less. */
@@ -238,7 +355,7 @@ export class QueueConsumer {
 
   /** Claimed events not yet handled (waiting or running). */
   #pending(): number {
-    return this.#ready.length - this.#readyHead + this.#running;
+    return this.#ready.length - this.#readyHead + this.#running + this.#waiting;
   }
 
   #dispatch(): void {
@@ -268,7 +385,7 @@ export class QueueConsumer {
       };
       await this.#runHandler(event);
       this.#health.handlerEnded(false);
-      this.#book.complete(row);
+      this.#book.complete(row, this.#nextOfKey(row));
       this.#ctx.recordEvent({ outcome: 'processed', durationMs: Date.now() - started, lagMs });
     } catch (thrown) {
       const timedOut = thrown instanceof StewardError && thrown.code === 'STEWARD_ERR_HANDLER_TIMEOUT';
@@ -307,13 +424,17 @@ export class QueueConsumer {
     const log = { eventId: row.id, type: row.type, key: row.key, attempts: row.attempts, err: error };
     if (row.attempts >= s.maxAttempts) {
       this.#ctx.logger.error(log, 'queue:event:dead-lettered');
-      this.#book.deadLetter(row, message);
+      this.#book.deadLetter(row, message, this.#nextOfKey(row));
       this.#ctx.recordEvent({ outcome: 'dead_lettered', ...measured });
       return;
     }
     const delayMs = backoffDelay(row.attempts - 1, s.retry);
     this.#ctx.logger.warn({ ...log, retryInMs: delayMs }, 'queue:event:failed');
-    this.#book.fail(row, message, delayMs);
+    if (row.key === null) this.#book.fail(row, message, delayMs);
+    else {
+      this.#blockKey(row);
+      this.#book.fail(row, message, delayMs, () => this.#failureWritten(row));
+    }
     this.#ctx.recordEvent({ outcome: 'failed', ...measured });
   }
 
@@ -347,6 +468,8 @@ export class QueueConsumer {
   /** Graceful stop: unstarted events go back at once, running handlers finish, outcomes are written. */
   async #stop(): Promise<void> {
     const unstarted = this.#ready.slice(this.#readyHead);
+    for (const line of this.#lines.values()) unstarted.push(...line.waiting.splice(0));
+    this.#waiting = 0;
     this.#ready = [];
     this.#readyHead = 0;
     if (unstarted.length > 0) {

@@ -28,9 +28,20 @@ function windowParam(variant: Variant): string {
 }
 
 /**
- * Due, unleased events of the consumer's types, oldest first. An event with a key qualifies only while
- * no older event of its (type, key) exists and no other one is leased: a key never runs concurrently
- * and runs in id order, across all consumers. `SKIP LOCKED` lets consumers claim side by side.
+ * Due, unleased events of the consumer's types, oldest first. An event with a key qualifies when every
+ * older event of its (type, key) is held by this consumer (none: it is the key's head) and the next newer
+ * one is not held by another consumer: a key belongs to one consumer at a time, which runs its events one
+ * by one in id order (queue-consumer.ts), and takes the key's next events while it holds the older ones,
+ * so the events of a key with a backlog need no claim round trip each.
+ *
+ * Only the head of a key can be taken by a consumer that does not hold the key, and `SKIP LOCKED` lets a
+ * single claim lock it; a later event is taken only by the holder of all older ones. So what a consumer
+ * holds of a key is always its oldest events, and if any newer event is held elsewhere, the first newer
+ * one is: one index probe (on an index without lease columns, which keeps leases HOT updates) answers
+ * "is this key held elsewhere?" for a head that committed after newer events of its key were claimed.
+ * "Held" by this consumer means a lease with at least half its term left (`$3 / 2` ms): another consumer
+ * takes an event only once its lease ran out, so two consumers never both see a key as theirs. Coalesced
+ * types (`$5`) are never taken behind an event of their key held here: its completion removes them.
  */
 function candidates(names: QueueNames, variant: Variant): string {
   const window = variant.windowed
@@ -39,6 +50,9 @@ function candidates(names: QueueNames, variant: Variant): string {
                                  AND (w.locked_until IS NULL OR w.locked_until < now())
                                ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807)`
     : '';
+  const notHeld = `o.locked_by IS DISTINCT FROM $1 OR o.locked_until IS NULL
+                   OR o.locked_until < now() + $3 * interval '0.5 millisecond'`;
+  const olderNotHeld = variant.coalescing ? `${notHeld} OR e.type = ANY($5::text[])` : notHeld;
   return `SELECT e.id FROM ${names.events} e
            WHERE e.type = ANY($4::text[])
              AND e.run_at <= now()
@@ -46,10 +60,12 @@ function candidates(names: QueueNames, variant: Variant): string {
              ${window}
              AND (e.key IS NULL OR (
                    NOT EXISTS (SELECT 1 FROM ${names.events} o
-                                WHERE o.type = e.type AND o.key = e.key AND o.id < e.id)
-               AND NOT EXISTS (SELECT 1 FROM ${names.events} o
-                                WHERE o.type = e.type AND o.key = e.key AND o.locked_by IS NOT NULL
-                                  AND o.locked_until >= now() AND o.id <> e.id)))
+                                WHERE o.type = e.type AND o.key = e.key AND o.id < e.id
+                                  AND (${olderNotHeld}))
+               AND NOT EXISTS (SELECT 1 FROM (SELECT o.locked_by, o.locked_until FROM ${names.events} o
+                                               WHERE o.type = e.type AND o.key = e.key AND o.id > e.id
+                                               ORDER BY o.id LIMIT 1) n
+                                WHERE n.locked_by <> $1 AND n.locked_until >= now())))
            ORDER BY e.id
            LIMIT $2
            FOR UPDATE SKIP LOCKED`;
