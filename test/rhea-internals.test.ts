@@ -62,6 +62,28 @@ test('rhea sources still hold the behaviour the listener works around', () => {
   assert.match(session, /receiver\._incomplete = current;/);
   assert.match(session, /Incoming\.prototype\.on_transfer = function\(frame, receiver\)/);
   assert.match(session, /CircularBuffer\.prototype\.get_tail = function/);
+  // link-session.ts connectionOptions: Nagle is turned off by the `tcp_no_delay` connection option when
+  // the socket is set up (default off there); only `connection.attach_receiver` defaults it on.
+  const connection = rheaSource('connection.js');
+  assert.match(
+    connection,
+    /Connection\.prototype\.init = function \(socket\) \{\s+this\.socket = socket;\s+if \(this\.get_option\('tcp_no_delay', false\) && this\.socket\.setNoDelay\) \{\s+this\.socket\.setNoDelay\(true\);/,
+  );
+  // test/amqp-credit.test.ts and bench/amqp.ts count frames and deliveries through these modules.
+  const frames = require('rhea/lib/frames.js') as Record<string, unknown>;
+  assert.equal(typeof frames.flow, 'function', 'frames.flow(fields)');
+  assert.equal(typeof frames.disposition, 'function', 'frames.disposition(fields)');
+  assert.match(
+    session,
+    /frames\.disposition\(\{'role' : first\.link\.is_receiver\(\), 'first' : first\.id, 'last' : last\.id/,
+  );
+  const { Receiver } = require('rhea/lib/link.js') as { Receiver?: { prototype?: Record<string, unknown> } };
+  assert.equal(
+    typeof Receiver?.prototype?.dispatch,
+    'function',
+    'Receiver.prototype.dispatch(name, context)',
+  );
+  assert.match(session, /receiver\.delivery_count\+\+;\s+var msgctxt[^\n]+\s+receiver\.dispatch\('message'/);
 });
 
 test('the rhea objects of a live connection, session and receiver carry the members the listener reaches', async () => {

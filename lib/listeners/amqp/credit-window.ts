@@ -6,12 +6,12 @@
  * With `refillWhenEmpty` new credit is granted only once the link used up what it had: RabbitMQ 3.x hands
  * a flow frame to the queue as an absolute credit while messages granted earlier may still travel from
  * the queue to the link, and those arrive on top of the new credit (rhea then logs "Received transfer
- * when credit was 0" and the bound is gone). With nothing outstanding nothing can travel. Measured
- * against reserving the outstanding credit twice, it was as fast (bench/amqp.ts) and never overshoots.
- * Topping up in small batches with the outstanding credit reserved twice and one grant at a time drained
- * faster (0.86 of raw rhea against 0.44 in one bench/amqp.ts run each) but still overshot under test/amqp-credit.test.ts: RabbitMQ's
- * flow reply can overtake messages still on their way from the queue, so the client cannot tell when
- * nothing travels any more.
+ * when credit was 0" and the bound is gone). With nothing outstanding nothing can travel. Reserving the
+ * outstanding credit twice (granting `limit - unsettled - 2 * linkCredit`) is not enough in general: the
+ * surplus of one grant can still be on its way when the next grant goes out, and RabbitMQ's reply to a
+ * grant is written before the messages the queue sent under the old credit, so the client cannot tell
+ * when nothing travels any more. Refilling when empty costs one broker round trip per window, a few ms
+ * once the grant is not held back by Nagle's algorithm (link-session.ts): bench/amqp.ts measures it.
  */
 export class CreditWindow {
   readonly limit: number;

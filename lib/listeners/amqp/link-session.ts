@@ -40,6 +40,10 @@ function connectionOptions(options: ResolvedAmqpOptions, containerId: string): C
     idle_time_out: options.idleTimeout || undefined,
     // Reconnects are the listener's own (jittered backoff, fresh link, credit re-granted).
     reconnect: false as const,
+    // rhea turns Nagle off only in `connection.attach_receiver`, not for a receiver attached on a session
+    // of its own: a credit grant written right after a disposition then waited for the broker's delayed
+    // ACK (40 ms on Linux) with the link idle, most of the drain time in bench/amqp.ts.
+    tcp_no_delay: true,
   };
   if (options.tls) return { ...options.tls, ...common, transport: 'tls' };
   return { ...common, transport: 'tcp' };
