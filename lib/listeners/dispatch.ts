@@ -10,7 +10,7 @@ let intake = Number.POSITIVE_INFINITY;
 const names = new Set<string>();
 
 /**
- * A listener handler that runs nothing here: it hands the event (as JSON) to whichever HTTP worker the
+ * A listener handler that runs nothing here: it hands the event (as JSON, serialized once) to whichever HTTP worker the
  * valve admits it to, where `ctx.handle(name, handler)` registered the code that handles it, and resolves
  * or rejects with that handler's outcome. The listener therefore settles the event at its source (AMQP
  * accept or release, PostgreSQL complete or retry) only once a worker handled it: a worker killed
@@ -26,14 +26,19 @@ export function toWorkers(name: string): (event: unknown) => Promise<void> {
       { details: { option: 'toWorkers(name)' } },
     );
   names.add(name);
-  const handler = async (event: unknown): Promise<void> => {
+  const handler = (event: unknown): Promise<void> => {
     if (transport === undefined)
-      throw new StewardError(
-        'STEWARD_ERR_NO_HANDLER',
-        `'${name}' is dispatched to the workers, but this process has none (run the services under steward())`,
-        { details: { name } },
+      return Promise.reject(
+        new StewardError(
+          'STEWARD_ERR_NO_HANDLER',
+          `'${name}' is dispatched to the workers, but this process has none (run the services under steward())`,
+          { details: { name } },
+        ),
       );
-    await transport(name, asJson(event));
+    // The event crosses as it is: the IPC channel serializes it once and the worker parses it once.
+    return transport(name, event).catch((error: unknown) => {
+      throw notJson(name, event) ?? error;
+    });
   };
   return Object.assign(handler, { [WORKER_DISPATCH]: name });
 }
@@ -67,10 +72,18 @@ export function dispatchIntake(): number {
 }
 
 /**
- * The event as the worker will receive it: IPC carries JSON, so it is turned into JSON here, where a
- * value that cannot cross (a cycle, a BigInt) fails this event instead of the channel.
+ * Why `event` could not cross to a worker, when the cause is the event itself: IPC carries JSON, and a value
+ * that cannot become JSON (a cycle, a BigInt) fails this event only. Checked after a failure, so an event
+ * that crossed is serialized once, by the channel.
  */
-function asJson(event: unknown): unknown {
-  const text = JSON.stringify(event);
-  return text === undefined ? null : JSON.parse(text);
+function notJson(name: string, event: unknown): TypeError | undefined {
+  try {
+    JSON.stringify(event);
+    return undefined;
+  } catch (error) {
+    return new TypeError(
+      `An event dispatched to the workers as '${name}' cannot be sent as JSON: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
 }

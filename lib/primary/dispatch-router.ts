@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { AdaptiveLimit } from '../common/adaptive-limit.js';
@@ -37,7 +38,13 @@ interface Route {
   pauseTimer: NodeJS.Timeout | undefined;
   /** Calm reports in a row while closed. */
   calmSamples: number;
+  /** Events this worker handled. */
+  handled: number;
+  /** Its `steward_dispatch_events_total` series, made once (an event only increments them). */
+  counted: Record<Outcome, Counter.Internal> | undefined;
 }
+
+type Outcome = 'processed' | 'failed' | 'worker_lost';
 
 interface Waiter {
   name: string;
@@ -56,12 +63,12 @@ export class DispatchRouter {
   readonly #logger: Logger;
   readonly #settings: ValveSettings;
   readonly #routes = new Map<number, Route>();
-  readonly #handled = new Map<number, number>();
   #waiters: Waiter[] = [];
   #dispatched: string[] = [];
   #unhandledLogged = new Set<string>();
   #closed = false;
-  #lastPushed = { limit: -1, inFlight: -1 };
+  #pushedLimit = -1;
+  #pushedInFlight = -1;
   #servicesHost: IpcChannel | undefined;
   readonly #limitListeners: ((limit: number) => void)[] = [];
   readonly #metrics: ReturnType<typeof registerValveMetrics>;
@@ -77,7 +84,6 @@ export class DispatchRouter {
     });
     pool.on('worker:exit', (handle) => {
       this.#routes.delete(handle.id);
-      this.#handled.delete(handle.id);
       this.#changed();
     });
   }
@@ -98,13 +104,13 @@ export class DispatchRouter {
   /** Runs `event` in a worker's handler for `name`; rejects with the handler's error or the worker's loss. */
   async dispatch(name: string, event: unknown): Promise<void> {
     const route = await this.#admit(name);
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     route.inFlight++;
     this.#changed();
-    let outcome = 'processed';
+    let outcome: Outcome = 'processed';
     try {
       await route.handle.channel.request('dispatch:run', { name, event }, RUN_TIMEOUT_MS);
-      this.#handled.set(route.handle.id, (this.#handled.get(route.handle.id) ?? 0) + 1);
+      route.handled++;
     } catch (error) {
       outcome = route.handle.channel.closed ? 'worker_lost' : 'failed';
       if (outcome === 'worker_lost')
@@ -112,10 +118,11 @@ export class DispatchRouter {
       throw error;
     } finally {
       route.inFlight--;
-      if (route.closed) this.#pace(route, Number(process.hrtime.bigint() - started) / 1e6);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.#metrics.latency.observe({ name, outcome }, seconds);
-      this.#metrics.events.inc({ worker: String(route.handle.id), outcome });
+      const elapsedMs = performance.now() - started;
+      if (route.closed) this.#pace(route, elapsedMs);
+      this.#metrics.latency(name, outcome).observe(elapsedMs / 1000);
+      route.counted ??= this.#metrics.events(route.handle.id);
+      route.counted[outcome].inc();
       this.#changed();
       this.#pump();
     }
@@ -131,7 +138,8 @@ export class DispatchRouter {
   /** Serves the services sibling's dispatches and keeps it told of the valve (the latest sibling only). */
   attachServicesHost(channel: IpcChannel): void {
     this.#servicesHost = channel;
-    this.#lastPushed = { limit: -1, inFlight: -1 };
+    this.#pushedLimit = -1;
+    this.#pushedInFlight = -1;
     channel.handle('dispatch:event', (message) => this.dispatch(message.name, message.event));
     channel.on('dispatch:names', (message) => this.setDispatchedNames(message.names));
     this.#push();
@@ -149,7 +157,7 @@ export class DispatchRouter {
       state: route.closed ? ('closed' as const) : ('open' as const),
       limit: route.limit.limit,
       inFlight: route.inFlight,
-      handled: this.#handled.get(route.handle.id) ?? 0,
+      handled: route.handled,
       loopDelayMs: route.signal ? Math.round(route.signal.loopDelayMs * 10) / 10 : null,
       utilization: route.signal ? Math.round(route.signal.utilization * 100) / 100 : null,
     }));
@@ -187,6 +195,8 @@ export class DispatchRouter {
       pausedUntil: 0,
       pauseTimer: undefined,
       calmSamples: 0,
+      handled: 0,
+      counted: undefined,
     };
     this.#routes.set(handle.id, route);
     handle.channel.on('worker:handlers', (message) => {
@@ -330,21 +340,29 @@ export class DispatchRouter {
     );
   }
 
-  /** Pushes the new intake to the services host. */
+  /** Pushes the new intake to the services host (runs twice per event: no allocation here). */
   #changed(): void {
-    const routes = [...this.#routes.values()].filter((route) => this.#takesEvents(route));
-    this.#closed = routes.length > 0 && routes.every((route) => route.closed);
+    let taking = 0;
+    let closed = 0;
+    for (const route of this.#routes.values()) {
+      if (!this.#takesEvents(route)) continue;
+      taking++;
+      if (route.closed) closed++;
+    }
+    this.#closed = taking > 0 && closed === taking;
     this.#push();
   }
 
   #push(): void {
     const limit = this.limit;
     const inFlight = this.inFlight;
-    if (limit === this.#lastPushed.limit && inFlight === this.#lastPushed.inFlight) return;
-    const limitChanged = limit !== this.#lastPushed.limit;
-    this.#lastPushed = { limit, inFlight };
-    if (limitChanged) for (const listener of this.#limitListeners) listener(limit);
-    if (this.#servicesHost && !this.#servicesHost.closed && limitChanged)
+    if (limit === this.#pushedLimit && inFlight === this.#pushedInFlight) return;
+    const limitChanged = limit !== this.#pushedLimit;
+    this.#pushedLimit = limit;
+    this.#pushedInFlight = inFlight;
+    if (!limitChanged) return;
+    for (const listener of this.#limitListeners) listener(limit);
+    if (this.#servicesHost && !this.#servicesHost.closed)
       this.#servicesHost.send('valve:state', { limit, inFlight });
   }
 }
@@ -392,5 +410,28 @@ function registerValveMetrics(router: DispatchRouter) {
     labelNames: ['worker', 'outcome'],
     registers: [registry],
   });
-  return { latency, events };
+  // The labelled series are looked up once per name and per worker, not once per event.
+  const latencyByName = new Map<string, Record<Outcome, Histogram.Internal<'name' | 'outcome'>>>();
+  return {
+    latency(name: string, outcome: Outcome): Histogram.Internal<'name' | 'outcome'> {
+      let series = latencyByName.get(name);
+      if (series === undefined) {
+        series = {
+          processed: latency.labels({ name, outcome: 'processed' }),
+          failed: latency.labels({ name, outcome: 'failed' }),
+          worker_lost: latency.labels({ name, outcome: 'worker_lost' }),
+        };
+        latencyByName.set(name, series);
+      }
+      return series[outcome];
+    },
+    events(worker: number): Record<Outcome, Counter.Internal> {
+      const label = String(worker);
+      return {
+        processed: events.labels({ worker: label, outcome: 'processed' }),
+        failed: events.labels({ worker: label, outcome: 'failed' }),
+        worker_lost: events.labels({ worker: label, outcome: 'worker_lost' }),
+      };
+    },
+  };
 }

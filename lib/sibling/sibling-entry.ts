@@ -73,9 +73,9 @@ async function main(): Promise<void> {
   );
   // Events dispatched to the workers go through the primary, which knows them and their load.
   const channel = primary;
-  setDispatchTransport(async (name, event) => {
-    await channel.request('dispatch:event', { name, event }, DISPATCH_TIMEOUT_MS);
-  });
+  setDispatchTransport((name, event) =>
+    channel.request('dispatch:event', { name, event }, DISPATCH_TIMEOUT_MS),
+  );
   primary.on('valve:state', (message) => setDispatchIntake(message.limit));
   // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
   process.on('SIGINT', () => {});
