@@ -244,7 +244,9 @@ export class DispatchRouter {
       )
         continue;
       const load = route.inFlight / route.limit.limit;
-      if (load < bestLoad) {
+      // Among equally loaded workers the one that handled fewer events: a source that hands out one
+      // event at a time (LISTEN/NOTIFY) still spreads them.
+      if (load < bestLoad || (load === bestLoad && best !== undefined && route.handled < best.handled)) {
         best = route;
         bestLoad = load;
       }
