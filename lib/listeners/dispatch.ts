@@ -7,6 +7,7 @@ const WORKER_DISPATCH = Symbol.for('cluster-steward.worker-dispatch');
 
 let transport: DispatchTransport | undefined;
 let intake = Number.POSITIVE_INFINITY;
+let loadIntake = Number.POSITIVE_INFINITY;
 const names = new Set<string>();
 
 /**
@@ -63,12 +64,25 @@ export function setDispatchIntake(limit: number): void {
   intake = limit;
 }
 
+/** Set by the services host from the primary's valve: events handlers here may run at once (`valve: 'workers'`). */
+export function setLoadIntake(limit: number): void {
+  loadIntake = limit;
+}
+
 /**
- * The most events a dispatching listener should hold at once right now. Each listener also stays within
- * its own `concurrency`, the ceiling; unbounded until the primary first reports its valve.
+ * Which limit a listener's intake follows: `dispatch` (its handlers are `toWorkers`: the events the
+ * workers take at once) or `load` (`valve: 'workers'`: its own handlers, throttled by the workers' load).
  */
-export function dispatchIntake(): number {
-  return intake;
+export type IntakeSource = 'dispatch' | 'load';
+
+export function intakeSource(dispatches: boolean, valve: 'none' | 'workers'): IntakeSource | undefined {
+  if (dispatches) return 'dispatch';
+  return valve === 'workers' ? 'load' : undefined;
+}
+
+/** The most events a listener behind the workers' valve should hold at once now (its `concurrency` bounds it too). */
+export function intakeOf(source: IntakeSource): number {
+  return source === 'dispatch' ? intake : loadIntake;
 }
 
 /**

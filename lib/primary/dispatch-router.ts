@@ -68,14 +68,28 @@ export class DispatchRouter {
   #unhandledLogged = new Set<string>();
   #closed = false;
   #pushedLimit = -1;
-  #pushedInFlight = -1;
   #servicesHost: IpcChannel | undefined;
   readonly #limitListeners: ((limit: number) => void)[] = [];
+  readonly #loadLimitListeners: ((limit: number) => void)[] = [];
+  /**
+   * Events the handlers of `valve: 'workers'` listeners (in the sibling or the primary) may run at once:
+   * halved on every overloaded worker report, one more on every calm one (doubled when no worker serves
+   * HTTP), between the valve's floor and ceiling. Those handlers load the workers only through what they
+   * share (the database), so unlike a worker's limit it is not held to its use.
+   */
+  readonly #loadLimit: AdaptiveLimit;
+  #pushedLoadLimit = -1;
   readonly #metrics: ReturnType<typeof registerValveMetrics>;
 
   constructor(pool: PoolView, logger: Logger, settings: ValveSettings = VALVE_DEFAULTS) {
     this.#logger = logger.child({ component: 'valve' });
     this.#settings = settings;
+    this.#loadLimit = new AdaptiveLimit({
+      floor: settings.adaptive ? settings.floor : settings.ceiling,
+      ceiling: settings.ceiling,
+      initial: settings.ceiling,
+      backoff: 0.5,
+    });
     this.#metrics = registerValveMetrics(this);
     pool.on('worker:forked', (handle) => this.#watch(handle));
     pool.on('worker:ready', () => {
@@ -93,6 +107,11 @@ export class DispatchRouter {
     let sum = 0;
     for (const route of this.#routes.values()) if (this.#takesEvents(route)) sum += route.limit.limit;
     return sum;
+  }
+
+  /** Events the handlers of `valve: 'workers'` listeners may run at once now. */
+  get loadLimit(): number {
+    return this.#loadLimit.limit;
   }
 
   get inFlight(): number {
@@ -139,10 +158,16 @@ export class DispatchRouter {
   attachServicesHost(channel: IpcChannel): void {
     this.#servicesHost = channel;
     this.#pushedLimit = -1;
-    this.#pushedInFlight = -1;
+    this.#pushedLoadLimit = -1;
     channel.handle('dispatch:event', (message) => this.dispatch(message.name, message.event));
     channel.on('dispatch:names', (message) => this.setDispatchedNames(message.names));
     this.#push();
+  }
+
+  /** Calls `listener` with the load limit whenever it changes (`valve: 'workers'` listeners in this process). */
+  onLoadLimit(listener: (limit: number) => void): void {
+    this.#loadLimitListeners.push(listener);
+    listener(this.loadLimit);
   }
 
   /** Calls `listener` with the cluster-wide limit whenever it changes (the in-process services host). */
@@ -211,7 +236,11 @@ export class DispatchRouter {
       // HTTP in the interval has nothing to protect: it reopens at once, so a backlog drains at full speed
       // as soon as HTTP stops.
       route.calmSamples = overloaded ? 0 : route.calmSamples + 1;
+      // Not held to its use: `inFlight` at the ceiling lets a calm report always raise it.
+      if (this.#settings.adaptive)
+        this.#loadLimit.update({ overloaded, inFlight: this.#settings.ceiling, fast: !servesHttp });
       if (route.closed && !overloaded && servesHttp && route.calmSamples < REOPEN_AFTER_CALM_SAMPLES) {
+        this.#push();
         this.#pump();
         return;
       }
@@ -357,15 +386,16 @@ export class DispatchRouter {
 
   #push(): void {
     const limit = this.limit;
-    const inFlight = this.inFlight;
-    if (limit === this.#pushedLimit && inFlight === this.#pushedInFlight) return;
+    const loadLimit = this.#loadLimit.limit;
     const limitChanged = limit !== this.#pushedLimit;
+    const loadLimitChanged = loadLimit !== this.#pushedLoadLimit;
+    if (!limitChanged && !loadLimitChanged) return;
     this.#pushedLimit = limit;
-    this.#pushedInFlight = inFlight;
-    if (!limitChanged) return;
-    for (const listener of this.#limitListeners) listener(limit);
+    this.#pushedLoadLimit = loadLimit;
+    if (limitChanged) for (const listener of this.#limitListeners) listener(limit);
+    if (loadLimitChanged) for (const listener of this.#loadLimitListeners) listener(loadLimit);
     if (this.#servicesHost && !this.#servicesHost.closed)
-      this.#servicesHost.send('valve:state', { limit, inFlight });
+      this.#servicesHost.send('valve:state', { limit, inFlight: this.inFlight, loadLimit });
   }
 }
 
@@ -397,6 +427,14 @@ function registerValveMetrics(router: DispatchRouter) {
     collect() {
       this.reset();
       for (const route of router.routes()) this.set({ worker: String(route.worker) }, route.inFlight);
+    },
+  });
+  new Gauge({
+    name: 'steward_valve_load_limit',
+    help: "Events the handlers of valve: 'workers' listeners may run at once, as the workers' load set it.",
+    registers: [registry],
+    collect() {
+      this.set(router.loadLimit);
     },
   });
   const latency = new Histogram({

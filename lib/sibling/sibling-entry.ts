@@ -4,7 +4,12 @@ import { IpcChannel } from '../common/ipc.js';
 import { relayDestination, relayedLoggerOptions } from '../common/log-relay.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError, serializeError } from '../errors.js';
-import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../listeners/dispatch.js';
+import {
+  dispatchedNames,
+  setDispatchIntake,
+  setDispatchTransport,
+  setLoadIntake,
+} from '../listeners/dispatch.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
@@ -76,7 +81,10 @@ async function main(): Promise<void> {
   setDispatchTransport((name, event) =>
     channel.request('dispatch:event', { name, event }, DISPATCH_TIMEOUT_MS),
   );
-  primary.on('valve:state', (message) => setDispatchIntake(message.limit));
+  primary.on('valve:state', (message) => {
+    setDispatchIntake(message.limit);
+    setLoadIntake(message.loadLimit);
+  });
   // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
   process.on('SIGINT', () => {});
 
