@@ -40,8 +40,6 @@ interface Route {
   calmSamples: number;
   /** Events this worker handled. */
   handled: number;
-  /** Its `steward_dispatch_events_total` series, made once (an event only increments them). */
-  counted: Record<Outcome, Counter.Internal> | undefined;
 }
 
 type Outcome = 'processed' | 'failed' | 'worker_lost';
@@ -139,9 +137,8 @@ export class DispatchRouter {
       route.inFlight--;
       const elapsedMs = performance.now() - started;
       if (route.closed) this.#pace(route, elapsedMs);
-      this.#metrics.latency(name, outcome).observe(elapsedMs / 1000);
-      route.counted ??= this.#metrics.events(route.handle.id);
-      route.counted[outcome].inc();
+      this.#metrics.latency.observe({ name, outcome }, elapsedMs / 1000);
+      this.#metrics.events.inc({ worker: String(route.handle.id), outcome });
       this.#changed();
       this.#pump();
     }
@@ -221,7 +218,6 @@ export class DispatchRouter {
       pauseTimer: undefined,
       calmSamples: 0,
       handled: 0,
-      counted: undefined,
     };
     this.#routes.set(handle.id, route);
     handle.channel.on('worker:handlers', (message) => {
@@ -450,28 +446,5 @@ function registerValveMetrics(router: DispatchRouter) {
     labelNames: ['worker', 'outcome'],
     registers: [registry],
   });
-  // The labelled series are looked up once per name and per worker, not once per event.
-  const latencyByName = new Map<string, Record<Outcome, Histogram.Internal<'name' | 'outcome'>>>();
-  return {
-    latency(name: string, outcome: Outcome): Histogram.Internal<'name' | 'outcome'> {
-      let series = latencyByName.get(name);
-      if (series === undefined) {
-        series = {
-          processed: latency.labels({ name, outcome: 'processed' }),
-          failed: latency.labels({ name, outcome: 'failed' }),
-          worker_lost: latency.labels({ name, outcome: 'worker_lost' }),
-        };
-        latencyByName.set(name, series);
-      }
-      return series[outcome];
-    },
-    events(worker: number): Record<Outcome, Counter.Internal> {
-      const label = String(worker);
-      return {
-        processed: events.labels({ worker: label, outcome: 'processed' }),
-        failed: events.labels({ worker: label, outcome: 'failed' }),
-        worker_lost: events.labels({ worker: label, outcome: 'worker_lost' }),
-      };
-    },
-  };
+  return { latency, events };
 }
