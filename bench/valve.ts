@@ -14,6 +14,7 @@ import {
   loadAverages,
   lostRequests,
   machineNote,
+  openLoopCapacity,
   runOpenLoop,
   runWrk,
   startApp,
@@ -30,6 +31,8 @@ const admin = new pg.Pool({ connectionString: BASE, max: 2 });
 
 type Mode = 'http-only' | 'fixed' | 'valve';
 interface ModeResult {
+  /** The open-loop client's own capacity against this app (HTTP only), answers per second. */
+  capacity: number;
   closed: LoadResult;
   closedEventsPerSecond: number;
   open: LoadResult;
@@ -86,7 +89,9 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
     if (mode !== 'http-only') await fill(BACKLOG);
     await runWrk(app.url, CONNECTIONS, 2); // warm-up: JIT, both workers accepting
     const [closed, closedEventsPerSecond] = await eventsDuring(() => runWrk(app.url, CONNECTIONS, SECONDS));
-    const rate = openRate ?? closed.rps * 0.7;
+    // The open loop is set against what its own client sustains (wrk's C client sustains more).
+    const capacity = openRate === undefined ? await openLoopCapacity(app.url, SECONDS, CONNECTIONS) : 0;
+    const rate = openRate ?? capacity * 0.7;
     const [open, openEventsPerSecond] = await eventsDuring(() =>
       runOpenLoop(app.url, rate, SECONDS, CONNECTIONS),
     );
@@ -104,7 +109,7 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
         `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(openEventsPerSecond)} events/s; ${open.detail}); ` +
         `drain ${Math.round(drainEventsPerSecond)} events/s; sent/answered closed ${closed.sent}/${closed.requests}, open ${open.sent}/${open.requests}; errors ${closed.errors + open.errors}`,
     );
-    return { closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
+    return { capacity, closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
   } finally {
     await app.stop();
   }
@@ -115,7 +120,7 @@ console.log(`load average before: ${loadBefore}`);
 const results = new Map<Mode, ModeResult>();
 const httpOnly = await runMode('http-only', undefined);
 results.set('http-only', httpOnly);
-const openRate = httpOnly.closed.rps * 0.7;
+const openRate = httpOnly.capacity * 0.7;
 for (const mode of ['fixed', 'valve'] as const) results.set(mode, await runMode(mode, openRate));
 await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 await admin.end();
@@ -130,11 +135,11 @@ const rows = (['http-only', 'fixed', 'valve'] as const).map((mode) => {
       ? '–'
       : `${Math.round(r.drainEventsPerSecond)} (${(r.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×)`;
   const counted = (load: LoadResult) => `${load.sent} / ${load.requests} / ${lostRequests(load) ?? '?'}`;
-  return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms.toFixed(2)} | ${counted(r.closed)} | ${Math.round(r.closedEventsPerSecond)} | ${r.open.p99Ms.toFixed(2)} (${(r.open.p99Ms / base.open.p99Ms).toFixed(2)}×) | ${counted(r.open)} | ${Math.round(r.openEventsPerSecond)} | ${drain} |`;
+  return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms.toFixed(2)} | ${counted(r.closed)} | ${Math.round(r.closedEventsPerSecond)} | ${r.open.p99Ms.toFixed(2)} (${(r.open.p99Ms / base.open.p99Ms).toFixed(2)}×) | ${counted(r.open)}${r.open.errors > 0 ? ` (${r.open.errors} errors or due and never sent)` : ''} | ${Math.round(r.openEventsPerSecond)} | ${drain} |`;
 });
 const valve = results.get('valve')!;
 const table = [
-  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${SECONDS} s; open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of HTTP-only) over ${CONNECTIONS} keep-alive connections for ${SECONDS} s after a 1 s warm-up, latency from when each request fell due; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
+  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${SECONDS} s; open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${CONNECTIONS} keep-alive connections for ${SECONDS} s after a 1 s warm-up, latency from when each request fell due; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
   '',
   '| run | (a) closed-loop req/s (× HTTP only) | p50 ms | (a) sent / answered / lost | events/s during (a) | (b) open-loop p99 ms (× HTTP only) | (b) sent / answered / lost | events/s during (b) | (c) drain events/s (× fixed) |',
   '|---|---|---|---|---|---|---|---|---|',

@@ -258,6 +258,19 @@ export async function runOpenLoop(
   };
 }
 
+/**
+ * The capacity an open loop of bench/lib/open-loop.js is set against: the same client on `sockets`
+ * connections, each sending its next request as soon as its answer arrives, for `seconds`; answers per second.
+ */
+export async function openLoopCapacity(url: string, seconds: number, sockets = 50): Promise<number> {
+  const { stdout } = await run(
+    process.execPath,
+    [`${benchDir}lib/open-loop.js`, url, '0', String(seconds), String(sockets)],
+    { maxBuffer: 1 << 20 },
+  );
+  return (JSON.parse(stdout) as { rps: number }).rps;
+}
+
 /** Runs bench/lib/node-client.js: Node's http.Agent or fetch (undici), keep-alive, counting sent requests. */
 export async function runNodeClient(
   tool: 'agent' | 'fetch',

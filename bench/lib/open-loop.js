@@ -4,7 +4,9 @@
 // from when it could be written, so a server that stalls is charged for the requests that queued behind
 // it (no coordinated omission), and it is measured with performance.now(), in fractions of a millisecond.
 // Plain sockets and a minimal HTTP/1.1 response reader (Content-Length bodies only) keep the generator's
-// own cost per request small. After SECONDS, the requests already due are still sent and every answer is
+// own cost per request small. RATE 0 measures the capacity the open loop is set against instead: every
+// connection sends its next request as soon as its answer arrives (a closed loop of this same client), and
+// only the rate answered is reported. After SECONDS, the requests already due are still sent and every answer is
 // awaited (up to 10 s), so `sent` against `answered` counts exactly the requests lost. Prints one JSON line.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -12,14 +14,15 @@ import { performance } from 'node:perf_hooks';
 const [url, rateArg, secondsArg, socketsArg, warmupArg] = process.argv.slice(2);
 const { hostname, port, pathname } = new URL(url);
 const rate = Number(rateArg);
+const saturate = rate === 0;
 const seconds = Number(secondsArg);
 const socketCount = Number(socketsArg ?? 50);
 // The first WARMUP seconds run at the same rate, unrecorded: the generator's own code gets compiled first.
-const warmup = Math.round(rate * Number(warmupArg ?? 1));
+const warmup = saturate ? 0 : Math.round(rate * Number(warmupArg ?? 1));
 const request = Buffer.from(`GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`, 'latin1');
 
-const total = warmup + Math.round(rate * seconds);
-const latencies = new Float64Array(total);
+const total = saturate ? Number.POSITIVE_INFINITY : warmup + Math.round(rate * seconds);
+const latencies = new Float64Array(saturate ? 0 : total);
 let recorded = 0;
 let due = 0; // requests that fell due so far; request i is due at start + i / rate
 let sent = 0;
@@ -67,7 +70,8 @@ function read(state) {
     state.buffer = state.buffer.slice(end);
     if (state.inFlight < 0) continue;
     answered++;
-    if (state.inFlight >= warmup) latencies[recorded++] = performance.now() - dueAt(state.inFlight);
+    if (!saturate && state.inFlight >= warmup)
+      latencies[recorded++] = performance.now() - dueAt(state.inFlight);
     if (status < 200 || status >= 300) non2xx++;
     state.inFlight = -1;
     idle.push(state);
@@ -78,6 +82,14 @@ let next = 0; // the oldest request due and not yet sent
 function pump() {
   const now = performance.now();
   if (now < start) return;
+  if (saturate) {
+    while (idle.length > 0 && now < start + seconds * 1000) {
+      const state = idle.pop();
+      state.inFlight = sent++;
+      state.socket.write(request);
+    }
+    return;
+  }
   while (due < total && dueAt(due) <= now) due++;
   maxQueued = Math.max(maxQueued, due - next);
   while (next < due && idle.length > 0) {
@@ -99,12 +111,14 @@ start = performance.now();
 // A timer of 1 ms is the finest Node offers; the requests due in between are sent together at each tick,
 // and their latency still counts from when each fell due. Answers also send what is due (see `read`).
 const ticker = setInterval(pump, 1);
-const drainUntil = dueAt(total) + 10_000;
+const endAt = saturate ? start + seconds * 1000 : dueAt(total);
+const drainUntil = endAt + 10_000;
 await new Promise((resolve) => {
   const check = setInterval(() => {
     pump();
     const now = performance.now();
-    if ((due === total && next === total && answered + errors >= sent) || now > drainUntil) {
+    const allSent = saturate ? now >= endAt : due === total && next === total;
+    if ((allSent && answered + errors >= sent) || now > drainUntil) {
       clearInterval(check);
       resolve();
     }
@@ -112,10 +126,10 @@ await new Promise((resolve) => {
 });
 finished = true;
 clearInterval(ticker);
-const elapsed = (performance.now() - dueAt(warmup)) / 1000;
+const elapsed = saturate ? seconds : (performance.now() - dueAt(warmup)) / 1000;
 const measured = latencies.subarray(0, recorded).sort();
 const at = (p) => measured[Math.min(measured.length - 1, Math.floor(p * measured.length))] ?? Number.NaN;
 process.stdout.write(
-  `${JSON.stringify({ due: total, sent, answered, non2xx, errors, maxQueued, rps: recorded / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999) })}\n`,
+  `${JSON.stringify({ due: saturate ? sent : total, sent, answered, non2xx, errors, maxQueued, rps: (saturate ? answered : recorded) / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999) })}\n`,
 );
 process.exit(0);
