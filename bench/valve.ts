@@ -138,6 +138,12 @@ const rows = (['http-only', 'fixed', 'valve'] as const).map((mode) => {
   return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms.toFixed(2)} | ${counted(r.closed)} | ${Math.round(r.closedEventsPerSecond)} | ${r.open.p99Ms.toFixed(2)} (${(r.open.p99Ms / base.open.p99Ms).toFixed(2)}×) | ${counted(r.open)}${r.open.errors > 0 ? ` (${r.open.errors} errors or due and never sent)` : ''} | ${Math.round(r.openEventsPerSecond)} | ${drain} |`;
 });
 const valve = results.get('valve')!;
+// The HTTP-only open loop must keep to its schedule, or (b) compares two overloads: more than 50 ms of
+// requests due and unsent at once means the machine could not hold 70 % of capacity in this run.
+const openHeld = (base.open.peakQueued ?? 0) <= openRate * 0.05;
+const openVerdict = openHeld
+  ? `${(valve.open.p99Ms / base.open.p99Ms).toFixed(2)}×`
+  : `not measured in this run: the HTTP-only open loop itself fell behind (up to ${base.open.peakQueued} requests due and unsent at once), so both p99 figures are of an overload`;
 const table = [
   `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${SECONDS} s; open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${CONNECTIONS} keep-alive connections for ${SECONDS} s after a 1 s warm-up, latency from when each request fell due; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
   '',
@@ -145,7 +151,7 @@ const table = [
   '|---|---|---|---|---|---|---|---|---|',
   ...rows,
   '',
-  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valve.closed.rps / base.closed.rps).toFixed(2)}×; (b) valve p99 ≤ 1.3× HTTP only: ${(valve.open.p99Ms / base.open.p99Ms).toFixed(2)}×; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
+  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valve.closed.rps / base.closed.rps).toFixed(2)}×; (b) valve p99 ≤ 1.3× HTTP only: ${openVerdict}; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
 ].join('\n');
 console.log(table);
 writeBenchmarkSection('valve', table);

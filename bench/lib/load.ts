@@ -93,6 +93,8 @@ export interface LoadResult {
    * `sent - requests`, less `inFlightAtStop`, were never answered.
    */
   sent?: number;
+  /** Open loop: the most requests that were due and not yet written at once (the client fell behind). */
+  peakQueued?: number;
   /** Requests a duration-bound client may have in flight when it stops (one per connection), not lost. */
   inFlightAtStop?: number;
   rps: number;
@@ -246,6 +248,7 @@ export async function runOpenLoop(
   };
   return {
     tool: 'open-loop',
+    peakQueued: result.maxQueued,
     requests: result.answered,
     sent: result.sent,
     inFlightAtStop: 0,
