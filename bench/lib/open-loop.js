@@ -91,7 +91,8 @@ function pump() {
     return;
   }
   while (due < total && dueAt(due) <= now) due++;
-  maxQueued = Math.max(maxQueued, due - next);
+  // Counted once the warm-up is over, as the latencies are.
+  if (next >= warmup) maxQueued = Math.max(maxQueued, due - next);
   while (next < due && idle.length > 0) {
     const state = idle.pop();
     state.inFlight = next++;
