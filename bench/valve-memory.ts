@@ -5,10 +5,19 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
-import { loadAverages, machineNote, sampleRss, startApp, writeBenchmarkSection } from './lib/load.js';
+import {
+  benchDir,
+  loadAverages,
+  machineNote,
+  sampleRss,
+  startApp,
+  writeBenchmarkSection,
+} from './lib/load.js';
 
 const APP_MB = 50;
 const GOAL_MIB = 25;
@@ -17,6 +26,18 @@ const BACKLOG = 20_000;
 const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `steward_bench_valve_memory_${process.pid}`;
 const admin = new pg.Pool({ connectionString: BASE, max: 2 });
+// Every measured process, bare node included, preloads the same heap-space reporter (bench/lib/heap-spaces.js).
+const heapDir = mkdtempSync(join(tmpdir(), 'steward-valve-heap-'));
+const heapEnv = {
+  STEWARD_BENCH_HEAP_DIR: heapDir,
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${join(benchDir, 'lib/heap-spaces.js')}`.trim(),
+};
+
+type HeapSpaces = Record<string, { used: number; committed: number }>;
+function heapSpaces(pid: number): HeapSpaces {
+  return JSON.parse(readFileSync(join(heapDir, `${pid}.json`), 'utf8')) as HeapSpaces;
+}
+const MiB = 1024 * 1024;
 
 function childrenOf(parent: number): number[] {
   const pids: number[] = [];
@@ -46,10 +67,15 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
 }
 
 /** A bare `node` process that only keeps its event loop alive: the floor of any Node process. */
+let bareHeap: HeapSpaces = {};
 async function measureBare(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+    stdio: 'ignore',
+    env: { ...process.env, ...heapEnv },
+  });
   await new Promise((resolve) => setTimeout(resolve, 500));
   const rss = await sampleRss(child.pid!, SAMPLES);
+  bareHeap = heapSpaces(child.pid!);
   child.kill('SIGKILL');
   await once(child, 'exit');
   return rss;
@@ -62,9 +88,11 @@ const app = await startApp('apps/valve-app.js', {
   VALVE_PG: BASE,
   VALVE_SCHEMA: schema,
   APP_MB: String(APP_MB),
+  ...heapEnv,
 });
 let rows: { role: string; pid: number; rss: number }[];
 let handledWhileSampled: number;
+let siblingHeap: HeapSpaces;
 try {
   await waitFor(
     async () => (await admin.query('SELECT to_regclass($1) AS t', [`${schema}.events`])).rows[0].t !== null,
@@ -95,6 +123,7 @@ try {
   ];
   for (const row of rows) row.rss = await sampleRss(row.pid, SAMPLES);
   handledWhileSampled = before - (await queued());
+  siblingHeap = heapSpaces(siblings[0]!);
   if (handledWhileSampled <= 0) throw new Error('no event was dispatched while the sibling was sampled');
 } finally {
   await app.stop();
@@ -102,6 +131,7 @@ try {
   await admin.end();
 }
 const bare = await measureBare();
+rmSync(heapDir, { recursive: true, force: true });
 const loadAfter = loadAverages();
 console.log(`load average after: ${loadAfter}`);
 const sibling = rows.find((row) => row.role.startsWith('services sibling'))!.rss;
@@ -115,6 +145,16 @@ const table = [
   ),
 ].join('\n');
 const above = sibling - bare;
+const spaceNames = Object.keys(siblingHeap!).filter(
+  (space) => (siblingHeap![space]?.committed ?? 0) > 0 || (bareHeap[space]?.committed ?? 0) > 0,
+);
+const cell = (spaces: HeapSpaces, space: string) =>
+  `${((spaces[space]?.used ?? 0) / MiB).toFixed(1)} / ${((spaces[space]?.committed ?? 0) / MiB).toFixed(1)}`;
+const heapTable = [
+  '| heap space | services sibling | bare node |',
+  '| --- | ---: | ---: |',
+  ...spaceNames.map((space) => `| ${space} | ${cell(siblingHeap!, space)} | ${cell(bareHeap, space)} |`),
+].join('\n');
 const body = `2 workers that each hold ${APP_MB} MiB of application state and handle the dispatched \`burn\` events
 (2 ms of CPU each) of a ${BACKLOG}-event PostgreSQL backlog; the services sibling runs the queue with
 \`toWorkers('burn')\` and never loads the application. RSS from \`/proc/<pid>/status\`, median of ${SAMPLES}
@@ -124,6 +164,11 @@ ${loadBefore}, after ${loadAfter}. \`npm run bench:valve-memory\`.
 ${table}
 
 The sibling in dispatch mode is ${(sibling / bare).toFixed(2)}× a bare node process, ${above.toFixed(1)} MiB above it.
-Goal: within ${GOAL_MIB} MiB of bare node: **${above <= GOAL_MIB ? 'met' : 'not met'}**.`;
+Goal: within ${GOAL_MIB} MiB of bare node: **${above <= GOAL_MIB ? 'met' : 'not met'}**.
+
+V8 heap spaces of the sibling at the end of its sampling, beside bare node (\`v8.getHeapSpaceStatistics()\`,
+used / committed MiB):
+
+${heapTable}`;
 console.log(body);
 writeBenchmarkSection('valve-memory', body);

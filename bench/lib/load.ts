@@ -86,13 +86,15 @@ function probe(url: string): Promise<string | null> {
 }
 
 export interface LoadResult {
-  tool: 'wrk' | 'autocannon' | 'agent' | 'fetch';
+  tool: 'wrk' | 'autocannon' | 'agent' | 'fetch' | 'open-loop';
   requests: number;
   /**
    * Requests the client wrote (autocannon with `--amount`, the Node clients, wrk through a Lua hook);
    * `sent - requests`, less `inFlightAtStop`, were never answered.
    */
   sent?: number;
+  /** Open loop: the most requests that were due and not yet written at once (the client fell behind). */
+  peakQueued?: number;
   /** Requests a duration-bound client may have in flight when it stops (one per connection), not lost. */
   inFlightAtStop?: number;
   rps: number;
@@ -214,6 +216,62 @@ export async function runAutocannon(
     non2xx: result.non2xx,
     detail: `errors ${result.errors}, timeouts ${result.timeouts}, resets ${result.resets ?? 0}`,
   };
+}
+
+/**
+ * Runs bench/lib/open-loop.js: `rate` requests per second fall due for `seconds` (after a 1 s warm-up at the
+ * same rate), each sent on an idle one of `sockets` keep-alive connections; latency counts from when a
+ * request fell due, in fractions of a millisecond. It waits for every answer, so `sent - requests` were lost.
+ */
+export async function runOpenLoop(
+  url: string,
+  rate: number,
+  seconds: number,
+  sockets = 50,
+): Promise<LoadResult> {
+  const { stdout } = await run(
+    process.execPath,
+    [`${benchDir}lib/open-loop.js`, url, String(Math.round(rate)), String(seconds), String(sockets), '1'],
+    { maxBuffer: 1 << 20 },
+  );
+  const result = JSON.parse(stdout) as {
+    due: number;
+    sent: number;
+    answered: number;
+    non2xx: number;
+    errors: number;
+    maxQueued: number;
+    rps: number;
+    p50Ms: number;
+    p99Ms: number;
+    p999Ms: number;
+  };
+  return {
+    tool: 'open-loop',
+    peakQueued: result.maxQueued,
+    requests: result.answered,
+    sent: result.sent,
+    inFlightAtStop: 0,
+    rps: result.rps,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    errors: result.errors + result.non2xx + (result.due - result.sent),
+    non2xx: result.non2xx,
+    detail: `due ${result.due}, sent ${result.sent}, answered ${result.answered}, most queued ${result.maxQueued}, p99.9 ${result.p999Ms.toFixed(2)} ms`,
+  };
+}
+
+/**
+ * The capacity an open loop of bench/lib/open-loop.js is set against: the same client on `sockets`
+ * connections, each sending its next request as soon as its answer arrives, for `seconds`; answers per second.
+ */
+export async function openLoopCapacity(url: string, seconds: number, sockets = 50): Promise<number> {
+  const { stdout } = await run(
+    process.execPath,
+    [`${benchDir}lib/open-loop.js`, url, '0', String(seconds), String(sockets)],
+    { maxBuffer: 1 << 20 },
+  );
+  return (JSON.parse(stdout) as { rps: number }).rps;
 }
 
 /** Runs bench/lib/node-client.js: Node's http.Agent or fetch (undici), keep-alive, counting sent requests. */

@@ -80,7 +80,7 @@ export interface MessagePayloads {
   /** services host → primary once the services module is loaded: the names its listeners dispatch. */
   'dispatch:names': { names: string[] };
   /** primary → services host on every change: how many events the workers take at once now. */
-  'valve:state': { limit: number; inFlight: number };
+  'valve:state': { limit: number; inFlight: number; loadLimit: number };
   // correlated answer to any request
   reply: { ok: boolean; result?: unknown; error?: SerializedError };
 }
@@ -174,7 +174,7 @@ const validators: { [K in MessageType]: Validator } = {
   'dispatch:event': (m) => isCount(m.seq) && isShortString(m.name, 256),
   'dispatch:run': (m) => isCount(m.seq) && isShortString(m.name, 256),
   'dispatch:names': (m) => isNameList(m.names),
-  'valve:state': (m) => isCount(m.limit) && isCount(m.inFlight),
+  'valve:state': (m) => isCount(m.limit) && isCount(m.inFlight) && isCount(m.loadLimit),
   reply: (m) => isCount(m.ack) && typeof m.ok === 'boolean' && (m.ok || isError(m.error)),
 };
 

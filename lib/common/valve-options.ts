@@ -6,6 +6,7 @@ import {
   type Input,
   integer,
   type Option,
+  oneOf,
   option,
   type Resolved,
   resolveSpec,
@@ -24,6 +25,16 @@ export const valveSpec = {
 };
 
 export type ValveOptions = Input<typeof valveSpec>;
+
+/**
+ * The `valve` option of a listener whose handlers run where it runs (the services sibling or the primary):
+ * `'workers'` holds its intake (claims, link credit, handlers at once) to what the HTTP workers' load
+ * admits, as the workers' valve does for dispatched events, for handlers that share a database with the
+ * workers. `'none'`: only `concurrency` bounds it. A listener whose handlers are `toWorkers(...)` follows
+ * the workers' valve either way. @default 'none'
+ */
+export const listenerValve = oneOf(['none', 'workers'], 'none');
+export type ListenerValve = 'none' | 'workers';
 
 /** The valve after defaults; `adaptive: false` pins every worker's limit at `ceiling` (fixed concurrency). */
 export interface ValveSettings extends Resolved<typeof valveSpec> {

@@ -7,10 +7,11 @@ const WORKER_DISPATCH = Symbol.for('cluster-steward.worker-dispatch');
 
 let transport: DispatchTransport | undefined;
 let intake = Number.POSITIVE_INFINITY;
+let loadIntake = Number.POSITIVE_INFINITY;
 const names = new Set<string>();
 
 /**
- * A listener handler that runs nothing here: it hands the event (as JSON) to whichever HTTP worker the
+ * A listener handler that runs nothing here: it hands the event (as JSON, serialized once) to whichever HTTP worker the
  * valve admits it to, where `ctx.handle(name, handler)` registered the code that handles it, and resolves
  * or rejects with that handler's outcome. The listener therefore settles the event at its source (AMQP
  * accept or release, PostgreSQL complete or retry) only once a worker handled it: a worker killed
@@ -26,14 +27,19 @@ export function toWorkers(name: string): (event: unknown) => Promise<void> {
       { details: { option: 'toWorkers(name)' } },
     );
   names.add(name);
-  const handler = async (event: unknown): Promise<void> => {
+  const handler = (event: unknown): Promise<void> => {
     if (transport === undefined)
-      throw new StewardError(
-        'STEWARD_ERR_NO_HANDLER',
-        `'${name}' is dispatched to the workers, but this process has none (run the services under steward())`,
-        { details: { name } },
+      return Promise.reject(
+        new StewardError(
+          'STEWARD_ERR_NO_HANDLER',
+          `'${name}' is dispatched to the workers, but this process has none (run the services under steward())`,
+          { details: { name } },
+        ),
       );
-    await transport(name, asJson(event));
+    // The event crosses as it is: the IPC channel serializes it once and the worker parses it once.
+    return transport(name, event).catch((error: unknown) => {
+      throw notJson(name, event) ?? error;
+    });
   };
   return Object.assign(handler, { [WORKER_DISPATCH]: name });
 }
@@ -58,19 +64,40 @@ export function setDispatchIntake(limit: number): void {
   intake = limit;
 }
 
-/**
- * The most events a dispatching listener should hold at once right now. Each listener also stays within
- * its own `concurrency`, the ceiling; unbounded until the primary first reports its valve.
- */
-export function dispatchIntake(): number {
-  return intake;
+/** Set by the services host from the primary's valve: events handlers here may run at once (`valve: 'workers'`). */
+export function setLoadIntake(limit: number): void {
+  loadIntake = limit;
 }
 
 /**
- * The event as the worker will receive it: IPC carries JSON, so it is turned into JSON here, where a
- * value that cannot cross (a cycle, a BigInt) fails this event instead of the channel.
+ * Which limit a listener's intake follows: `dispatch` (its handlers are `toWorkers`: the events the
+ * workers take at once) or `load` (`valve: 'workers'`: its own handlers, throttled by the workers' load).
  */
-function asJson(event: unknown): unknown {
-  const text = JSON.stringify(event);
-  return text === undefined ? null : JSON.parse(text);
+export type IntakeSource = 'dispatch' | 'load';
+
+export function intakeSource(dispatches: boolean, valve: 'none' | 'workers'): IntakeSource | undefined {
+  if (dispatches) return 'dispatch';
+  return valve === 'workers' ? 'load' : undefined;
+}
+
+/** The most events a listener behind the workers' valve should hold at once now (its `concurrency` bounds it too). */
+export function intakeOf(source: IntakeSource): number {
+  return source === 'dispatch' ? intake : loadIntake;
+}
+
+/**
+ * Why `event` could not cross to a worker, when the cause is the event itself: IPC carries JSON, and a value
+ * that cannot become JSON (a cycle, a BigInt) fails this event only. Checked after a failure, so an event
+ * that crossed is serialized once, by the channel.
+ */
+function notJson(name: string, event: unknown): TypeError | undefined {
+  try {
+    JSON.stringify(event);
+    return undefined;
+  } catch (error) {
+    return new TypeError(
+      `An event dispatched to the workers as '${name}' cannot be sent as JSON: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
 }

@@ -3,7 +3,12 @@ import { applyStatusUpdate } from '../common/cluster-status.js';
 import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import type { StatusUpdate } from '../common/messages.js';
 import { coerceError } from '../errors.js';
-import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../listeners/dispatch.js';
+import {
+  dispatchedNames,
+  setDispatchIntake,
+  setDispatchTransport,
+  setLoadIntake,
+} from '../listeners/dispatch.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
 import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
@@ -133,6 +138,7 @@ export abstract class ClusterPrimary {
     if (this.options.placement === 'primary') {
       setDispatchTransport((name, event) => dispatch.dispatch(name, event));
       dispatch.onLimit(setDispatchIntake);
+      dispatch.onLoadLimit(setLoadIntake);
     }
     services.on('sibling:forked', (channel) => {
       this.metrics.acceptFinalReport(channel, channel);

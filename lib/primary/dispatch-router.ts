@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { AdaptiveLimit } from '../common/adaptive-limit.js';
@@ -13,8 +14,12 @@ import type { PoolView } from './worker-pool.js';
 /** Where a new worker's limit starts: a few events at once, then it adapts. */
 const INITIAL_LIMIT = 4;
 
-/** A closed worker waits this many times an event's duration before the next (see `#pace`). */
-const PACE_FACTOR = 19;
+/**
+ * A closed worker waits this many times an event's duration before the next (see `#pace`): events then
+ * hold about 1 % of its loop, so about 1 % of its requests can queue behind one, which keeps HTTP's p99
+ * close to what it is without events.
+ */
+const PACE_FACTOR = 99;
 /** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
 const REOPEN_AFTER_CALM_SAMPLES = 4;
 /** However slow the last event, a closed worker gets the next one within this many ms. */
@@ -37,7 +42,11 @@ interface Route {
   pauseTimer: NodeJS.Timeout | undefined;
   /** Calm reports in a row while closed. */
   calmSamples: number;
+  /** Events this worker handled. */
+  handled: number;
 }
+
+type Outcome = 'processed' | 'failed' | 'worker_lost';
 
 interface Waiter {
   name: string;
@@ -56,19 +65,33 @@ export class DispatchRouter {
   readonly #logger: Logger;
   readonly #settings: ValveSettings;
   readonly #routes = new Map<number, Route>();
-  readonly #handled = new Map<number, number>();
   #waiters: Waiter[] = [];
   #dispatched: string[] = [];
   #unhandledLogged = new Set<string>();
   #closed = false;
-  #lastPushed = { limit: -1, inFlight: -1 };
+  #pushedLimit = -1;
   #servicesHost: IpcChannel | undefined;
   readonly #limitListeners: ((limit: number) => void)[] = [];
+  readonly #loadLimitListeners: ((limit: number) => void)[] = [];
+  /**
+   * Events the handlers of `valve: 'workers'` listeners (in the sibling or the primary) may run at once:
+   * halved on every overloaded worker report, one more on every calm one (doubled when no worker serves
+   * HTTP), between the valve's floor and ceiling. Those handlers load the workers only through what they
+   * share (the database), so unlike a worker's limit it is not held to its use.
+   */
+  readonly #loadLimit: AdaptiveLimit;
+  #pushedLoadLimit = -1;
   readonly #metrics: ReturnType<typeof registerValveMetrics>;
 
   constructor(pool: PoolView, logger: Logger, settings: ValveSettings = VALVE_DEFAULTS) {
     this.#logger = logger.child({ component: 'valve' });
     this.#settings = settings;
+    this.#loadLimit = new AdaptiveLimit({
+      floor: settings.adaptive ? settings.floor : settings.ceiling,
+      ceiling: settings.ceiling,
+      initial: settings.ceiling,
+      backoff: 0.5,
+    });
     this.#metrics = registerValveMetrics(this);
     pool.on('worker:forked', (handle) => this.#watch(handle));
     pool.on('worker:ready', () => {
@@ -77,7 +100,6 @@ export class DispatchRouter {
     });
     pool.on('worker:exit', (handle) => {
       this.#routes.delete(handle.id);
-      this.#handled.delete(handle.id);
       this.#changed();
     });
   }
@@ -89,6 +111,11 @@ export class DispatchRouter {
     return sum;
   }
 
+  /** Events the handlers of `valve: 'workers'` listeners may run at once now. */
+  get loadLimit(): number {
+    return this.#loadLimit.limit;
+  }
+
   get inFlight(): number {
     let sum = 0;
     for (const route of this.#routes.values()) sum += route.inFlight;
@@ -98,13 +125,13 @@ export class DispatchRouter {
   /** Runs `event` in a worker's handler for `name`; rejects with the handler's error or the worker's loss. */
   async dispatch(name: string, event: unknown): Promise<void> {
     const route = await this.#admit(name);
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     route.inFlight++;
     this.#changed();
-    let outcome = 'processed';
+    let outcome: Outcome = 'processed';
     try {
       await route.handle.channel.request('dispatch:run', { name, event }, RUN_TIMEOUT_MS);
-      this.#handled.set(route.handle.id, (this.#handled.get(route.handle.id) ?? 0) + 1);
+      route.handled++;
     } catch (error) {
       outcome = route.handle.channel.closed ? 'worker_lost' : 'failed';
       if (outcome === 'worker_lost')
@@ -112,9 +139,9 @@ export class DispatchRouter {
       throw error;
     } finally {
       route.inFlight--;
-      if (route.closed) this.#pace(route, Number(process.hrtime.bigint() - started) / 1e6);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.#metrics.latency.observe({ name, outcome }, seconds);
+      const elapsedMs = performance.now() - started;
+      if (route.closed) this.#pace(route, elapsedMs);
+      this.#metrics.latency.observe({ name, outcome }, elapsedMs / 1000);
       this.#metrics.events.inc({ worker: String(route.handle.id), outcome });
       this.#changed();
       this.#pump();
@@ -131,10 +158,17 @@ export class DispatchRouter {
   /** Serves the services sibling's dispatches and keeps it told of the valve (the latest sibling only). */
   attachServicesHost(channel: IpcChannel): void {
     this.#servicesHost = channel;
-    this.#lastPushed = { limit: -1, inFlight: -1 };
+    this.#pushedLimit = -1;
+    this.#pushedLoadLimit = -1;
     channel.handle('dispatch:event', (message) => this.dispatch(message.name, message.event));
     channel.on('dispatch:names', (message) => this.setDispatchedNames(message.names));
     this.#push();
+  }
+
+  /** Calls `listener` with the load limit whenever it changes (`valve: 'workers'` listeners in this process). */
+  onLoadLimit(listener: (limit: number) => void): void {
+    this.#loadLimitListeners.push(listener);
+    listener(this.loadLimit);
   }
 
   /** Calls `listener` with the cluster-wide limit whenever it changes (the in-process services host). */
@@ -149,7 +183,7 @@ export class DispatchRouter {
       state: route.closed ? ('closed' as const) : ('open' as const),
       limit: route.limit.limit,
       inFlight: route.inFlight,
-      handled: this.#handled.get(route.handle.id) ?? 0,
+      handled: route.handled,
       loopDelayMs: route.signal ? Math.round(route.signal.loopDelayMs * 10) / 10 : null,
       utilization: route.signal ? Math.round(route.signal.utilization * 100) / 100 : null,
     }));
@@ -187,6 +221,7 @@ export class DispatchRouter {
       pausedUntil: 0,
       pauseTimer: undefined,
       calmSamples: 0,
+      handled: 0,
     };
     this.#routes.set(handle.id, route);
     handle.channel.on('worker:handlers', (message) => {
@@ -201,7 +236,11 @@ export class DispatchRouter {
       // HTTP in the interval has nothing to protect: it reopens at once, so a backlog drains at full speed
       // as soon as HTTP stops.
       route.calmSamples = overloaded ? 0 : route.calmSamples + 1;
+      // Not held to its use: `inFlight` at the ceiling lets a calm report always raise it.
+      if (this.#settings.adaptive)
+        this.#loadLimit.update({ overloaded, inFlight: this.#settings.ceiling, fast: !servesHttp });
       if (route.closed && !overloaded && servesHttp && route.calmSamples < REOPEN_AFTER_CALM_SAMPLES) {
+        this.#push();
         this.#pump();
         return;
       }
@@ -234,7 +273,9 @@ export class DispatchRouter {
       )
         continue;
       const load = route.inFlight / route.limit.limit;
-      if (load < bestLoad) {
+      // Among equally loaded workers the one that handled fewer events: a source that hands out one
+      // event at a time (LISTEN/NOTIFY) still spreads them.
+      if (load < bestLoad || (load === bestLoad && best !== undefined && route.handled < best.handled)) {
         best = route;
         bestLoad = load;
       }
@@ -330,22 +371,31 @@ export class DispatchRouter {
     );
   }
 
-  /** Pushes the new intake to the services host. */
+  /** Pushes the new intake to the services host (runs twice per event: no allocation here). */
   #changed(): void {
-    const routes = [...this.#routes.values()].filter((route) => this.#takesEvents(route));
-    this.#closed = routes.length > 0 && routes.every((route) => route.closed);
+    let taking = 0;
+    let closed = 0;
+    for (const route of this.#routes.values()) {
+      if (!this.#takesEvents(route)) continue;
+      taking++;
+      if (route.closed) closed++;
+    }
+    this.#closed = taking > 0 && closed === taking;
     this.#push();
   }
 
   #push(): void {
     const limit = this.limit;
-    const inFlight = this.inFlight;
-    if (limit === this.#lastPushed.limit && inFlight === this.#lastPushed.inFlight) return;
-    const limitChanged = limit !== this.#lastPushed.limit;
-    this.#lastPushed = { limit, inFlight };
+    const loadLimit = this.#loadLimit.limit;
+    const limitChanged = limit !== this.#pushedLimit;
+    const loadLimitChanged = loadLimit !== this.#pushedLoadLimit;
+    if (!limitChanged && !loadLimitChanged) return;
+    this.#pushedLimit = limit;
+    this.#pushedLoadLimit = loadLimit;
     if (limitChanged) for (const listener of this.#limitListeners) listener(limit);
-    if (this.#servicesHost && !this.#servicesHost.closed && limitChanged)
-      this.#servicesHost.send('valve:state', { limit, inFlight });
+    if (loadLimitChanged) for (const listener of this.#loadLimitListeners) listener(loadLimit);
+    if (this.#servicesHost && !this.#servicesHost.closed)
+      this.#servicesHost.send('valve:state', { limit, inFlight: this.inFlight, loadLimit });
   }
 }
 
@@ -377,6 +427,14 @@ function registerValveMetrics(router: DispatchRouter) {
     collect() {
       this.reset();
       for (const route of router.routes()) this.set({ worker: String(route.worker) }, route.inFlight);
+    },
+  });
+  new Gauge({
+    name: 'steward_valve_load_limit',
+    help: "Events the handlers of valve: 'workers' listeners may run at once, as the workers' load set it.",
+    registers: [registry],
+    collect() {
+      this.set(router.loadLimit);
     },
   });
   const latency = new Histogram({

@@ -28,6 +28,21 @@ const STALE_INTERVALS = 3;
 /** Node flags a child must not inherit: a second inspector on the same port would fail to start. */
 const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.test(flag);
 
+/**
+ * V8 sizes its heap for the sibling's memory, not its throughput: it relays events (to the workers or
+ * to its handlers), which keeps a few objects alive across every scavenge, and under the default
+ * heuristics that grows the young generation to 32 MiB and the old one with it (bench/valve-memory.ts).
+ * A `--optimize-for-size` of the user's own in `execArgv` is kept as given.
+ */
+function siblingExecArgv(): string[] {
+  const inherited = process.execArgv.filter((flag) => !isInspectFlag(flag));
+  return inherited.some(
+    (flag) => flag.startsWith('--optimize-for-size') || flag.startsWith('--no-optimize-for-size'),
+  )
+    ? inherited
+    : [...inherited, '--optimize-for-size'];
+}
+
 function siblingEntry(): string {
   const extension = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
   return fileURLToPath(new URL(`../sibling/sibling-entry.${extension}`, import.meta.url));
@@ -137,7 +152,7 @@ export class SiblingServices extends RestartableServices {
         ...(level && !process.env.STEWARD_LOG_LEVEL ? { STEWARD_LOG_LEVEL: level } : {}),
         ...siblingLoggerEnv(this.#options.logger),
       },
-      execArgv: process.execArgv.filter((flag) => !isInspectFlag(flag)),
+      execArgv: siblingExecArgv(),
       serialization: 'json',
     });
     const sibling = new SiblingHandle(child, this.#logger);

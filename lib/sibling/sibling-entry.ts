@@ -4,7 +4,12 @@ import { IpcChannel } from '../common/ipc.js';
 import { relayDestination, relayedLoggerOptions } from '../common/log-relay.js';
 import { createLogger } from '../common/logger.js';
 import { coerceError, serializeError } from '../errors.js';
-import { dispatchedNames, setDispatchIntake, setDispatchTransport } from '../listeners/dispatch.js';
+import {
+  dispatchedNames,
+  setDispatchIntake,
+  setDispatchTransport,
+  setLoadIntake,
+} from '../listeners/dispatch.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
@@ -73,10 +78,13 @@ async function main(): Promise<void> {
   );
   // Events dispatched to the workers go through the primary, which knows them and their load.
   const channel = primary;
-  setDispatchTransport(async (name, event) => {
-    await channel.request('dispatch:event', { name, event }, DISPATCH_TIMEOUT_MS);
+  setDispatchTransport((name, event) =>
+    channel.request('dispatch:event', { name, event }, DISPATCH_TIMEOUT_MS),
+  );
+  primary.on('valve:state', (message) => {
+    setDispatchIntake(message.limit);
+    setLoadIntake(message.loadLimit);
   });
-  primary.on('valve:state', (message) => setDispatchIntake(message.limit));
   // Ctrl-C reaches the whole process group; the primary coordinates the stop through `services:stop`.
   process.on('SIGINT', () => {});
 

@@ -102,7 +102,9 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   const listens = listenCalls.called || tracker.servers.size > 0;
   eventHandlers.serve(primary);
   primary.send('worker:handlers', { names: eventHandlers.names });
-  if (eventHandlers.names.length > 0) startLoadSignal(primary, VALVE_SIGNAL_INTERVAL);
+  // The load feeds the valve of the events dispatched here and of `valve: 'workers'` listeners' own handlers.
+  if (eventHandlers.names.length > 0 || options.services !== undefined)
+    startLoadSignal(primary, VALVE_SIGNAL_INTERVAL);
   primary.send('worker:ready', { addresses: tracker.addresses(), listens });
   startHeartbeat(primary, options.heartbeatInterval);
 }

@@ -4,7 +4,7 @@ import { backoffDelay } from '../../common/backoff.js';
 import { redactSecrets } from '../../common/logger.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
-import { dispatchesToWorkers, dispatchIntake } from '../dispatch.js';
+import { dispatchesToWorkers, type IntakeSource, intakeOf, intakeSource } from '../dispatch.js';
 import { runWithTimeout } from '../handler-timeout.js';
 import type { ListenerHealth } from '../listener-health.js';
 import type { BrokerProfile, RetryOutcome } from './broker-profile.js';
@@ -95,14 +95,14 @@ export class LinkConsumer {
     this.#deps = deps;
     this.#retryOutcome = retryOutcome;
     this.#window = new CreditWindow(deps.options.prefetch, profile.refillWhenEmpty);
-    this.#valved = dispatchesToWorkers(deps.options.handler);
+    this.#valve = intakeSource(dispatchesToWorkers(deps.options.handler), deps.options.valve);
   }
 
-  /** Handlers dispatch to the workers: credit and concurrency follow the valve (the backlog stays queued). */
-  readonly #valved: boolean;
+  /** Behind the workers' valve: credit and concurrency follow it (the backlog stays queued). */
+  readonly #valve: IntakeSource | undefined;
 
   #admitted(bound: number): number {
-    return this.#valved ? Math.max(1, Math.min(bound, dispatchIntake())) : bound;
+    return this.#valve ? Math.max(1, Math.min(bound, intakeOf(this.#valve))) : bound;
   }
 
   /** Handlers running now. */

@@ -17,6 +17,7 @@ import {
   text,
 } from '../../common/option-spec.js';
 import { backoff } from '../../common/option-spec-backoff.js';
+import { listenerValve } from '../../common/valve-options.js';
 import type { ServiceOptions } from '../../services/types.js';
 import type { BrokerName } from './broker-profile.js';
 
@@ -132,6 +133,8 @@ export const amqpSpec = {
   }),
   /** Resolving settles the message as accepted; throwing (or rejecting) asks for a redelivery. */
   handler: required(func<AmqpHandler>()),
+  /** `'workers'`: link credit and handlers at once follow the HTTP workers' load (docs/valve.md). @default 'none' */
+  valve: listenerValve,
   /** Handlers running at once. @default 1 */
   concurrency: integer({ min: 1, max: 1_000, default: 1 }),
   /** Deliveries held unsettled at most (running plus buffered); the link credit never exceeds it. @default max(100, concurrency) */

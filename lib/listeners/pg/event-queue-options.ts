@@ -9,6 +9,7 @@ import {
   required,
 } from '../../common/option-spec.js';
 import { backoff } from '../../common/option-spec-backoff.js';
+import { listenerValve } from '../../common/valve-options.js';
 import type { ServiceOptions } from '../../services/types.js';
 import { listenSpec, pgServiceSpec, resolvePgService } from './common-options.js';
 import { namesFor, queueLocationSpec } from './enqueue.js';
@@ -21,6 +22,8 @@ const eventTypes = (value: unknown): value is string[] =>
 /** Options of `pgEventQueue()`; the service host's options (`restart`, `stallTimeout`, ...) pass through. */
 export const eventQueueSpec = {
   ...pgServiceSpec,
+  /** `'workers'`: claims and handlers at once follow the HTTP workers' load (docs/valve.md). @default 'none' */
+  valve: listenerValve,
   /** Handler per event type; the consumer claims only these types. */
   handlers: required(
     option<Record<string, EventHandler>, Record<string, EventHandler>>({

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
-import { dispatchesToWorkers, dispatchIntake } from '../dispatch.js';
+import { dispatchesToWorkers, type IntakeSource, intakeOf, intakeSource } from '../dispatch.js';
 import { runWithTimeout } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
@@ -82,14 +82,14 @@ export class QueueConsumer {
   #depth = Number.POSITIVE_INFINITY;
   #unhandledWarnedAt = Number.NEGATIVE_INFINITY;
   #lastFullClaimAt = 0;
-  /** Handlers dispatch to the workers: claims follow the valve, so the backlog stays in the table. */
-  readonly #valved: boolean;
+  /** Behind the workers' valve (handlers dispatched to them, or `valve: 'workers'`): claims follow it. */
+  readonly #valve: IntakeSource | undefined;
 
   constructor(settings: ConsumerSettings, ctx: ServiceContext) {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#types = Object.keys(settings.handlers);
-    this.#valved = Object.values(settings.handlers).some(dispatchesToWorkers);
+    this.#valve = intakeSource(Object.values(settings.handlers).some(dispatchesToWorkers), settings.valve);
     this.#health = new ListenerHealth(ctx, {
       source: `PostgreSQL ${describeTarget(settings.connectionString)}`,
       concurrency: settings.concurrency,
@@ -192,7 +192,7 @@ export class QueueConsumer {
     while (!signal.aborted) {
       const concurrency = this.#concurrency();
       // Behind the valve, no more is claimed than the workers take now (plus as many ready to follow).
-      const prefetch = this.#valved ? Math.min(s.batchSize, concurrency) : s.batchSize;
+      const prefetch = this.#valve ? Math.min(s.batchSize, concurrency) : s.batchSize;
       const capacity = prefetch + concurrency - this.#pending();
       if (capacity <= 0) {
         this.#waitingForCapacity = true;
@@ -350,7 +350,7 @@ export class QueueConsumer {
   /** Handlers run at once now: `concurrency`, or less while the workers' valve admits less. */
   #concurrency(): number {
     const { concurrency } = this.#settings;
-    return this.#valved ? Math.max(1, Math.min(concurrency, dispatchIntake())) : concurrency;
+    return this.#valve ? Math.max(1, Math.min(concurrency, intakeOf(this.#valve))) : concurrency;
   }
 
   /** Claimed events not yet handled (waiting or running). */
