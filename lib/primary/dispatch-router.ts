@@ -1,13 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram } from 'prom-client';
 import { AdaptiveLimit } from '../common/adaptive-limit.js';
 import type { IpcChannel } from '../common/ipc.js';
 import type { ValveSignal } from '../common/messages.js';
 import type { ValveStatus } from '../common/status-document.js';
 import { VALVE_DEFAULTS, type ValveSettings } from '../common/valve-options.js';
 import { StewardError } from '../errors.js';
-import { libraryRegistry } from '../metrics/library-metrics.js';
+import { CounterRecord, GaugeRecord, HistogramRecord, setPrimaryFamilies } from '../metrics/metric-record.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { PoolView } from './worker-pool.js';
 
@@ -141,7 +140,7 @@ export class DispatchRouter {
       route.inFlight--;
       const elapsedMs = performance.now() - started;
       if (route.closed) this.#pace(route, elapsedMs);
-      this.#metrics.latency.observe({ name, outcome }, elapsedMs / 1000);
+      this.#metrics.latency.observe(elapsedMs / 1000, { name, outcome });
       this.#metrics.events.inc({ worker: String(route.handle.id), outcome });
       this.#changed();
       this.#pump();
@@ -407,48 +406,45 @@ function noHandler(name: string): StewardError {
   );
 }
 
+/** The valve's metrics: plain numbers (no prom-client in the primary until it is scraped). */
 function registerValveMetrics(router: DispatchRouter) {
-  const registry = libraryRegistry('primary');
-  new Gauge({
-    name: 'steward_valve_limit',
-    help: 'Events a worker may run at once, as the valve set it from the worker load.',
-    labelNames: ['worker'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const route of router.routes()) this.set({ worker: String(route.worker) }, route.limit);
+  const limit = new GaugeRecord(
+    {
+      name: 'steward_valve_limit',
+      help: 'Events a worker may run at once, as the valve set it from the worker load.',
     },
-  });
-  new Gauge({
-    name: 'steward_valve_inflight',
-    help: 'Dispatched events running in a worker now.',
-    labelNames: ['worker'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const route of router.routes()) this.set({ worker: String(route.worker) }, route.inFlight);
+    () => router.routes().map((route) => ({ labels: { worker: String(route.worker) }, value: route.limit })),
+  );
+  const inFlight = new GaugeRecord(
+    { name: 'steward_valve_inflight', help: 'Dispatched events running in a worker now.' },
+    () =>
+      router.routes().map((route) => ({ labels: { worker: String(route.worker) }, value: route.inFlight })),
+  );
+  const loadLimit = new GaugeRecord(
+    {
+      name: 'steward_valve_load_limit',
+      help: "Events the handlers of valve: 'workers' listeners may run at once, as the workers' load set it.",
     },
-  });
-  new Gauge({
-    name: 'steward_valve_load_limit',
-    help: "Events the handlers of valve: 'workers' listeners may run at once, as the workers' load set it.",
-    registers: [registry],
-    collect() {
-      this.set(router.loadLimit);
+    () => [{ labels: {}, value: router.loadLimit }],
+  );
+  const latency = new HistogramRecord(
+    {
+      name: 'steward_dispatch_seconds',
+      help: 'Time from a worker admitting a dispatched event to its handler outcome, in seconds.',
     },
-  });
-  const latency = new Histogram({
-    name: 'steward_dispatch_seconds',
-    help: 'Time from a worker admitting a dispatched event to its handler outcome, in seconds.',
-    labelNames: ['name', 'outcome'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [registry],
-  });
-  const events = new Counter({
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    true,
+  );
+  const events = new CounterRecord({
     name: 'steward_dispatch_events_total',
     help: 'Dispatched events by worker and outcome (processed, failed, worker_lost).',
-    labelNames: ['worker', 'outcome'],
-    registers: [registry],
   });
+  setPrimaryFamilies('valve', () => [
+    limit.toJson(),
+    inFlight.toJson(),
+    loadLimit.toJson(),
+    latency.toJson(),
+    events.toJson(),
+  ]);
   return { latency, events };
 }
