@@ -4,9 +4,11 @@ import { test } from 'node:test';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricJson } from '../lib/common/messages.js';
 import { PROMETHEUS_CONTENT_TYPE, sumMetrics } from '../lib/metrics/cluster-aggregator.js';
+import { libraryRegistry } from '../lib/metrics/library-metrics.js';
 import { CounterRecord, GaugeRecord, HistogramRecord } from '../lib/metrics/metric-record.js';
 import { PoolMetrics } from '../lib/primary/pool-metrics.js';
 import type { PoolView } from '../lib/primary/worker-pool.js';
+import { workerFamilies } from '../lib/worker/worker-metrics.js';
 import { addressFromReady } from './helpers/http.js';
 import { event, spawnFixture } from './helpers/process.js';
 import { scrape, total } from './helpers/prometheus.js';
@@ -206,6 +208,32 @@ test('a primary loads prom-client only at the first scrape, which shows every st
     assert.ok(samples.some((sample) => sample.name === 'process_cpu_user_seconds_total'));
   } finally {
     fixture.killAll();
+  }
+});
+
+test("a worker's plain families are prom-client's: same name, help, type, labels and values", async () => {
+  const library = libraryRegistry('worker');
+  const fromRegistry = (await library.getMetricsAsJSON()) as unknown as MetricJson[];
+  const requests = new Registry();
+  new Counter({
+    name: 'steward_worker_requests_total',
+    help: 'HTTP requests started on the servers of the HTTP workers.',
+    registers: [requests],
+  }).inc(0);
+  const expected = [...((await requests.getMetricsAsJSON()) as unknown as MetricJson[]), ...fromRegistry];
+  for (const plain of workerFamilies()) {
+    const theirs = expected.find((metric) => metric.name === plain.name);
+    assert.ok(theirs, `${plain.name} is not a prom-client family`);
+    const shape = (metric: MetricJson) => ({
+      name: metric.name,
+      help: metric.help,
+      type: metric.type,
+      aggregator: metric.aggregator,
+      labels: metric.values.map((sample) => Object.keys(sample.labels).sort().join(',')),
+    });
+    assert.deepEqual(shape(plain), shape(theirs));
+    // CPU time moves between the two reads; every other value is the same count.
+    if (!plain.name.startsWith('process_cpu_')) assert.deepEqual(plain, theirs);
   }
 });
 
