@@ -4,11 +4,14 @@ import { test } from 'node:test';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricJson } from '../lib/common/messages.js';
 import { PROMETHEUS_CONTENT_TYPE, sumMetrics } from '../lib/metrics/cluster-aggregator.js';
+import { libraryRegistry } from '../lib/metrics/library-metrics.js';
 import { CounterRecord, GaugeRecord, HistogramRecord } from '../lib/metrics/metric-record.js';
 import { PoolMetrics } from '../lib/primary/pool-metrics.js';
 import type { PoolView } from '../lib/primary/worker-pool.js';
+import { workerFamilies } from '../lib/worker/worker-metrics.js';
+import { addressFromReady } from './helpers/http.js';
 import { event, spawnFixture } from './helpers/process.js';
-import { scrape } from './helpers/prometheus.js';
+import { scrape, total } from './helpers/prometheus.js';
 
 const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -203,6 +206,73 @@ test('a primary loads prom-client only at the first scrape, which shows every st
     const boots = samples.find((sample) => sample.name === 'steward_worker_boot_seconds_count');
     assert.equal(boots?.value, 1, 'the boot before the first scrape was counted');
     assert.ok(samples.some((sample) => sample.name === 'process_cpu_user_seconds_total'));
+  } finally {
+    fixture.killAll();
+  }
+});
+
+test("a worker's plain families are prom-client's: same name, help, type, labels and values", async () => {
+  const library = libraryRegistry('worker');
+  const fromRegistry = (await library.getMetricsAsJSON()) as unknown as MetricJson[];
+  const requests = new Registry();
+  new Counter({
+    name: 'steward_worker_requests_total',
+    help: 'HTTP requests started on the servers of the HTTP workers.',
+    registers: [requests],
+  }).inc(0);
+  const expected = [...((await requests.getMetricsAsJSON()) as unknown as MetricJson[]), ...fromRegistry];
+  for (const plain of workerFamilies()) {
+    const theirs = expected.find((metric) => metric.name === plain.name);
+    assert.ok(theirs, `${plain.name} is not a prom-client family`);
+    const shape = (metric: MetricJson) => ({
+      name: metric.name,
+      help: metric.help,
+      type: metric.type,
+      aggregator: metric.aggregator,
+      labels: metric.values.map((sample) => Object.keys(sample.labels).sort().join(',')),
+    });
+    assert.deepEqual(shape(plain), shape(theirs));
+    // CPU time moves between the two reads; every other value is the same count.
+    if (!plain.name.startsWith('process_cpu_')) assert.deepEqual(plain, theirs);
+  }
+});
+
+test('a worker loads prom-client only at the first scrape; its final report before any scrape is exact', async () => {
+  const fixture = spawnFixture('lazy-worker-metrics-app.js', {});
+  try {
+    const listening = await fixture.waitForLog(event('control:listening'), 15_000, 'control:listening');
+    const port = listening.port as number;
+    const first = addressFromReady(await fixture.waitForLog(event('worker:ready'), 20_000, 'worker:ready'));
+    const promClientIn = async (address: string) =>
+      ((await (await fetch(`http://${address}/prom-client`)).json()) as { loaded: boolean }).loaded;
+    assert.equal(await promClientIn(first), false, 'the worker loaded prom-client at boot');
+    for (let i = 0; i < 9; i++) assert.equal((await fetch(`http://${first}/r`)).status, 200);
+    assert.equal(await promClientIn(first), false, 'serving requests loaded prom-client');
+
+    // Retired before any scrape: its eleven requests reach the primary through its plain final report.
+    fixture.child.kill('SIGHUP');
+    await fixture.waitForLog(event('cluster:rolling-restart:done'), 30_000, 'rolling restart');
+    const readies = await fixture.waitForLogs(event('worker:ready'), 2, 5_000);
+    const second = addressFromReady(readies[1]!);
+    assert.equal(await promClientIn(second), false, 'the replacement loaded prom-client at boot');
+
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((reply) => reply.text());
+    assert.equal(await promClientIn(second), true, 'the scrape loaded prom-client in the worker');
+    for (const family of [
+      'steward_worker_requests_total counter',
+      'steward_ipc_dropped_total counter',
+      'process_cpu_user_seconds_total counter',
+      'process_cpu_seconds_total counter',
+      'nodejs_heap_size_used_bytes gauge',
+      'nodejs_eventloop_lag_seconds gauge',
+      'nodejs_gc_duration_seconds histogram',
+    ])
+      assert.ok(text.includes(`# TYPE ${family}\n`), `${family} missing from the scrape`);
+    const samples = await scrape(port);
+    assert.equal(total(samples, 'steward_worker_requests_total'), 13, 'eleven retired, two live');
+    assert.ok(total(samples, 'nodejs_heap_size_used_bytes', { role: 'worker' }) > 0);
+    // The retired worker's CPU, counted since its start, and the live worker's: over a boot's worth.
+    assert.ok(total(samples, 'process_cpu_seconds_total', { role: 'worker' }) > 0.02);
   } finally {
     fixture.killAll();
   }

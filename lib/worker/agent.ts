@@ -5,7 +5,6 @@ import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import type { WorkerContext } from '../common/worker-context.js';
 import { serializeError } from '../errors.js';
-import { addLibraryCollectors, libraryRegistry } from '../metrics/library-metrics.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { AppShutdown } from './app-shutdown.js';
@@ -14,7 +13,7 @@ import { EventHandlers } from './event-handlers.js';
 import { watchListenCalls } from './listen-watch.js';
 import { startLoadSignal } from './load-signal.js';
 import { requestTracker } from './request-tracker.js';
-import { registerWorkerMetrics } from './worker-metrics.js';
+import { workerFamilies } from './worker-metrics.js';
 
 /**
  * Runs in every HTTP worker: calls the application's start function, tracks its servers, reports
@@ -40,10 +39,8 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
       staleAfter,
     );
   });
-  primary.handle('metrics:collect', () => collectLocalMetrics('worker', options.register));
-  addLibraryCollectors(registerWorkerMetrics);
-  // Process metrics (GC, event loop) observed from boot, not from the first scrape.
-  libraryRegistry('worker');
+  // prom-client and the process metrics load with the first scrape, not with each worker (each recycle).
+  primary.handle('metrics:collect', () => collectLocalMetrics('worker', options.register, workerFamilies));
   primary.on('worker:drain', (message) => {
     if (draining.signal.aborted) return;
     draining.abort();
@@ -52,7 +49,8 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
       // The events already running here finish; their outcomes settle them at the source.
       await eventHandlers.idle();
       await appShutdown.run(remaining - (Date.now() - started));
-      await reportFinalMetrics(primary, options.register, 'worker', remaining - (Date.now() - started));
+      const budget = remaining - (Date.now() - started);
+      await reportFinalMetrics(primary, options.register, 'worker', budget, workerFamilies);
     });
   });
   primary.on('worker:recycle-limit', (message) => {

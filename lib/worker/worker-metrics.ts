@@ -1,15 +1,17 @@
-import { Counter, type Registry } from 'prom-client';
+import type { MetricJson } from '../common/messages.js';
+import { ipcDroppedFamily, processCpuFamilies } from '../metrics/local-metrics.js';
+import { CounterRecord } from '../metrics/metric-record.js';
 import { requestTracker } from './request-tracker.js';
 
-/** The worker's own library metrics, read from its request tracker at scrape time. */
-export function registerWorkerMetrics(registry: Registry): void {
-  new Counter({
+/**
+ * The worker's counters as plain records, read at each collect: every worker boots (each recycle) without
+ * prom-client, which loads at the first scrape; its final report needs none of it.
+ */
+export function workerFamilies(): MetricJson[] {
+  const requests = new CounterRecord({
     name: 'steward_worker_requests_total',
     help: 'HTTP requests started on the servers of the HTTP workers.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(requestTracker().requests);
-    },
   });
+  requests.inc({}, requestTracker().requests);
+  return [requests.toJson(), ipcDroppedFamily(), ...processCpuFamilies('worker')];
 }
