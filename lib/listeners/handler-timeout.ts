@@ -98,7 +98,7 @@ function expire(run: PendingRun, timeout: number): void {
 
 const sweeps = new Map<number, DeadlineSweep>();
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     (typeof value === 'object' || typeof value === 'function') &&
     value !== null &&
@@ -120,9 +120,17 @@ export function runWithTimeout(handler: () => unknown, deadline: HandlerDeadline
   } catch (error) {
     return Promise.reject(error);
   }
-  const { timeout } = deadline;
   if (!isThenable(result)) return Promise.resolve(result);
+  return settleWithin(result, deadline);
+}
+
+/**
+ * The deadline part of `runWithTimeout`, for a listener that calls the handler itself: it settles a
+ * handler that returned without a promise at once, and only a pending one (`work`) needs a deadline.
+ */
+export function settleWithin(result: PromiseLike<unknown>, deadline: HandlerDeadline): Promise<unknown> {
   const work = Promise.resolve(result);
+  const { timeout } = deadline;
   if (timeout <= 0) return work;
   let sweep = sweeps.get(timeout);
   if (!sweep) {

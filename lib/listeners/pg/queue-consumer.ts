@@ -5,7 +5,7 @@ import { backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
 import { dispatchesToWorkers, type IntakeSource, intakeOf, intakeSource } from '../dispatch.js';
-import { runWithTimeout } from '../handler-timeout.js';
+import { isThenable, settleWithin } from '../handler-timeout.js';
 import { ListenerHealth } from '../listener-health.js';
 import { describeTarget, pgConnectionError } from './connection-error.js';
 import type { ConsumerSettings } from './event-queue-options.js';
@@ -66,6 +66,7 @@ export class QueueConsumer {
   #ready: Claimed[] = [];
   #readyHead = 0;
   #running = 0;
+  #dispatching = false;
   /** Held keys by `lineOf`; an entry lives while an event of the key is here or its failure is unwritten. */
   readonly #lines = new Map<string, KeyLine>();
   /** Events waiting in a key line behind an older one. */
@@ -78,6 +79,8 @@ export class QueueConsumer {
   #waitingForCapacity = false;
   readonly #retryAlarm = new RetryAlarm(() => this.#wake());
   #idleWaiters: Array<() => void> = [];
+  /** The signals of the running handlers (with a `handlerTimeout`), aborted at stop. */
+  readonly #controllers = new Set<AbortController>();
   /** Last measured depth; until then, assume a deep queue. */
   #depth = Number.POSITIVE_INFINITY;
   #unhandledWarnedAt = Number.NEGATIVE_INFINITY;
@@ -100,6 +103,8 @@ export class QueueConsumer {
   async run(): Promise<void> {
     const s = this.#settings;
     const signal = this.#ctx.signal;
+    const abortRunning = () => this.#abortRunning();
+    signal.addEventListener('abort', abortRunning, { once: true });
     this.#pool = this.#createPool(s.poolSize);
     // A claim need not wait for the WAL flush: if PostgreSQL crashes before it is flushed, the claim is
     // gone and the event runs again, as after a consumer crash. Outcomes keep the server's setting, so a
@@ -120,6 +125,7 @@ export class QueueConsumer {
       await this.#stop();
       await Promise.all([listening, depth]);
     } finally {
+      signal.removeEventListener('abort', abortRunning);
       this.#health.dispose();
       this.#retryAlarm.clear();
       await Promise.all([this.#pool.end().catch(() => {}), this.#claimPool.end().catch(() => {})]);
@@ -359,11 +365,18 @@ export class QueueConsumer {
   }
 
   #dispatch(): void {
+    // A handler that settles at once ends inside this loop: the loop itself then starts the next one.
+    if (this.#dispatching) return;
+    this.#dispatching = true;
     const signal = this.#ctx.signal;
-    while (this.#running < this.#concurrency() && this.#readyHead < this.#ready.length && !signal.aborted) {
-      const row = this.#ready[this.#readyHead++]!;
-      this.#running++;
-      void this.#handle(row);
+    try {
+      while (this.#running < this.#concurrency() && this.#readyHead < this.#ready.length && !signal.aborted) {
+        const row = this.#ready[this.#readyHead++]!;
+        this.#running++;
+        this.#handle(row);
+      }
+    } finally {
+      this.#dispatching = false;
     }
     if (this.#readyHead === this.#ready.length) {
       this.#ready = [];
@@ -371,47 +384,90 @@ export class QueueConsumer {
     }
   }
 
-  async #handle(row: Claimed): Promise<void> {
+  /**
+   * Runs one event's handler. A handler that returns without a promise is settled in the same turn: no
+   * promise, microtask or deadline is made for it (at a drain's rate those showed in CPU profiles).
+   */
+  #handle(row: Claimed): void {
     const started = Date.now();
     const lagMs = Math.max(0, Math.round(row.lag_ms + (started - row.claimedAt)));
+    const event: QueueEvent = {
+      id: row.id,
+      type: row.type,
+      key: row.key,
+      payload: row.payload,
+      createdAt: new Date(row.created_ms),
+      attempts: row.attempts,
+    };
+    const { handlers, handlerTimeout } = this.#settings;
+    const handler = handlers[event.type]!;
+    let controller: AbortController | undefined;
+    let result: unknown;
     try {
-      const event: QueueEvent = {
-        id: row.id,
-        type: row.type,
-        key: row.key,
-        payload: row.payload,
-        createdAt: new Date(row.created_ms),
-        attempts: row.attempts,
-      };
-      await this.#runHandler(event);
-      this.#health.handlerEnded(false);
-      this.#book.complete(row, this.#nextOfKey(row));
-      this.#ctx.recordEvent({ outcome: 'processed', durationMs: Date.now() - started, lagMs });
+      if (handlerTimeout <= 0) result = handler(event, this.#ctx.signal);
+      else {
+        // The handler's own signal; the consumer aborts it at stop (see #abortRunning), so it need not
+        // be joined to the stop signal with AbortSignal.any (which cost more than the rest of a run).
+        controller = new AbortController();
+        this.#controllers.add(controller);
+        result = handler(event, controller.signal);
+      }
     } catch (thrown) {
-      const timedOut = thrown instanceof StewardError && thrown.code === 'STEWARD_ERR_HANDLER_TIMEOUT';
-      this.#health.handlerEnded(timedOut);
-      this.#fail(row, coerceError(thrown), { durationMs: Date.now() - started, lagMs, timedOut });
+      this.#failed(row, thrown, started, lagMs, controller);
+      return;
     }
+    if (!isThenable(result)) {
+      this.#succeeded(row, started, lagMs, controller);
+      return;
+    }
+    const deadline = controller
+      ? settleWithin(result, {
+          timeout: handlerTimeout,
+          abort: (reason) => controller.abort(reason),
+          fields: { eventId: event.id, type: event.type, key: event.key, attempts: event.attempts },
+          logger: this.#ctx.logger,
+          prefix: 'queue',
+        })
+      : Promise.resolve(result);
+    deadline.then(
+      () => this.#succeeded(row, started, lagMs, controller),
+      (thrown: unknown) => this.#failed(row, thrown, started, lagMs, controller),
+    );
+  }
+
+  #succeeded(row: Claimed, started: number, lagMs: number, controller: AbortController | undefined): void {
+    if (controller) this.#controllers.delete(controller);
+    this.#health.handlerEnded(false);
+    this.#book.complete(row, this.#nextOfKey(row));
+    this.#ctx.recordEvent({ outcome: 'processed', durationMs: Date.now() - started, lagMs });
+    this.#handlerDone();
+  }
+
+  #failed(
+    row: Claimed,
+    thrown: unknown,
+    started: number,
+    lagMs: number,
+    controller: AbortController | undefined,
+  ): void {
+    if (controller) this.#controllers.delete(controller);
+    const timedOut = thrown instanceof StewardError && thrown.code === 'STEWARD_ERR_HANDLER_TIMEOUT';
+    this.#health.handlerEnded(timedOut);
+    this.#fail(row, coerceError(thrown), { durationMs: Date.now() - started, lagMs, timedOut });
+    this.#handlerDone();
+  }
+
+  #handlerDone(): void {
     this.#running--;
     this.#dispatch();
     if (this.#waitingForCapacity) this.#nudge();
     if (this.#running === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
-  /** With a `handlerTimeout`, the handler gets its own signal, aborted when it times out or at stop. */
-  #runHandler(event: QueueEvent): Promise<unknown> {
-    const { handlers, handlerTimeout } = this.#settings;
-    const handler = handlers[event.type]!;
-    if (handlerTimeout <= 0) return Promise.resolve(handler(event, this.#ctx.signal));
-    const controller = new AbortController();
-    const signal = AbortSignal.any([this.#ctx.signal, controller.signal]);
-    return runWithTimeout(() => handler(event, signal), {
-      timeout: handlerTimeout,
-      abort: (reason) => controller.abort(reason),
-      fields: { eventId: event.id, type: event.type, key: event.key, attempts: event.attempts },
-      logger: this.#ctx.logger,
-      prefix: 'queue',
-    });
+  /** At stop, every running handler's own signal aborts too. */
+  #abortRunning(): void {
+    const reason = this.#ctx.signal.reason;
+    for (const controller of this.#controllers) controller.abort(reason);
   }
 
   #fail(
