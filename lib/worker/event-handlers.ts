@@ -13,6 +13,9 @@ export class EventHandlers {
   #sealed = false;
   #inFlight = 0;
   #idle: (() => void)[] = [];
+  /** Events admitted and waiting for their turn to start, oldest first. */
+  readonly #waiting: (() => void)[] = [];
+  #turnScheduled = false;
 
   constructor(signal: AbortSignal) {
     this.#signal = signal;
@@ -74,10 +77,32 @@ export class EventHandlers {
       });
     this.#inFlight++;
     try {
+      await this.#turn();
       await handler(event, this.#signal);
     } finally {
       this.#inFlight--;
       if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
+
+  /**
+   * One handler starts per turn of the event loop. IPC delivers every message of a read in one go, so
+   * events admitted together would otherwise run their synchronous parts back to back and hold the HTTP
+   * requests that arrived meanwhile for all of them; between two starts, the loop serves its I/O.
+   */
+  #turn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      if (!this.#turnScheduled) {
+        this.#turnScheduled = true;
+        setImmediate(this.#startNext);
+      }
+    });
+  }
+
+  #startNext = (): void => {
+    this.#waiting.shift()?.();
+    if (this.#waiting.length > 0) setImmediate(this.#startNext);
+    else this.#turnScheduled = false;
+  };
 }
