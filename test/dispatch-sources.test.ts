@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
+import { untilAllRan as allDone, runsByKey as runs } from './helpers/dispatch-runs.js';
 import { adminQuery, dropSchema, PG_BASE, randomSuffix, testSchema } from './helpers/pg.js';
 import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
 
@@ -36,32 +37,6 @@ async function startApp(env: Record<string, string>, names: string): Promise<App
   spawned.push(fixture);
   await fixture.waitForLogs(event('worker:ready'), 2, 30_000);
   return { ...fixture, schema };
-}
-
-/** Per key: the pids of its runs, and whether one of them finished. */
-async function runs(schema: string): Promise<Map<string, { pids: number[]; done: boolean }>> {
-  const rows = await adminQuery<{ key: string; pid: number; done: boolean }>(
-    `SELECT key, pid, done FROM ${schema}.runs`,
-  );
-  const byKey = new Map<string, { pids: number[]; done: boolean }>();
-  for (const row of rows) {
-    const entry = byKey.get(row.key) ?? { pids: [], done: false };
-    entry.pids.push(row.pid);
-    entry.done ||= row.done;
-    byKey.set(row.key, entry);
-  }
-  return byKey;
-}
-
-async function allDone(schema: string, keys: string[], timeoutMs: number): Promise<void> {
-  await until(
-    async () => {
-      const seen = await runs(schema);
-      return keys.every((key) => seen.get(key)?.done === true);
-    },
-    timeoutMs,
-    `${keys.length} events handled in the workers`,
-  );
 }
 
 const workerPids = (app: Spawned) =>

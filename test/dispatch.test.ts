@@ -4,6 +4,7 @@ import pg from 'pg';
 import { renderStatus, type StatusDocument } from '../lib/cli/status-table.js';
 import { enqueue } from '../lib/pg.js';
 import { declareQueue, deleteQueues, publish } from './helpers/amqp.js';
+import { untilAllRan as allDone, runsByKey as runs, untilQueueTables } from './helpers/dispatch-runs.js';
 import { addressFromReady, get, getJson } from './helpers/http.js';
 import { adminQuery, dropSchema, PG_BASE, randomSuffix, testSchema } from './helpers/pg.js';
 import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -44,14 +45,7 @@ async function startApp(
   });
   spawned.push(fixture);
   const ready = await fixture.waitForLogs(event('worker:ready'), workers, 30_000);
-  // The consumer creates its tables when it starts.
-  await until(
-    async () =>
-      (await adminQuery<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${schema}.events`]))[0]!.t !==
-      null,
-    30_000,
-    'queue tables created',
-  );
+  await untilQueueTables(schema);
   return {
     ...fixture,
     address: addressFromReady(ready[0]!),
@@ -72,35 +66,6 @@ async function enqueueWork(schema: string, keys: string[], instruction?: string,
   } finally {
     await client.end();
   }
-}
-
-/** Runs per key: how many times each ran and whether one run finished. */
-async function runs(
-  schema: string,
-): Promise<Map<string, { runs: number; done: boolean; pids: Set<number> }>> {
-  const rows = await adminQuery<{ key: string; pid: number; done: boolean }>(
-    `SELECT key, pid, done FROM ${schema}.runs`,
-  );
-  const byKey = new Map<string, { runs: number; done: boolean; pids: Set<number> }>();
-  for (const row of rows) {
-    const entry = byKey.get(row.key) ?? { runs: 0, done: false, pids: new Set<number>() };
-    entry.runs++;
-    entry.done ||= row.done;
-    entry.pids.add(row.pid);
-    byKey.set(row.key, entry);
-  }
-  return byKey;
-}
-
-async function allDone(schema: string, keys: string[], timeoutMs: number): Promise<void> {
-  await until(
-    async () => {
-      const seen = await runs(schema);
-      return keys.every((key) => seen.get(key)?.done === true);
-    },
-    timeoutMs,
-    `${keys.length} events handled`,
-  );
 }
 
 const keysOf = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
@@ -144,7 +109,7 @@ test('kill -9 of a worker mid-handler: the pg event runs again in another worker
   await allDone(app.schema, [...keys, 'victim'], 60_000);
   const victim = (await runs(app.schema)).get('victim')!;
   assert.equal(victim.runs, 2, 'the event ran again once: one duplicate, counted');
-  assert.equal(victim.pids.size, 2, 'in another worker');
+  assert.equal(new Set(victim.pids).size, 2, 'in another worker');
   await app.waitForLog(event('dispatch:worker-lost'), 10_000);
 });
 

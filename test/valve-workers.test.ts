@@ -3,6 +3,7 @@ import { after, test } from 'node:test';
 import pg from 'pg';
 import { amqpListener } from '../lib/amqp.js';
 import { enqueue, pgEventQueue } from '../lib/pg.js';
+import { untilQueueTables } from './helpers/dispatch-runs.js';
 import { addressFromReady, get } from './helpers/http.js';
 import { adminQuery, dropSchema, PG_BASE, testSchema } from './helpers/pg.js';
 import { event, freePort, type LogLine, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -57,13 +58,7 @@ test("valve: 'workers' holds the sibling's handlers to the workers' load, at lea
   spawned.push(app);
   const ready = await app.waitForLogs(event('worker:ready'), 2, 30_000);
   const address = addressFromReady(ready[0]!);
-  await until(
-    async () =>
-      (await adminQuery<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${schema}.events`]))[0]!.t !==
-      null,
-    30_000,
-    'queue tables created',
-  );
+  await untilQueueTables(schema);
   const client = new pg.Client({ connectionString: PG_BASE });
   await client.connect();
   try {
