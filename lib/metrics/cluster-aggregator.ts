@@ -33,8 +33,6 @@ export interface ClusterMetricsOptions {
   /** The application's registry in the primary (prom-client's global one when undefined). */
   register: Registry | undefined;
   logger: Logger;
-  /** The primary's own families kept as plain numbers (see metric-record.ts), rendered at each scrape. */
-  own?: () => MetricJson[];
   /**
    * Loads the modules whose families join this process's library registry, awaited before each scrape
    * (the registry and prom-client are created at the first one).
@@ -125,7 +123,7 @@ export class ClusterMetrics {
     ]);
     // After the remote collects, so this scrape already shows their errors.
     const local = await collectLocalMetrics('primary', this.#options.register);
-    if (this.#options.own) local.push(...this.#options.own());
+    // The primary's own families, kept as plain numbers (see metric-record.ts).
     local.push(...renderPrimaryFamilies());
     local.push(this.#scrapeErrors.toJson());
     // From here to the merge nothing awaits: the retired totals and the live set are read at one instant,

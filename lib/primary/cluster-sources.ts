@@ -17,7 +17,7 @@ export function createClusterMetrics(
   siblingChannel: () => IpcChannel | undefined = () => undefined,
   siblingStale: () => boolean = () => false,
 ): ClusterMetrics {
-  const poolMetrics = new PoolMetrics(pool);
+  new PoolMetrics(pool);
   const metrics = new ClusterMetrics({
     sources: () => {
       const sources = workerSources(pool);
@@ -29,7 +29,6 @@ export function createClusterMetrics(
     timeout: options.control?.metricsTimeout ?? 2_000,
     register: options.register,
     logger,
-    own: () => poolMetrics.toJson(),
     // The primary answers for the services (of its sibling, or hosted here) in the service families.
     collectors: () => import('../services/service-metrics.js'),
   });

@@ -1,5 +1,5 @@
 import type { MetricJson } from '../common/messages.js';
-import { CounterRecord, GaugeRecord, HistogramRecord } from '../metrics/metric-record.js';
+import { CounterRecord, GaugeRecord, HistogramRecord, setPrimaryFamilies } from '../metrics/metric-record.js';
 import type { ExitCause, PoolView } from './worker-pool.js';
 
 const WORKER_STATES = ['booting', 'ready', 'draining'] as const;
@@ -57,6 +57,8 @@ export class PoolMetrics {
       this.#drain.observe(drainMs / 1000);
     });
     pool.on('worker:exit', (_handle, cause) => this.#exits.inc({ cause }));
+    // A new pool (a second supervisor in one process) replaces the figures of the previous one.
+    setPrimaryFamilies('pool', () => this.toJson());
   }
 
   /** The pool families as prom-client's `getMetricsAsJSON()` would give them. */
