@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../common/loopback.js';
 import { redactDeep, redactText, registerSecret } from '../common/redact.js';
@@ -132,6 +133,7 @@ export class ControlServer {
       this.#onRequest,
     );
     this.#http.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+    this.#http.on('clientError', answerClientError);
     const control = this;
     this.#onHeadBytes = function (this: Socket, chunk: Buffer) {
       control.#headBytes(this, chunk);
@@ -344,6 +346,26 @@ export class ControlServer {
 }
 
 function ignoreSocketError(): void {}
+
+/**
+ * A request the parser refused (an oversized or malformed head): answered, then the connection ended.
+ * Node's default answers and destroys the socket at once, so a client still writing its oversized head
+ * gets a reset instead of the answer; an end lets it read the answer, and the budget's deadline closes
+ * the socket if the client does not.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+}
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
