@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import { addLibraryCollectors } from '../metrics/library-metrics.js';
+import { handlerDurationFamily } from './handler-durations.js';
 import { hostRestarts, remoteServicesStatus, serviceUp } from './service-figures.js';
 import { type ServiceRecord, serviceRecordCreated, serviceRecords } from './service-record.js';
-import type { EventOutcome, EventRecord, ServiceState, ServiceStatus } from './types.js';
+import type { EventOutcome, ServiceState, ServiceStatus } from './types.js';
 
 const STATES: readonly ServiceState[] = [
   'starting',
@@ -20,23 +21,6 @@ const OUTCOME_FIELDS: readonly [EventOutcome, 'processed' | 'failed' | 'deadLett
   ['dead_lettered', 'deadLettered'],
   ['duplicate', 'duplicates'],
 ];
-
-/**
- * Created at import, outside any registry, so it can observe events from the moment a service records
- * its first one; `registerServiceMetrics` adds it to the library registry.
- */
-const handlerSeconds = new Histogram({
-  name: 'steward_event_handler_seconds',
-  help: 'Wall time of event handlers, by service and outcome.',
-  labelNames: ['service', 'outcome'],
-  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-  registers: [],
-});
-
-function observeEvent(service: string, event: EventRecord): void {
-  if (event.durationMs === undefined || !(event.durationMs >= 0)) return;
-  handlerSeconds.observe({ service, outcome: event.outcome }, event.durationMs / 1000);
-}
 
 type Counts = Pick<
   ServiceStatus,
@@ -62,7 +46,6 @@ const disposedCounts = new Map<string, Counts>();
 
 function subscribe(record: ServiceRecord): void {
   createdRecords.add(record);
-  record.on('event', observeEvent);
 }
 
 /** Cumulative counts per service name: live records plus every disposed one. */
@@ -108,7 +91,13 @@ addLibraryCollectors(registerServiceMetrics);
  */
 function registerServiceMetrics(registry: Registry): void {
   const registers = [registry];
-  registry.registerMetric(handlerSeconds);
+  // Kept as plain numbers from the first event (handler-durations.ts); the registry reads it like its own.
+  registry.registerMetric({
+    name: 'steward_event_handler_seconds',
+    help: 'Wall time of event handlers, by service and outcome.',
+    get: async () => handlerDurationFamily(),
+    reset() {},
+  } as unknown as Metric);
   new Gauge({
     name: 'steward_service_up',
     help: 'Whether the service can make progress (1: running, no problem) or not (0).',

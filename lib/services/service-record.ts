@@ -1,14 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { serializeError } from '../errors.js';
+import { observeHandlerDuration } from './handler-durations.js';
 import type { FencingToken } from './lease.js';
 import type { EventRecord, ServiceContext, ServiceState, ServiceStatus } from './types.js';
 
 export interface ServiceRecordEvents {
   /** Any status field changed (the host debounces pushes). */
   change: [ServiceStatus];
-  /** One event was recorded (metrics subscribe here). */
-  event: [string, EventRecord];
   /** `progress()` was called. */
   progress: [];
 }
@@ -152,7 +151,7 @@ export class ServiceRecord extends EventEmitter<ServiceRecordEvents> {
     if (event.lagMs !== undefined) status.lagMs = event.lagMs;
     this.lastProgressAt = status.lastEventAt;
     this.stalled = false;
-    this.emit('event', status.name, event);
+    observeHandlerDuration(status.name, event);
     this.emit('change', status);
   }
 }
