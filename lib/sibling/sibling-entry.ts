@@ -38,8 +38,7 @@ let metrics: Promise<typeof import('../metrics/local-metrics.js')> | undefined;
 /**
  * prom-client and the metric families load once the services have started: they are about a fifth of
  * the sibling's start-up, which is the services' downtime after a crash (bench/failover.ts). Counters
- * come from the service records' own counts, so nothing counted before is lost; handler-duration
- * observations start with the load.
+ * and handler durations are kept by the service records themselves, so nothing counted before is lost.
  */
 function loadMetrics(): Promise<typeof import('../metrics/local-metrics.js')> {
   metrics ??= Promise.all([
