@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { EventLoopWatchdog } from '../lib/common/event-loop-watchdog.js';
-import { hostProblem, NOT_RUNNING_PROBLEM_MS } from '../lib/services/service-host.js';
+import { hostProblem, NOT_RUNNING_PROBLEM_MS } from '../lib/services/host-problem.js';
 import { ServiceRecord } from '../lib/services/service-record.js';
 import { get } from './helpers/http.js';
 import { event, type Spawned, spawnFixture, until } from './helpers/process.js';

@@ -11,7 +11,7 @@ import {
 } from '../listeners/dispatch.js';
 import type { ClusterMetrics } from '../metrics/cluster-aggregator.js';
 import type { ResolvedOptions } from '../options.js';
-import { EXIT_SERVICES_MODULE } from '../services/load-services.js';
+import { EXIT_SERVICES_MODULE } from '../services/exit-code.js';
 import { serviceUp, setRemoteServicesUp } from '../services/service-figures.js';
 import { createClusterMetrics } from './cluster-sources.js';
 import type { ControlServer } from './control-server.js';

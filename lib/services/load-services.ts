@@ -2,9 +2,6 @@ import { StewardError } from '../errors.js';
 import type { ServicesDefinition } from './define-services.js';
 import { type ResolvedService, resolveServices } from './service-options.js';
 
-/** Exit code of a services process whose module cannot be loaded (EX_CONFIG from sysexits.h). */
-export const EXIT_SERVICES_MODULE = 78;
-
 function isDefinition(value: unknown): value is ServicesDefinition {
   return (
     typeof value === 'object' &&

@@ -3,6 +3,7 @@ import { delay, type Random } from '../common/backoff.js';
 import { EventLoopWatchdog } from '../common/event-loop-watchdog.js';
 import { redactDeep } from '../common/logger.js';
 import { coerceError } from '../errors.js';
+import { hostProblem } from './host-problem.js';
 import type { LeaseStrategy } from './lease.js';
 import type { ResolvedService } from './service-options.js';
 import { ServiceRunner, serviceScope } from './service-runner.js';
@@ -32,45 +33,8 @@ export interface ServiceHostOptions {
   eventLoop?: EventLoopWatchdog;
 }
 
-/** A service out of `running` (starting, in backoff, failed) for longer than this cannot make progress. */
-export const NOT_RUNNING_PROBLEM_MS = 5_000;
 /** How often the host re-evaluates the problems it sees from outside the services. */
 const PROBLEM_CHECK_MS = 500;
-
-/** What `hostProblem` reads of a service record. */
-export interface HostView {
-  status: { state: string };
-  notRunningSince: number | null;
-  stalled: boolean;
-  hasWork: boolean;
-}
-
-/**
- * What the host sees of a service from outside, or null: the event loop of its process was blocked,
- * it failed (restarted more often than its intensity allows), it has been starting or restarting for
- * longer than `NOT_RUNNING_PROBLEM_MS`, or the stall watchdog restarted it and it has made no progress
- * since while it has work. The texts are stable so each is logged once.
- */
-export function hostProblem(
-  record: HostView,
-  eventLoopProblem: string | null,
-  now = Date.now(),
-): string | null {
-  const { status, notRunningSince } = record;
-  const parts: string[] = [];
-  if (eventLoopProblem !== null) parts.push(eventLoopProblem);
-  if (record.stalled && record.hasWork)
-    parts.push('stalled: no progress since the stall watchdog restarted it');
-  if (status.state === 'failed')
-    parts.push('failed: it crashed more often than its restart intensity allows');
-  else if (
-    (status.state === 'starting' || status.state === 'backoff') &&
-    notRunningSince !== null &&
-    now - notRunningSince > NOT_RUNNING_PROBLEM_MS
-  )
-    parts.push(`not running for more than ${NOT_RUNNING_PROBLEM_MS / 1000} s`);
-  return parts.length === 0 ? null : parts.join('; ');
-}
 
 /**
  * Runs a list of services in this process (primary, sibling or standalone: the same code everywhere),

@@ -11,7 +11,8 @@ import {
   setLoadIntake,
 } from '../listeners/dispatch.js';
 import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
-import { EXIT_SERVICES_MODULE, loadServices } from '../services/load-services.js';
+import { EXIT_SERVICES_MODULE } from '../services/exit-code.js';
+import { loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
 
 /** What the primary passes in the environment (`STEWARD_SIBLING_*`). */
