@@ -277,3 +277,30 @@ test('a worker loads prom-client only at the first scrape; its final report befo
     fixture.killAll();
   }
 });
+
+test('the services sibling loads prom-client at start with a control port, else at the first collect', async () => {
+  const scraped = spawnFixture('lazy-sibling-metrics-app.js', { FIXTURE_CONTROL: '1' });
+  try {
+    const eager = await scraped.waitForLog(event('fixture:sibling-modules'), 20_000, 'sibling modules');
+    assert.equal(
+      eager.promClient,
+      true,
+      'a sibling that will be scraped observes its process from the start',
+    );
+  } finally {
+    scraped.killAll();
+  }
+
+  const unscraped = spawnFixture('lazy-sibling-metrics-app.js', {});
+  try {
+    const lazy = await unscraped.waitForLog(event('fixture:sibling-modules'), 20_000, 'sibling modules');
+    assert.equal(lazy.promClient, false, 'a sibling nothing scrapes loaded prom-client');
+    // The primary collects through `supervisor.metrics` once the sibling counted its event: it loads then.
+    const collected = await unscraped.waitForLog(event('fixture:scraped'), 15_000, 'fixture:scraped');
+    assert.equal(collected.siblingProcessMetrics, true, "the sibling's process metrics in the collect");
+    const loaded = await unscraped.waitForLogs(event('fixture:sibling-modules'), 2, 10_000);
+    assert.equal(loaded[1]!.promClient, true);
+  } finally {
+    unscraped.killAll();
+  }
+});

@@ -149,6 +149,7 @@ export class SiblingServices extends RestartableServices {
         STEWARD_SIBLING_MODULE: this.#options.services!.href,
         STEWARD_SIBLING_STATUS_INTERVAL: String(this.#options.statusInterval),
         STEWARD_SIBLING_GRACE: String(this.#options.grace),
+        STEWARD_SIBLING_SCRAPED: this.#options.control ? '1' : '0',
         ...(level && !process.env.STEWARD_LOG_LEVEL ? { STEWARD_LOG_LEVEL: level } : {}),
         ...siblingLoggerEnv(this.#options.logger),
       },

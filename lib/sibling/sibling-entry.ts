@@ -20,6 +20,8 @@ interface SiblingConfig {
   moduleUrl: URL;
   statusInterval: number;
   grace: number;
+  /** The primary serves `/metrics` (it has a control port), so this process will be scraped. */
+  scraped: boolean;
 }
 
 function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
@@ -28,7 +30,12 @@ function readSiblingConfig(env: NodeJS.ProcessEnv): SiblingConfig {
   const grace = Number(env.STEWARD_SIBLING_GRACE);
   if (!moduleUrl || !Number.isInteger(statusInterval) || !Number.isInteger(grace))
     throw new Error('The services sibling must be forked by the cluster-steward primary');
-  return { moduleUrl: new URL(moduleUrl), statusInterval, grace };
+  return {
+    moduleUrl: new URL(moduleUrl),
+    statusInterval,
+    grace,
+    scraped: env.STEWARD_SIBLING_SCRAPED === '1',
+  };
 }
 
 /** A dispatched event waits at most this long for its outcome (a listener's own timeout comes first). */
@@ -131,8 +138,11 @@ async function main(): Promise<void> {
   started.start();
   push();
   primary.send('dispatch:names', { names: dispatchedNames() });
-  // Process metrics (GC, event loop) observed from here on, not from the first scrape.
-  void loadMetrics();
+  // With a control port, process metrics (GC, event loop) are observed from here on, not from the first
+  // scrape. Without one nothing scrapes this process, and prom-client with its GC observer and
+  // event-loop histogram would be about 2 MiB of its memory for nothing (bench/valve-memory.ts); a
+  // collect through `supervisor.metrics` still loads it then.
+  if (config.scraped) void loadMetrics();
 }
 
 await main();
