@@ -3,6 +3,7 @@
 // PLACEMENT=none: a web-only cluster).
 import http from 'node:http';
 import { createRequire } from 'node:module';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { steward } from 'cluster-steward';
 
 const appMb = Number(process.env.APP_MB ?? 50);
@@ -32,3 +33,12 @@ supervisor?.pool.on('worker:ready', () => {
   const promClient = cache.some((path) => path.includes('/prom-client/'));
   console.log(JSON.stringify({ msg: 'bench:primary-modules', promClient }));
 });
+
+// In the primary: its committed young generation every 500 ms, so the bench can tell when V8 gave back
+// what it grew at start (a few bytes of JSON, next to nothing beside what is measured).
+if (supervisor) {
+  setInterval(() => {
+    const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+    console.log(JSON.stringify({ msg: 'bench:primary-heap', newSpace: young?.space_size }));
+  }, 500).unref();
+}
