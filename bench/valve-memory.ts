@@ -26,7 +26,7 @@ const BACKLOG = 20_000;
 const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `steward_bench_valve_memory_${process.pid}`;
 const admin = new pg.Pool({ connectionString: BASE, max: 2 });
-// Every measured process, bare node included, preloads the same heap-space reporter (bench/lib/heap-spaces.js).
+// Every process of the app preloads a heap-space reporter (bench/lib/heap-spaces.js); bare node is read without.
 const heapDir = mkdtempSync(join(tmpdir(), 'steward-valve-heap-'));
 const heapEnv = {
   STEWARD_BENCH_HEAP_DIR: heapDir,
@@ -66,18 +66,26 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   }
 }
 
-/** A bare `node` process that only keeps its event loop alive: the floor of any Node process. */
+/**
+ * A bare `node` process that only keeps its event loop alive: the floor of any Node process. Its RSS is read
+ * without the heap-space preload, which costs a bare process about 3 MiB (an `--import` starts the ESM
+ * loader, which the sibling, an ES module, starts anyway); its heap spaces come from a second bare process
+ * with the preload.
+ */
 let bareHeap: HeapSpaces = {};
 async function measureBare(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+  const plain = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const preloaded = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
     stdio: 'ignore',
     env: { ...process.env, ...heapEnv },
   });
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const rss = await sampleRss(child.pid!, SAMPLES);
-  bareHeap = heapSpaces(child.pid!);
-  child.kill('SIGKILL');
-  await once(child, 'exit');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const rss = await sampleRss(plain.pid!, SAMPLES);
+  bareHeap = heapSpaces(preloaded.pid!);
+  for (const child of [plain, preloaded]) {
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
   return rss;
 }
 
@@ -92,6 +100,7 @@ const app = await startApp('apps/valve-app.js', {
 });
 let rows: { role: string; pid: number; rss: number }[];
 let handledWhileSampled: number;
+let sampledSeconds = 1;
 let siblingHeap: HeapSpaces;
 try {
   await waitFor(
@@ -116,6 +125,7 @@ try {
   if (siblings.length !== 1)
     throw new Error(`expected one services sibling among ${children} (workers ${[...workers]})`);
   const before = await queued();
+  const sampleStart = Date.now();
   rows = [
     { role: 'primary', pid: primary, rss: 0 },
     ...[...workers].map((pid) => ({ role: 'worker', pid, rss: 0 })),
@@ -123,6 +133,7 @@ try {
   ];
   for (const row of rows) row.rss = await sampleRss(row.pid, SAMPLES);
   handledWhileSampled = before - (await queued());
+  sampledSeconds = (Date.now() - sampleStart) / 1000;
   siblingHeap = heapSpaces(siblings[0]!);
   if (handledWhileSampled <= 0) throw new Error('no event was dispatched while the sibling was sampled');
 } finally {
@@ -138,7 +149,7 @@ const sibling = rows.find((row) => row.role.startsWith('services sibling'))!.rss
 const table = [
   '| process | RSS MiB | ratio to bare node | above bare MiB |',
   '| --- | ---: | ---: | ---: |',
-  `| bare node (\`setInterval\` only) | ${bare.toFixed(1)} | 1.00 | 0.0 |`,
+  `| bare node (\`setInterval\` only, no preload) | ${bare.toFixed(1)} | 1.00 | 0.0 |`,
   ...rows.map(
     (row) =>
       `| ${row.role} | ${row.rss.toFixed(1)} | ${(row.rss / bare).toFixed(2)} | ${(row.rss - bare).toFixed(1)} |`,
@@ -158,7 +169,9 @@ const heapTable = [
 const body = `2 workers that each hold ${APP_MB} MiB of application state and handle the dispatched \`burn\` events
 (2 ms of CPU each) of a ${BACKLOG}-event PostgreSQL backlog; the services sibling runs the queue with
 \`toWorkers('burn')\` and never loads the application. RSS from \`/proc/<pid>/status\`, median of ${SAMPLES}
-samples over 2 s per process, taken one process after the other while ${handledWhileSampled} events were dispatched; ${machineNote()}; load average before
+samples over 2 s per process, taken one process after the other while ${handledWhileSampled} events were dispatched
+(${(handledWhileSampled / sampledSeconds).toFixed(0)} a second); every process of the app preloads a heap-space reporter
+(\`bench/lib/heap-spaces.js\`), the bare node process whose RSS is the baseline does not; ${machineNote()}; load average before
 ${loadBefore}, after ${loadAfter}. \`npm run bench:valve-memory\`.
 
 ${table}
