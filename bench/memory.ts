@@ -168,12 +168,13 @@ process column says whether the primary had loaded it). Goal: primary (sibling p
 ${PRIMARY_GOAL_MIB} MiB above bare node: settled **${verdict(settledRow)}**; at start ${verdict(atStart)}.
 A web-only primary: ${(webOnly.rss - bare).toFixed(1)} MiB settled, ${(webOnlyStart.rss - bare).toFixed(1)} at start.
 
-What remains: about half is file-backed pages (the file column), mostly the node binary's own machine
-code: V8's optimizing compiler is paged in as soon as a function gets hot (module resolution at start,
-the IPC handling of worker heartbeats a few seconds later, so any long-running Node process that does
-work holds it), and it is shared with every other node process on the machine. The anonymous part is
-V8's heap: the library's code and pino (about 1.6 MiB of live objects after a full collection), the
-garbage between collections, and until it settles the start-up young generation. One-minute load
+What remains of the settled primary's ${(settledRow.rss - bare).toFixed(1)} MiB above bare node: ${(settledRow.split!.file - bareRow.split!.file).toFixed(1)} MiB of
+file-backed pages (the file column), mostly the node binary's own machine code and builtin module sources:
+V8's optimizing compiler is paged in as soon as a function gets hot (module resolution at start, the IPC
+handling of worker heartbeats a few seconds later, so any long-running Node process that does work holds
+it), and these pages are shared with every other node process on the machine; and ${(settledRow.split!.anon - bareRow.split!.anon).toFixed(1)} MiB of
+anonymous memory, V8's heap: the library's code and pino, the garbage between collections, and until it
+settles the start-up young generation (${(atStart.split!.anon - settledRow.split!.anon).toFixed(1)} MiB more anonymous memory at start). One-minute load
 average ${loadBefore} before, ${loadAfter} after.`;
 console.log(body);
 writeBenchmarkSection('memory', body);

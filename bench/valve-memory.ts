@@ -34,8 +34,16 @@ const heapEnv = {
 };
 
 type HeapSpaces = Record<string, { used: number; committed: number }>;
-function heapSpaces(pid: number): HeapSpaces {
-  return JSON.parse(readFileSync(join(heapDir, `${pid}.json`), 'utf8')) as HeapSpaces;
+/** The heap spaces a process last reported; its reporter rewrites the file every 500 ms, so a read may catch it half written. */
+async function heapSpaces(pid: number): Promise<HeapSpaces> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return JSON.parse(readFileSync(join(heapDir, `${pid}.json`), 'utf8')) as HeapSpaces;
+    } catch (error) {
+      if (attempt === 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 const MiB = 1024 * 1024;
 
@@ -81,7 +89,7 @@ async function measureBare(): Promise<number> {
   });
   await new Promise((resolve) => setTimeout(resolve, 600));
   const rss = await sampleRss(plain.pid!, SAMPLES);
-  bareHeap = heapSpaces(preloaded.pid!);
+  bareHeap = await heapSpaces(preloaded.pid!);
   for (const child of [plain, preloaded]) {
     child.kill('SIGKILL');
     await once(child, 'exit');
@@ -134,7 +142,7 @@ try {
   for (const row of rows) row.rss = await sampleRss(row.pid, SAMPLES);
   handledWhileSampled = before - (await queued());
   sampledSeconds = (Date.now() - sampleStart) / 1000;
-  siblingHeap = heapSpaces(siblings[0]!);
+  siblingHeap = await heapSpaces(siblings[0]!);
   if (handledWhileSampled <= 0) throw new Error('no event was dispatched while the sibling was sampled');
 } finally {
   await app.stop();
