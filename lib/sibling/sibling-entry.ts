@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   primary.send('dispatch:names', { names: dispatchedNames() });
   // With a control port, process metrics (GC, event loop) are observed from here on, not from the first
   // scrape. Without one nothing scrapes this process, and prom-client with its GC observer and
-  // event-loop histogram would be 1 to 3 MiB of its memory for nothing (bench/valve-memory.ts); a
+  // event-loop histogram would be 1 to 2 MiB of its memory for nothing (bench/valve-memory.ts); a
   // collect through `supervisor.metrics` still loads it then.
   if (config.scraped) void loadMetrics();
 }
