@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import { claimsOf, prepared, type Queryable } from './types.js';
+import { claimsOf, prepared, type Queryable, sameKey } from './types.js';
 
 export interface CompleteArgs {
   owner: string;
@@ -56,7 +56,7 @@ export async function completeEvents(
                          AND o.locked_by = c.owner)
      ), merged AS (
        DELETE FROM ${names.events} e USING owned c
-        WHERE e.type = c.type AND e.key = c.key AND e.id <= c.upto
+        WHERE ${sameKey('e', 'c')} AND e.id <= c.upto
        RETURNING e.id
      )
      SELECT (SELECT count(*) FROM plain)::int AS plain, (SELECT count(*) FROM owned)::int AS owned,

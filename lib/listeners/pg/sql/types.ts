@@ -31,6 +31,14 @@ export function claimsOf(ids: string, attempts: string, ...extra: string[]): str
   return `unnest(${[`${ids}::bigint[]`, `${attempts}::int[]`, owners, ...extra].join(', ')})`;
 }
 
+/**
+ * `a` and `b` are events of one (type, key), compared in the collation of the index on (type, key, id)
+ * (migration 4), so that the comparison can use it.
+ */
+export function sameKey(a: string, b: string): string {
+  return `${a}.type COLLATE "C" = ${b}.type AND ${a}.key COLLATE "C" = ${b}.key`;
+}
+
 /** One event as the claim query returns it. `id` and `upto` are bigints, kept as strings. */
 export interface ClaimedRow {
   id: string;
