@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import pino from 'pino';
+import { claimEvents } from '../lib/listeners/pg/sql/claim-events.js';
+import { completeEvents } from '../lib/listeners/pg/sql/complete-events.js';
 import { enqueue, migrate, pgEventQueue, queueNames } from '../lib/pg.js';
 import { ServiceRecord } from '../lib/services/service-record.js';
 import type { Service } from '../lib/services/types.js';
@@ -93,6 +95,33 @@ async function drainRaw(pool: pg.Pool): Promise<Drain> {
     await pool.query(`DELETE FROM ${names.events} WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
   }
   return { ms: performance.now() - started, clientUs: 0, backendUs: ticksToUs(cpuTicks(backends) - ticks) };
+}
+
+const CLAIM_BACKLOG = 20_000;
+
+/**
+ * The queue's own claim statement alone, as a drain uses it: each claim of BATCH events runs while the
+ * previous batch is still held, then that batch is completed. Returns the median claim time, ms. Claims
+ * with keys take each key's next event behind the held one, as in the keyed drain.
+ */
+async function claimTimes(pool: pg.Pool, keys: number): Promise<number> {
+  await fill(pool, CLAIM_BACKLOG, keys);
+  const owner = 'bench-claims';
+  const args = { owner, limit: BATCH, leaseMs: 30_000, types: ['noop'], coalesce: [], window: 2 * BATCH };
+  const times: number[] = [];
+  let held: Awaited<ReturnType<typeof claimEvents>> = [];
+  for (;;) {
+    const started = performance.now();
+    const rows = await claimEvents(pool, names, args);
+    times.push(performance.now() - started);
+    if (held.length > 0) {
+      const plain = held.map(({ id, attempts }) => ({ id, attempts }));
+      await completeEvents(pool, names, { owner, plain, coalesced: [] });
+    }
+    if (rows.length === 0) break;
+    held = rows;
+  }
+  return median(times.slice(0, -1));
 }
 
 function start(service: Service) {
@@ -213,6 +242,7 @@ function report(
   queue: number[],
   keyedRounds: number[],
   cpu: CpuPerEvent,
+  claims: { unkeyed: number[]; keyed: number[] },
   latency: Latency,
   load: { before: string; after: string },
 ): string {
@@ -236,7 +266,18 @@ its floor); ${machineNote()}, load average ${load.before} before, ${load.after} 
 | pgEventQueue (concurrency 100) | ${Math.round(queueRate)} | ${ratio.toFixed(3)} | 1.000 |
 | pgEventQueue, events spread round-robin over ${KEYS.toLocaleString('en')} keys | ${Math.round(keyed)} | ${(keyed / rawRate).toFixed(3)} | ${keyedRatio.toFixed(3)} |
 
-Per-round ratios to raw: ${rounds}; keyed to unkeyed: ${keyedRatios}. The keyed drain gains less from the consumer's lighter CPU than the unkeyed one: a key's next event runs only once its predecessor's completion is committed (one WAL flush), a wait that less CPU per event does not shorten.
+Per-round ratios to raw: ${rounds}; keyed to unkeyed: ${keyedRatios}.
+
+| claim statement alone, ${BATCH} events behind a held batch (medians of the rounds) | ms |
+| --- | ---: |
+| unkeyed | ${median(claims.unkeyed).toFixed(2)} |
+| over ${KEYS.toLocaleString('en')} keys (each key's next event) | ${median(claims.keyed).toFixed(2)} |
+| ratio | ${(median(claims.keyed) / median(claims.unkeyed)).toFixed(2)} |
+
+A drain's claims follow one another, so the keyed drain is bound by its claims: each takes one event per
+key (the next one's check sees the table before the claim) and checks it with a walk of its key in the
+index. A key's next event does not wait for its predecessor's completion: by the time the next claim
+returns, that completion is committed on the other connection.
 
 | CPU per event (medians of the rounds) | µs |
 | --- | ---: |
@@ -277,6 +318,7 @@ try {
   const queue: number[] = [];
   const keyed: number[] = [];
   const cpu: CpuPerEvent = { rawBackend: [], queueClient: [], queueBackend: [] };
+  const claims = { unkeyed: [] as number[], keyed: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
     await fill(pool, BACKLOG);
     const rawDrain = await drainRaw(pool);
@@ -289,15 +331,17 @@ try {
     cpu.queueBackend.push(queueDrain.backendUs / BACKLOG);
     await fill(pool, BACKLOG, KEYS);
     keyed.push(BACKLOG / ((await drainQueue(pool)).ms / 1_000));
+    claims.unkeyed.push(await claimTimes(pool, 0));
+    claims.keyed.push(await claimTimes(pool, KEYS));
     console.log(
-      `round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s, keyed ${Math.round(keyed[round]!)}/s`,
+      `round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s, keyed ${Math.round(keyed[round]!)}/s, claim ms unkeyed ${claims.unkeyed[round]!.toFixed(2)} keyed ${claims.keyed[round]!.toFixed(2)}`,
     );
   }
   await pool.query(`VACUUM ANALYZE ${names.events}`);
   const latency = await measureLatency(pool);
   const loadAfter = loadAverages();
   console.log(`load average after: ${loadAfter}`);
-  const body = report(raw, queue, keyed, cpu, latency, { before: loadBefore, after: loadAfter });
+  const body = report(raw, queue, keyed, cpu, claims, latency, { before: loadBefore, after: loadAfter });
   console.log(body);
   if (process.env.BENCH_NO_WRITE !== '1') writeBenchmarkSection('pg-queue', body);
 } finally {

@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import { type ClaimedRow, prepared, type Queryable } from './types.js';
+import { type ClaimedRow, prepared, type Queryable, sameKey } from './types.js';
 
 export interface ClaimArgs {
   owner: string;
@@ -37,11 +37,16 @@ function windowParam(variant: Variant): string {
  * Only the head of a key can be taken by a consumer that does not hold the key, and `SKIP LOCKED` lets a
  * single claim lock it; a later event is taken only by the holder of all older ones. So what a consumer
  * holds of a key is always its oldest events, and if any newer event is held elsewhere, the first newer
- * one is: one index probe (on an index without lease columns, which keeps leases HOT updates) answers
- * "is this key held elsewhere?" for a head that committed after newer events of its key were claimed.
+ * one is: that answers "is this key held elsewhere?" for a head that committed after newer events of its
+ * key were claimed (the index has no lease column, which keeps leases HOT updates).
  * "Held" by this consumer means a lease with at least half its term left (`$3 / 2` ms): another consumer
  * takes an event only once its lease ran out, so two consumers never both see a key as theirs. Coalesced
  * types (`$5`) are never taken behind an event of their key held here: its completion removes them.
+ *
+ * Both questions take one walk of the key in the index, in id order: skipping the older events held here,
+ * the first two events left must be the candidate itself and a next one not held elsewhere (two probes
+ * each descending the index, cost 1.7 times as much per keyed event). Keys are compared in byte order, the
+ * collation of that index (migration 4).
  */
 function candidates(names: QueueNames, variant: Variant): string {
   const window = variant.windowed
@@ -58,14 +63,11 @@ function candidates(names: QueueNames, variant: Variant): string {
              AND e.run_at <= now()
              AND (e.locked_until IS NULL OR e.locked_until < now())
              ${window}
-             AND (e.key IS NULL OR (
-                   NOT EXISTS (SELECT 1 FROM ${names.events} o
-                                WHERE o.type = e.type AND o.key = e.key AND o.id < e.id
-                                  AND (${olderNotHeld}))
-               AND NOT EXISTS (SELECT 1 FROM (SELECT o.locked_by, o.locked_until FROM ${names.events} o
-                                               WHERE o.type = e.type AND o.key = e.key AND o.id > e.id
-                                               ORDER BY o.id LIMIT 1) n
-                                WHERE n.locked_by <> $1 AND n.locked_until >= now())))
+             AND (e.key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM (SELECT o.id, o.locked_by, o.locked_until FROM ${names.events} o
+                                   WHERE ${sameKey('o', 'e')} AND (o.id >= e.id OR ${olderNotHeld})
+                                   ORDER BY o.id LIMIT 2) f
+                    WHERE f.id < e.id OR (f.id > e.id AND f.locked_by <> $1 AND f.locked_until >= now())))
            ORDER BY e.id
            LIMIT $2
            FOR UPDATE SKIP LOCKED`;
@@ -97,7 +99,7 @@ function coalescingClaim(names: QueueNames, variant: Variant): string {
             FROM claimed c
             LEFT JOIN LATERAL (
               SELECT x.id, x.payload FROM ${names.events} x
-               WHERE c.key IS NOT NULL AND c.type = ANY($5::text[]) AND x.type = c.type AND x.key = c.key
+               WHERE c.key IS NOT NULL AND c.type = ANY($5::text[]) AND ${sameKey('x', 'c')}
                ORDER BY x.id DESC
                LIMIT 1
             ) n ON true

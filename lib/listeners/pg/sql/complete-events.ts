@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import { prepared, type Queryable } from './types.js';
+import { claimsOf, prepared, type Queryable, sameKey } from './types.js';
 
 export interface CompleteArgs {
   owner: string;
@@ -35,8 +35,8 @@ export async function completeEvents(
       prepared(
         `steward_complete_${names.migrationLock}`,
         `DELETE FROM ${names.events} e
-          USING unnest($2::bigint[], $3::int[]) AS c(id, attempts)
-          WHERE e.id = c.id AND e.locked_by = $1 AND e.attempts = c.attempts`,
+          USING ${claimsOf('$2', '$3')} AS c(id, attempts, owner)
+          WHERE e.id = ANY($2::bigint[]) AND e.id = c.id AND e.attempts = c.attempts AND e.locked_by = c.owner`,
       ),
       [args.owner, args.plain.map((c) => c.id), args.plain.map((c) => c.attempts)],
     );
@@ -45,17 +45,18 @@ export async function completeEvents(
   const { rows } = await db.query<{ plain: number; owned: number; merged: number }>(
     `WITH plain AS (
        DELETE FROM ${names.events} e
-        USING unnest($2::bigint[], $3::int[]) AS c(id, attempts)
-        WHERE e.id = c.id AND e.locked_by = $1 AND e.attempts = c.attempts
+        USING ${claimsOf('$2', '$3')} AS c(id, attempts, owner)
+        WHERE e.id = ANY($2::bigint[]) AND e.id = c.id AND e.attempts = c.attempts AND e.locked_by = c.owner
        RETURNING e.id
      ), owned AS (
-       SELECT c.* FROM unnest($4::bigint[], $5::int[], $6::text[], $7::text[], $8::bigint[])
-                         AS c(id, attempts, type, key, upto)
+       SELECT c.* FROM ${claimsOf('$4', '$5', '$6::text[]', '$7::text[]', '$8::bigint[]')}
+                         AS c(id, attempts, owner, type, key, upto)
         WHERE EXISTS (SELECT 1 FROM ${names.events} o
-                       WHERE o.id = c.id AND o.locked_by = $1 AND o.attempts = c.attempts)
+                       WHERE o.id = ANY($4::bigint[]) AND o.id = c.id AND o.attempts = c.attempts
+                         AND o.locked_by = c.owner)
      ), merged AS (
        DELETE FROM ${names.events} e USING owned c
-        WHERE e.type = c.type AND e.key = c.key AND e.id <= c.upto
+        WHERE ${sameKey('e', 'c')} AND e.id <= c.upto
        RETURNING e.id
      )
      SELECT (SELECT count(*) FROM plain)::int AS plain, (SELECT count(*) FROM owned)::int AS owned,

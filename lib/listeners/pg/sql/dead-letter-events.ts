@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import type { Queryable } from './types.js';
+import { claimsOf, type Queryable } from './types.js';
 
 export interface DeadLetterArgs {
   owner: string;
@@ -18,8 +18,8 @@ export async function deadLetterEvents(
   const { rowCount } = await db.query(
     `WITH moved AS (
        DELETE FROM ${names.events} e
-        USING unnest($2::bigint[], $3::text[], $4::int[]) AS f(id, error, attempts)
-        WHERE e.id = f.id AND e.locked_by = $1 AND e.attempts = f.attempts
+        USING ${claimsOf('$2', '$4', '$3::text[]')} AS f(id, attempts, owner, error)
+        WHERE e.id = ANY($2::bigint[]) AND e.id = f.id AND e.attempts = f.attempts AND e.locked_by = f.owner
        RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts, f.error
      )
      INSERT INTO ${names.dead} (id, type, key, payload, created_at, attempts, last_error)

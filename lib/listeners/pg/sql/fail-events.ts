@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import type { Queryable } from './types.js';
+import { claimsOf, type Queryable } from './types.js';
 
 export interface FailArgs {
   owner: string;
@@ -15,8 +15,8 @@ export async function failEvents(db: Queryable, names: QueueNames, args: FailArg
     `UPDATE ${names.events} e
         SET locked_by = NULL, locked_until = NULL, last_error = f.error,
             run_at = now() + f.delay * interval '1 millisecond'
-       FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::int[]) AS f(id, error, delay, attempts)
-      WHERE e.id = f.id AND e.locked_by = $1 AND e.attempts = f.attempts`,
+       FROM ${claimsOf('$2', '$5', '$3::text[]', '$4::float8[]')} AS f(id, attempts, owner, error, delay)
+      WHERE e.id = ANY($2::bigint[]) AND e.id = f.id AND e.attempts = f.attempts AND e.locked_by = f.owner`,
     [
       args.owner,
       args.failures.map((f) => f.id),

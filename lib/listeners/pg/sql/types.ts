@@ -18,6 +18,27 @@ export function prepared(name: string, text: string): pg.QueryConfig {
   return { name, text };
 }
 
+/**
+ * The claims an outcome statement applies to, as rows `(id, attempts, owner, ...extra)`: `ids` a bigint[]
+ * parameter, `attempts` an int[] one, `$1` the owner, `extra` further arrays of the same length. The
+ * owner is a column of these rows rather than `locked_by = $1`: with the owner as a constant, the planner
+ * reads the column statistics, and after an ANALYZE that saw few leased rows it expects one row to match,
+ * scans the table and compares every match with every claim (a 1,000-event completion took 0.3 s
+ * instead of 2 ms). Statements also filter `e.id = ANY(ids)`, so the table side is read by primary key.
+ */
+export function claimsOf(ids: string, attempts: string, ...extra: string[]): string {
+  const owners = `array_fill($1::text, ARRAY[cardinality(${ids}::bigint[])])`;
+  return `unnest(${[`${ids}::bigint[]`, `${attempts}::int[]`, owners, ...extra].join(', ')})`;
+}
+
+/**
+ * `a` and `b` are events of one (type, key), compared in the collation of the index on (type, key, id)
+ * (migration 4), so that the comparison can use it.
+ */
+export function sameKey(a: string, b: string): string {
+  return `${a}.type COLLATE "C" = ${b}.type AND ${a}.key COLLATE "C" = ${b}.key`;
+}
+
 /** One event as the claim query returns it. `id` and `upto` are bigints, kept as strings. */
 export interface ClaimedRow {
   id: string;
