@@ -3,18 +3,22 @@
  * hello world that forks a replacement, waits for `listening`, then closes the old worker
  * (apps/recycle-floor.js). One run, clusters one after the other, each started fresh:
  * 1. CPU per recycle: bare and the floor, cluster-steward without and with `recycle.maxAge` (minLifetime 0)
- *    at the same fast cadence (CPU_AGE, 1 s: dozens of recycles, so the per-request noise of a 30 s run
- *    stays far below the cost of a recycle), under wrk. Goal: extra CPU per recycle <= 1.15x the floor.
+ *    at the same fast cadence (CPU_AGE, 1 s: dozens of recycles per run), under wrk, in ROUNDS rounds whose
+ *    order rotates (a disturbance of the shared machine then hits a different cluster each round); the ratio
+ *    is the median of the rounds' ratios. Goal: extra CPU per recycle <= 1.15x the floor. The same four
+ *    clusters idle (no client) show what the recycle machinery alone costs.
  * 2. Saturation with each worker replaced every AGE (10 s): throughput >= 0.95 of no recycling, p99 <= 2x,
  *    0 failed (wrk).
  * 3. Sent against answered, with recycling every AGE and without, for every client: autocannon (a fixed
  *    `--amount`), Node's http.Agent, Node's fetch (undici) and nginx in front (Debian's, HTTP/1.1 and
  *    keep-alive to the upstream; http.Agent as its client).
- * About 6 minutes; SECONDS, CLIENT_SECONDS, CONNECTIONS, AGE, CPU_AGE, AMOUNT and CLIENTS change it.
+ * About 10 minutes; SECONDS, CPU_SECONDS, ROUNDS, CLIENT_SECONDS, CONNECTIONS, AGE, CPU_AGE, AMOUNT and
+ * CLIENTS change it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   benchDir,
   clusterCpuSeconds,
@@ -30,6 +34,8 @@ import {
 } from './lib/load.js';
 
 const SECONDS = Number(process.env.SECONDS ?? 30);
+const CPU_SECONDS = Number(process.env.CPU_SECONDS ?? 20);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const CLIENT_SECONDS = Number(process.env.CLIENT_SECONDS ?? 20);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const AGE = Number(process.env.AGE ?? 10_000);
@@ -137,6 +143,7 @@ async function measure(
   app: 'recycle-app.js' | 'recycle-floor.js',
   env: Record<string, string>,
   client: Client,
+  seconds = client === 'wrk' ? SECONDS : CLIENT_SECONDS,
 ): Promise<Measured> {
   const cluster = await startCluster(name, app, env);
   const proxy = client === 'nginx' ? await startNginx(cluster.port) : undefined;
@@ -147,10 +154,10 @@ async function measure(
     const cpuBefore = clusterCpuSeconds(cluster.pid);
     const load =
       client === 'wrk'
-        ? await runWrk(url, CONNECTIONS, SECONDS)
+        ? await runWrk(url, CONNECTIONS, seconds)
         : client === 'autocannon'
-          ? await runAutocannon(url, CONNECTIONS, CLIENT_SECONDS, AMOUNT)
-          : await runNodeClient(client === 'fetch' ? 'fetch' : 'agent', url, CONNECTIONS, CLIENT_SECONDS);
+          ? await runAutocannon(url, CONNECTIONS, seconds, AMOUNT)
+          : await runNodeClient(client === 'fetch' ? 'fetch' : 'agent', url, CONNECTIONS, seconds);
     const cpuSeconds = clusterCpuSeconds(cluster.pid) - cpuBefore;
     const { done, drainMs } = cluster.recycles;
     const measured = {
@@ -169,6 +176,27 @@ async function measure(
     return measured;
   } finally {
     await proxy?.stop();
+    await cluster.stop();
+  }
+}
+
+/** Cluster CPU seconds and recycles over `seconds` with no client: what recycling costs by itself. */
+async function measureIdle(
+  name: string,
+  app: 'recycle-app.js' | 'recycle-floor.js',
+  env: Record<string, string>,
+  seconds: number,
+): Promise<{ cpuSeconds: number; recycles: number }> {
+  const cluster = await startCluster(name, app, env);
+  try {
+    const doneBefore = cluster.recycles.done;
+    const cpuBefore = clusterCpuSeconds(cluster.pid);
+    await sleep(seconds * 1000);
+    return {
+      cpuSeconds: clusterCpuSeconds(cluster.pid) - cpuBefore,
+      recycles: cluster.recycles.done - doneBefore,
+    };
+  } finally {
     await cluster.stop();
   }
 }
@@ -194,16 +222,51 @@ const extraPerRecycle = (run: Measured, base: Measured): number =>
 const loadBefore = loadavg();
 console.log(`load average before: ${loadBefore.map((n) => n.toFixed(2)).join(' ')}`);
 
-// 1. CPU per recycle, at one fast cadence.
-const bare = await measure('bare node:cluster', 'recycle-floor.js', floor(0), 'wrk');
-const floorRun = await measure(`floor, every ${CPU_AGE} ms`, 'recycle-floor.js', floor(CPU_AGE), 'wrk');
-const stewardBase = await measure('cluster-steward', 'recycle-app.js', steward(0), 'wrk');
-const stewardFast = await measure(
-  `cluster-steward, maxAge ${CPU_AGE} ms`,
-  'recycle-app.js',
-  steward(CPU_AGE),
-  'wrk',
-);
+// 1. CPU per recycle, at one fast cadence, in rounds whose order rotates.
+interface CpuRound {
+  bare: Measured;
+  floor: Measured;
+  stewardBase: Measured;
+  stewardFast: Measured;
+}
+const cpuRuns: Array<() => Promise<[keyof CpuRound, Measured]>> = [
+  async () => ['bare', await measure('bare node:cluster', 'recycle-floor.js', floor(0), 'wrk', CPU_SECONDS)],
+  async () => [
+    'floor',
+    await measure(`floor, every ${CPU_AGE} ms`, 'recycle-floor.js', floor(CPU_AGE), 'wrk', CPU_SECONDS),
+  ],
+  async () => [
+    'stewardBase',
+    await measure('cluster-steward', 'recycle-app.js', steward(0), 'wrk', CPU_SECONDS),
+  ],
+  async () => [
+    'stewardFast',
+    await measure(
+      `cluster-steward, maxAge ${CPU_AGE} ms`,
+      'recycle-app.js',
+      steward(CPU_AGE),
+      'wrk',
+      CPU_SECONDS,
+    ),
+  ],
+];
+const cpuRounds: CpuRound[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const measured: Partial<CpuRound> = {};
+  for (let i = 0; i < cpuRuns.length; i++) {
+    const [key, m] = await cpuRuns[(i + round) % cpuRuns.length]!();
+    measured[key] = m;
+  }
+  cpuRounds.push(measured as CpuRound);
+}
+const idleFloor = [
+  await measureIdle('floor, idle', 'recycle-floor.js', floor(0), CPU_SECONDS),
+  await measureIdle('floor, idle', 'recycle-floor.js', floor(CPU_AGE), CPU_SECONDS),
+];
+const idleSteward = [
+  await measureIdle('cluster-steward, idle', 'recycle-app.js', steward(0), CPU_SECONDS),
+  await measureIdle('cluster-steward, idle', 'recycle-app.js', steward(CPU_AGE), CPU_SECONDS),
+];
 // 2. Saturation, each worker replaced every AGE.
 const stewardSlow = await measure(`cluster-steward, maxAge ${AGE} ms`, 'recycle-app.js', steward(AGE), 'wrk');
 // 3. Every client, with and without recycling.
@@ -217,9 +280,16 @@ for (const client of CLIENTS as Client[]) {
 const loadAfter = loadavg();
 console.log(`load average after: ${loadAfter.map((n) => n.toFixed(2)).join(' ')}`);
 
-const floorExtra = extraPerRecycle(floorRun, bare);
-const stewardExtra = extraPerRecycle(stewardFast, stewardBase);
-const cpuRatio = stewardExtra / floorExtra;
+const roundFigures = cpuRounds.map((r) => {
+  const floorExtra = extraPerRecycle(r.floor, r.bare);
+  const stewardExtra = extraPerRecycle(r.stewardFast, r.stewardBase);
+  return { ...r, floorExtra, stewardExtra, ratio: stewardExtra / floorExtra };
+});
+const medianRound = [...roundFigures].sort((a, b) => a.ratio - b.ratio)[Math.floor(roundFigures.length / 2)]!;
+const { stewardBase, floorExtra, stewardExtra, ratio: cpuRatio } = medianRound;
+const idleExtra = ([base, run]: Array<{ cpuSeconds: number; recycles: number }>) =>
+  (run!.cpuSeconds - base!.cpuSeconds) / run!.recycles;
+const idleRatio = idleExtra(idleSteward) / idleExtra(idleFloor);
 const rpsRatio = stewardSlow.load.rps / stewardBase.load.rps;
 const p99Ratio = stewardSlow.load.p99Ms / stewardBase.load.p99Ms;
 const met = (ok: boolean) => (ok ? 'met' : '**not met**');
@@ -227,18 +297,37 @@ const row = (m: Measured) =>
   `| ${m.client} | ${m.cluster} | ${m.load.sent ?? '–'} | ${m.load.requests} | ${lostRequests(m.load) ?? '–'} | ${m.load.errors} (${m.load.detail}) | ${Math.round(m.load.rps)} | ${m.load.p99Ms.toFixed(2)} | ${m.recycles} | ${cpuUs(m).toFixed(1)} |`;
 const everyLost = [stewardSlow, ...clientRuns.flat()].reduce((sum, m) => sum + lost(m) + m.load.errors, 0);
 const table = [
-  `2 workers, ${CONNECTIONS} keep-alive connections; wrk runs ${SECONDS} s, the other clients ${CLIENT_SECONDS} s ` +
+  `2 workers, ${CONNECTIONS} keep-alive connections; wrk runs ${SECONDS} s (${CPU_SECONDS} s in the CPU rounds), the other clients ${CLIENT_SECONDS} s ` +
     `(autocannon: exactly ${AMOUNT} requests), each cluster started fresh and warmed up 2 s; cluster-steward ` +
     `\`recycle: { maxAge, minLifetime: 0 }\`; ${machineNote()}; load average (1, 5, 15 min) ` +
     `${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after.`,
   '',
   '| client | cluster | sent | answered | lost | errors | req/s | p99 ms | recycles | CPU µs/request |',
   '| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
-  ...[bare, floorRun, stewardBase, stewardFast, stewardSlow, ...clientRuns.flat()].map(row),
+  ...[
+    medianRound.bare,
+    medianRound.floor,
+    stewardBase,
+    medianRound.stewardFast,
+    stewardSlow,
+    ...clientRuns.flat(),
+  ].map(row),
   '',
-  `- Extra CPU per recycle (every process of the cluster, from /proc, above the same requests without recycling): ` +
-    `floor ${floorExtra.toFixed(3)} s, cluster-steward ${stewardExtra.toFixed(3)} s; ratio **${cpuRatio.toFixed(2)}** ` +
-    `(goal <= 1.15: ${met(cpuRatio <= 1.15)}). Drain p50 ${percentile(stewardFast.drainMs, 50)} ms (floor ${percentile(floorRun.drainMs, 50)} ms).`,
+  `Extra CPU per recycle (every process of the cluster, from /proc, above the same requests without recycling), ` +
+    `wrk ${CPU_SECONDS} s per cluster, ${ROUNDS} rounds in rotated order (the table above shows the median round's runs):`,
+  '',
+  '| round | bare CPU µs/request | floor extra CPU-s per recycle (recycles) | cluster-steward CPU µs/request | cluster-steward extra CPU-s per recycle (recycles) | ratio |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...roundFigures.map(
+    (r, i) =>
+      `| ${i + 1} | ${cpuUs(r.bare).toFixed(1)} | ${r.floorExtra.toFixed(3)} (${r.floor.recycles}) | ${cpuUs(r.stewardBase).toFixed(1)} | ${r.stewardExtra.toFixed(3)} (${r.stewardFast.recycles}) | ${r.ratio.toFixed(2)} |`,
+  ),
+  `| idle | – | ${idleExtra(idleFloor).toFixed(3)} (${idleFloor[1]!.recycles}) | – | ${idleExtra(idleSteward).toFixed(3)} (${idleSteward[1]!.recycles}) | ${idleRatio.toFixed(2)} |`,
+  '',
+  `- Extra CPU per recycle under load, median of the rounds: floor ${floorExtra.toFixed(3)} s, cluster-steward ` +
+    `${stewardExtra.toFixed(3)} s; ratio **${cpuRatio.toFixed(2)}** (goal <= 1.15: ${met(cpuRatio <= 1.15)}; rounds ` +
+    `${roundFigures.map((r) => r.ratio.toFixed(2)).join(', ')}). Idle, the recycle machinery alone: ratio ${idleRatio.toFixed(2)}. ` +
+    `Drain p50 ${percentile(medianRound.stewardFast.drainMs, 50)} ms (floor ${percentile(medianRound.floor.drainMs, 50)} ms).`,
   `- Each worker replaced every ${AGE / 1000} s under saturation (wrk): throughput ratio **${rpsRatio.toFixed(3)}** ` +
     `(goal >= 0.95: ${met(rpsRatio >= 0.95)}), p99 ratio **${p99Ratio.toFixed(2)}** (goal <= 2: ${met(p99Ratio <= 2)}), ` +
     `failed ${stewardSlow.load.errors} (goal 0: ${met(stewardSlow.load.errors === 0)}).`,
