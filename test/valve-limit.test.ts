@@ -25,6 +25,7 @@ test('valve options: defaults, false for a fixed limit, and errors naming the op
     ceiling: 64,
     maxDelay: 100,
     targetUtilization: 0.5,
+    maxCpuWait: 0.1,
   });
   assert.equal(resolveValve(false).adaptive, false);
   assert.equal(resolveValve({ maxDelay: '50ms', floor: 2, ceiling: 8 }).maxDelay, 50);

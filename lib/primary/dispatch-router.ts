@@ -185,6 +185,7 @@ export class DispatchRouter {
       handled: route.handled,
       loopDelayMs: route.signal ? Math.round(route.signal.loopDelayMs * 10) / 10 : null,
       utilization: route.signal ? Math.round(route.signal.utilization * 100) / 100 : null,
+      cpuWait: roundOrNull(route.signal?.cpuWait ?? null),
     }));
     return {
       state: this.#closed ? 'closed' : 'open',
@@ -253,7 +254,12 @@ export class DispatchRouter {
   #overloaded(signal: ValveSignal): boolean {
     if (signal.loopDelayMs > this.#settings.maxDelay) return true;
     const servesHttp = signal.httpInFlight > 0 || signal.httpRequests > 0;
-    return servesHttp && signal.utilization > this.#settings.targetUtilization;
+    if (!servesHttp) return false;
+    // A worker waiting for a CPU is overloaded from outside its loop: the other workers' events, the
+    // sibling and the database take the cores its requests need, and neither its utilization nor its loop
+    // delay rises much for it. Where the kernel does not tell (`null`), the other signals decide alone.
+    if (signal.cpuWait !== null && signal.cpuWait > this.#settings.maxCpuWait) return true;
+    return signal.utilization > this.#settings.targetUtilization;
   }
 
   #takesEvents(route: Route): boolean {
@@ -364,6 +370,7 @@ export class DispatchRouter {
         inFlight: route.inFlight,
         loopDelayMs: signal?.loopDelayMs,
         utilization: signal?.utilization,
+        cpuWait: signal?.cpuWait,
         httpInFlight: signal?.httpInFlight,
       },
       closed ? 'valve:closed' : 'valve:opened',
@@ -396,6 +403,11 @@ export class DispatchRouter {
     if (this.#servicesHost && !this.#servicesHost.closed)
       this.#servicesHost.send('valve:state', { limit, inFlight: this.inFlight, loadLimit });
   }
+}
+
+/** Two decimals, for `/status`. */
+function roundOrNull(value: number | null): number | null {
+  return value === null ? null : Math.round(value * 100) / 100;
 }
 
 function noHandler(name: string): StewardError {
