@@ -3,7 +3,10 @@
  * dispatched to them. Three runs in one process: HTTP only, fixed concurrency (`valve: false`), valve.
  * (a) closed loop (wrk, 50 keep-alive connections): HTTP req/s against HTTP only;
  * (b) open loop at 70 % of the HTTP-only capacity (bench/lib/open-loop.js: latency from when each request
- *     fell due, in fractions of a millisecond): p99 against HTTP only;
+ *     fell due, in fractions of a millisecond): p99 against HTTP only. The valve's and HTTP only's are
+ *     measured in alternating rounds (a fresh app each, HTTP only then valve, ROUNDS times) and compared
+ *     by their medians, so load that other work puts on the machine for a while weighs on both sides
+ *     rather than on whichever ran then; the fixed run is measured once (it is a collapse either way);
  * (c) HTTP stopped: the drain rate of a fresh backlog against the fixed-concurrency run.
  */
 import pg from 'pg';
@@ -25,35 +28,39 @@ const BASE = process.env.STEWARD_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432
 const BACKLOG = Number(process.env.BACKLOG ?? 20_000);
 const DRAIN_BACKLOG = Number(process.env.DRAIN_BACKLOG ?? 5_000);
 const SECONDS = Number(process.env.SECONDS ?? 8);
+/** Rounds of (b), each an HTTP-only and a valve open loop, and the recorded seconds of each. */
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const OPEN_SECONDS = Number(process.env.OPEN_SECONDS ?? 5);
+/** Unrecorded seconds at the open loop's rate before each (b) measurement: a fresh valve closes in this time. */
+const OPEN_WARMUP_SECONDS = 2;
 const CONNECTIONS = 50;
 const schema = `steward_bench_valve_${process.pid}`;
 const admin = new pg.Pool({ connectionString: BASE, max: 2 });
 
 type Mode = 'http-only' | 'fixed' | 'valve';
-interface ModeResult {
-  /** The open-loop client's own capacity against this app (HTTP only), answers per second. */
-  capacity: number;
-  closed: LoadResult;
-  closedEventsPerSecond: number;
-  open: LoadResult;
-  openEventsPerSecond: number;
-  drainEventsPerSecond: number;
-}
 
-async function queued(): Promise<number> {
-  const result = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.events`);
+async function queued(inSchema = schema): Promise<number> {
+  const result = await admin.query(`SELECT count(*)::int AS n FROM ${inSchema}.events`);
   return result.rows[0].n as number;
 }
 
-async function fill(count: number): Promise<void> {
+async function fill(count: number, inSchema = schema): Promise<void> {
   for (let done = 0; done < count; done += 1000) {
     const n = Math.min(1000, count - done);
     await enqueue(
       admin,
       Array.from({ length: n }, () => ({ type: 'burn' })),
-      { schema },
+      { schema: inSchema },
     );
   }
+}
+
+async function queueTables(inSchema: string): Promise<void> {
+  await waitFor(
+    async () => (await admin.query('SELECT to_regclass($1) AS t', [`${inSchema}.events`])).rows[0].t !== null,
+    30_000,
+    'queue tables',
+  );
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -65,14 +72,26 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
 }
 
 /** Events handled per second while `work` runs, from the queue's depth before and after. */
-async function eventsDuring<T>(work: () => Promise<T>): Promise<[T, number]> {
-  const before = await queued();
+async function eventsDuring<T>(work: () => Promise<T>, inSchema = schema): Promise<[T, number]> {
+  const before = await queued(inSchema);
   const started = Date.now();
   const value = await work();
-  const after = await queued();
+  const after = await queued(inSchema);
   return [value, (before - after) / ((Date.now() - started) / 1000)];
 }
 
+interface ModeResult {
+  /** The open-loop client's own capacity against this app (HTTP only), answers per second. */
+  capacity: number;
+  closed: LoadResult;
+  closedEventsPerSecond: number;
+  /** (b) of the fixed run, measured once; the others' come from the rounds. */
+  open?: LoadResult;
+  openEventsPerSecond: number;
+  drainEventsPerSecond: number;
+}
+
+/** (a), the open loop's capacity (HTTP only), (b) once (fixed only) and (c), each in a fresh app. */
 async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeResult> {
   await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   const app: App = await startApp('apps/valve-app.js', {
@@ -81,20 +100,18 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
     ...(mode === 'fixed' ? { VALVE_MODE: 'fixed' } : {}),
   });
   try {
-    await waitFor(
-      async () => (await admin.query('SELECT to_regclass($1) AS t', [`${schema}.events`])).rows[0].t !== null,
-      30_000,
-      'queue tables',
-    );
+    await queueTables(schema);
     if (mode !== 'http-only') await fill(BACKLOG);
     await runWrk(app.url, CONNECTIONS, 2); // warm-up: JIT, both workers accepting
     const [closed, closedEventsPerSecond] = await eventsDuring(() => runWrk(app.url, CONNECTIONS, SECONDS));
     // The open loop is set against what its own client sustains (wrk's C client sustains more).
-    const capacity = openRate === undefined ? await openLoopCapacity(app.url, SECONDS, CONNECTIONS) : 0;
-    const rate = openRate ?? capacity * 0.7;
-    const [open, openEventsPerSecond] = await eventsDuring(() =>
-      runOpenLoop(app.url, rate, SECONDS, CONNECTIONS),
-    );
+    const capacity = mode === 'http-only' ? await openLoopCapacity(app.url, SECONDS, CONNECTIONS) : 0;
+    let open: LoadResult | undefined;
+    let openEventsPerSecond = 0;
+    if (mode === 'fixed')
+      [open, openEventsPerSecond] = await eventsDuring(() =>
+        runOpenLoop(app.url, openRate!, OPEN_SECONDS, CONNECTIONS, OPEN_WARMUP_SECONDS),
+      );
     let drainEventsPerSecond = 0;
     if (mode !== 'http-only') {
       // The same fresh backlog for every run: what is left of the first one is removed.
@@ -106,13 +123,53 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
     }
     console.log(
       `${mode}: closed ${Math.round(closed.rps)} req/s p50 ${closed.p50Ms} ms (${Math.round(closedEventsPerSecond)} events/s); ` +
-        `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(openEventsPerSecond)} events/s; ${open.detail}); ` +
-        `drain ${Math.round(drainEventsPerSecond)} events/s; sent/answered closed ${closed.sent}/${closed.requests}, open ${open.sent}/${open.requests}; errors ${closed.errors + open.errors}`,
+        (open
+          ? `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(openEventsPerSecond)} events/s; ${open.detail}); `
+          : '') +
+        `drain ${Math.round(drainEventsPerSecond)} events/s; sent/answered closed ${closed.sent}/${closed.requests}; errors ${closed.errors + (open?.errors ?? 0)}`,
     );
     return { capacity, closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
   } finally {
     await app.stop();
   }
+}
+
+interface Slice {
+  open: LoadResult;
+  eventsPerSecond: number;
+}
+
+/**
+ * One (b) measurement in a fresh app: HTTP only (an empty queue of its own) or the valve with a backlog
+ * (its own queue, topped up to BACKLOG before each round; the app is stopped between rounds, so nothing
+ * drains meanwhile).
+ */
+async function openSlice(mode: 'http-only' | 'valve', rate: number): Promise<Slice> {
+  const inSchema = `${schema}_${mode === 'valve' ? 'backlog' : 'empty'}`;
+  const app = await startApp('apps/valve-app.js', { VALVE_PG: BASE, VALVE_SCHEMA: inSchema });
+  try {
+    await queueTables(inSchema);
+    if (mode === 'valve') {
+      const missing = BACKLOG - (await queued(inSchema));
+      if (missing > 0) await fill(missing, inSchema);
+    }
+    const [open, eventsPerSecond] = await eventsDuring(
+      () => runOpenLoop(app.url, rate, OPEN_SECONDS, CONNECTIONS, OPEN_WARMUP_SECONDS),
+      inSchema,
+    );
+    console.log(
+      `(b) ${mode}: open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(eventsPerSecond)} events/s; ${open.detail})`,
+    );
+    return { open, eventsPerSecond };
+  } finally {
+    await app.stop();
+  }
+}
+
+/** The slice whose p99 is the median of the rounds (the upper one of an even count). */
+function medianSlice(slices: Slice[]): Slice {
+  const sorted = [...slices].sort((a, b) => a.open.p99Ms - b.open.p99Ms);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const loadBefore = loadAverages();
@@ -122,34 +179,61 @@ const httpOnly = await runMode('http-only', undefined);
 results.set('http-only', httpOnly);
 const openRate = httpOnly.capacity * 0.7;
 for (const mode of ['fixed', 'valve'] as const) results.set(mode, await runMode(mode, openRate));
-await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+const rounds: { httpOnly: Slice; valve: Slice }[] = [];
+for (let round = 0; round < ROUNDS; round++)
+  rounds.push({
+    httpOnly: await openSlice('http-only', openRate),
+    valve: await openSlice('valve', openRate),
+  });
+for (const suffix of ['', '_empty', '_backlog'])
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema}${suffix} CASCADE`);
 await admin.end();
 const loadAfter = loadAverages();
 
 const base = results.get('http-only')!;
 const fixed = results.get('fixed')!;
+const valve = results.get('valve')!;
+const baseOpen = medianSlice(rounds.map((round) => round.httpOnly));
+const valveOpen = medianSlice(rounds.map((round) => round.valve));
+const opens: Record<Mode, { open: LoadResult; eventsPerSecond: number }> = {
+  'http-only': { open: baseOpen.open, eventsPerSecond: 0 },
+  fixed: { open: fixed.open!, eventsPerSecond: fixed.openEventsPerSecond },
+  valve: { open: valveOpen.open, eventsPerSecond: valveOpen.eventsPerSecond },
+};
 const rows = (['http-only', 'fixed', 'valve'] as const).map((mode) => {
   const r = results.get(mode)!;
+  const { open, eventsPerSecond } = opens[mode];
   const drain =
     mode === 'http-only'
       ? '–'
       : `${Math.round(r.drainEventsPerSecond)} (${(r.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×)`;
   const counted = (load: LoadResult) => `${load.sent} / ${load.requests} / ${lostRequests(load) ?? '?'}`;
-  return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms.toFixed(2)} | ${counted(r.closed)} | ${Math.round(r.closedEventsPerSecond)} | ${r.open.p99Ms.toFixed(2)} (${(r.open.p99Ms / base.open.p99Ms).toFixed(2)}×) | ${counted(r.open)}${r.open.errors > 0 ? ` (${r.open.errors} errors or due and never sent)` : ''} | ${Math.round(r.openEventsPerSecond)} | ${drain} |`;
+  return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms.toFixed(2)} | ${counted(r.closed)} | ${Math.round(r.closedEventsPerSecond)} | ${open.p99Ms.toFixed(2)} (${(open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}×) | ${counted(open)}${open.errors > 0 ? ` (${open.errors} errors or due and never sent)` : ''} | ${Math.round(eventsPerSecond)} | ${drain} |`;
 });
-const valve = results.get('valve')!;
-// The HTTP-only open loop must keep to its schedule, or (b) compares two overloads: more than 50 ms of
-// requests due and unsent at once means the machine could not hold 70 % of capacity in this run.
-const openHeld = (base.open.peakQueued ?? 0) <= openRate * 0.05;
-const openVerdict = openHeld
-  ? `${(valve.open.p99Ms / base.open.p99Ms).toFixed(2)}×`
-  : `not measured in this run: the HTTP-only open loop itself fell behind (up to ${base.open.peakQueued} requests due and unsent at once), so both p99 figures are of an overload`;
+// An HTTP-only open loop must keep to its schedule, or (b) compares two overloads: more than 50 ms of
+// requests due and unsent at once means the machine could not hold 70 % of capacity in that round.
+const held = (slice: Slice) => (slice.open.peakQueued ?? 0) <= openRate * 0.05;
+const roundRows = rounds.map(
+  (round, i) =>
+    `| ${i + 1} | ${round.httpOnly.open.p99Ms.toFixed(2)} (${round.httpOnly.open.peakQueued})${held(round.httpOnly) ? '' : ', fell behind'} | ${round.valve.open.p99Ms.toFixed(2)} (${round.valve.open.peakQueued}) | ${(round.valve.open.p99Ms / round.httpOnly.open.p99Ms).toFixed(2)}× | ${Math.round(round.valve.eventsPerSecond)} |`,
+);
+const roundsHeld = rounds.filter((round) => held(round.httpOnly)).length;
+const openVerdict =
+  roundsHeld * 2 > rounds.length
+    ? `${(valveOpen.open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}× (medians of ${rounds.length} rounds)`
+    : `not measured in this run: the HTTP-only open loop itself fell behind in ${rounds.length - roundsHeld} of ${rounds.length} rounds (more than 50 ms of requests due and unsent at once), so the p99 figures are of an overload`;
 const table = [
-  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${SECONDS} s; open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${CONNECTIONS} keep-alive connections for ${SECONDS} s after a 1 s warm-up, latency from when each request fell due; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
+  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${SECONDS} s; open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${CONNECTIONS} keep-alive connections for ${OPEN_SECONDS} s after a ${OPEN_WARMUP_SECONDS} s warm-up, latency from when each request fell due; HTTP only and valve in ${ROUNDS} alternating rounds (a fresh app each), the table showing the round of median p99; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
   '',
   '| run | (a) closed-loop req/s (× HTTP only) | p50 ms | (a) sent / answered / lost | events/s during (a) | (b) open-loop p99 ms (× HTTP only) | (b) sent / answered / lost | events/s during (b) | (c) drain events/s (× fixed) |',
   '|---|---|---|---|---|---|---|---|---|',
   ...rows,
+  '',
+  '(b) round by round, p99 ms (most requests due and unsent at once):',
+  '',
+  '| round | HTTP only | valve | valve ÷ HTTP only | events/s during valve |',
+  '|---|---|---|---|---|',
+  ...roundRows,
   '',
   `Goals: (a) valve ≥ 0.9× HTTP only: ${(valve.closed.rps / base.closed.rps).toFixed(2)}×; (b) valve p99 ≤ 1.3× HTTP only: ${openVerdict}; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
 ].join('\n');

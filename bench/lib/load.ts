@@ -219,8 +219,8 @@ export async function runAutocannon(
 }
 
 /**
- * Runs bench/lib/open-loop.js: `rate` requests per second fall due for `seconds` (after a 1 s warm-up at the
- * same rate), each sent on an idle one of `sockets` keep-alive connections; latency counts from when a
+ * Runs bench/lib/open-loop.js: `rate` requests per second fall due for `seconds` (after a warm-up of
+ * `warmupSeconds` at the same rate, not recorded), each sent on an idle one of `sockets` keep-alive connections; latency counts from when a
  * request fell due, in fractions of a millisecond. It waits for every answer, so `sent - requests` were lost.
  */
 export async function runOpenLoop(
@@ -228,10 +228,18 @@ export async function runOpenLoop(
   rate: number,
   seconds: number,
   sockets = 50,
+  warmupSeconds = 1,
 ): Promise<LoadResult> {
   const { stdout } = await run(
     process.execPath,
-    [`${benchDir}lib/open-loop.js`, url, String(Math.round(rate)), String(seconds), String(sockets), '1'],
+    [
+      `${benchDir}lib/open-loop.js`,
+      url,
+      String(Math.round(rate)),
+      String(seconds),
+      String(sockets),
+      String(warmupSeconds),
+    ],
     { maxBuffer: 1 << 20 },
   );
   const result = JSON.parse(stdout) as {
