@@ -16,6 +16,8 @@ test('the AIMD limit halves on overload down to its floor, and grows only while 
   assert.equal(limit.limit, 8, 'back to its start, not beyond, while unused');
   for (let i = 0; i < 5; i++) limit.update({ overloaded: false, inFlight: limit.limit });
   assert.equal(limit.limit, 10, 'in use it grows to the ceiling and stops there');
+  assert.equal(limit.toFloor(), 2, 'dropped to its floor at once');
+  assert.equal(limit.update({ overloaded: false, inFlight: 0 }), 3, 'and recovers from there');
 });
 
 test('valve options: defaults, false for a fixed limit, and errors naming the option and range', () => {

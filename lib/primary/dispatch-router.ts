@@ -21,6 +21,8 @@ const INITIAL_LIMIT = 4;
 const PACE_FACTOR = 99;
 /** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
 const REOPEN_AFTER_CALM_SAMPLES = 4;
+/** Reports (250 ms each) after HTTP starts during which overload drops a worker's limit to its floor at once. */
+const HTTP_ONSET_SAMPLES = 4;
 /** However slow the last event, a closed worker gets the next one within this many ms. */
 const MAX_PAUSE_MS = 1_000;
 
@@ -41,6 +43,8 @@ interface Route {
   pauseTimer: NodeJS.Timeout | undefined;
   /** Calm reports in a row while closed. */
   calmSamples: number;
+  /** Reports in a row that served HTTP (0: the last one served none). */
+  httpSamples: number;
   /** Events this worker handled. */
   handled: number;
 }
@@ -221,6 +225,7 @@ export class DispatchRouter {
       pausedUntil: 0,
       pauseTimer: undefined,
       calmSamples: 0,
+      httpSamples: 0,
       handled: 0,
     };
     this.#routes.set(handle.id, route);
@@ -236,6 +241,7 @@ export class DispatchRouter {
       // HTTP in the interval has nothing to protect: it reopens at once, so a backlog drains at full speed
       // as soon as HTTP stops.
       route.calmSamples = overloaded ? 0 : route.calmSamples + 1;
+      route.httpSamples = servesHttp ? route.httpSamples + 1 : 0;
       // Not held to its use: `inFlight` at the ceiling lets a calm report always raise it.
       if (this.#settings.adaptive)
         this.#loadLimit.update({ overloaded, inFlight: this.#settings.ceiling, fast: !servesHttp });
@@ -244,7 +250,15 @@ export class DispatchRouter {
         this.#pump();
         return;
       }
-      const limit = route.limit.update({ overloaded, inFlight: route.inFlight, fast: !servesHttp });
+      // HTTP arriving at a worker that served none finds a limit grown with nothing to protect (slow
+      // start), which says nothing of what HTTP tolerates: overloaded within a second of HTTP's start, it
+      // drops to its floor rather than halving report after report while events keep the CPU from the
+      // requests.
+      const httpJustStarted = servesHttp && route.httpSamples <= HTTP_ONSET_SAMPLES;
+      const limit =
+        overloaded && httpJustStarted && this.#settings.adaptive
+          ? route.limit.toFloor()
+          : route.limit.update({ overloaded, inFlight: route.inFlight, fast: !servesHttp });
       this.#logTransition(route, overloaded, limit);
       this.#changed();
       this.#pump();
