@@ -6,7 +6,8 @@
  *     fell due, in fractions of a millisecond): p99 against HTTP only. The valve's and HTTP only's are
  *     measured in alternating rounds (a fresh app each, HTTP only then valve, ROUNDS times) and compared
  *     by their medians, so load that other work puts on the machine for a while weighs on both sides
- *     rather than on whichever ran then; the fixed run is measured once (it is a collapse either way);
+ *     rather than on whichever ran then; (a) of both is measured in the same rounds, after (b); the fixed
+ *     run's (a) and (b) are measured once (a collapse either way);
  * (c) HTTP stopped: the drain rate of a fresh backlog against the fixed-concurrency run.
  */
 import pg from 'pg';
@@ -33,7 +34,11 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const OPEN_SECONDS = Number(process.env.OPEN_SECONDS ?? 5);
 /** Unrecorded seconds at the open loop's rate before each (b) measurement: a fresh valve closes in this time. */
 const OPEN_WARMUP_SECONDS = 2;
+/** (a) in each round, right after (b) (its warm-up is (b)'s). */
+const CLOSED_SECONDS = Number(process.env.CLOSED_SECONDS ?? 5);
 const CONNECTIONS = 50;
+/** The open loop's connections (and its capacity run's). */
+const OPEN_CONNECTIONS = Number(process.env.OPEN_CONNECTIONS ?? CONNECTIONS);
 const schema = `steward_bench_valve_${process.pid}`;
 const admin = new pg.Pool({ connectionString: BASE, max: 2 });
 
@@ -83,15 +88,18 @@ async function eventsDuring<T>(work: () => Promise<T>, inSchema = schema): Promi
 interface ModeResult {
   /** The open-loop client's own capacity against this app (HTTP only), answers per second. */
   capacity: number;
-  closed: LoadResult;
+  /** (a) and (b) of the fixed run, measured once; the others' come from the rounds. */
+  closed?: LoadResult;
   closedEventsPerSecond: number;
-  /** (b) of the fixed run, measured once; the others' come from the rounds. */
   open?: LoadResult;
   openEventsPerSecond: number;
   drainEventsPerSecond: number;
 }
 
-/** (a), the open loop's capacity (HTTP only), (b) once (fixed only) and (c), each in a fresh app. */
+/**
+ * In a fresh app: the open loop's capacity (HTTP only), (a) and (b) once (fixed only: HTTP only and the
+ * valve get theirs from the rounds) and (c).
+ */
 async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeResult> {
   await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   const app: App = await startApp('apps/valve-app.js', {
@@ -103,14 +111,17 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
     await queueTables(schema);
     if (mode !== 'http-only') await fill(BACKLOG);
     await runWrk(app.url, CONNECTIONS, 2); // warm-up: JIT, both workers accepting
-    const [closed, closedEventsPerSecond] = await eventsDuring(() => runWrk(app.url, CONNECTIONS, SECONDS));
+    let closed: LoadResult | undefined;
+    let closedEventsPerSecond = 0;
+    if (mode === 'fixed')
+      [closed, closedEventsPerSecond] = await eventsDuring(() => runWrk(app.url, CONNECTIONS, SECONDS));
     // The open loop is set against what its own client sustains (wrk's C client sustains more).
-    const capacity = mode === 'http-only' ? await openLoopCapacity(app.url, SECONDS, CONNECTIONS) : 0;
+    const capacity = mode === 'http-only' ? await openLoopCapacity(app.url, SECONDS, OPEN_CONNECTIONS) : 0;
     let open: LoadResult | undefined;
     let openEventsPerSecond = 0;
     if (mode === 'fixed')
       [open, openEventsPerSecond] = await eventsDuring(() =>
-        runOpenLoop(app.url, openRate!, OPEN_SECONDS, CONNECTIONS, OPEN_WARMUP_SECONDS),
+        runOpenLoop(app.url, openRate!, OPEN_SECONDS, OPEN_CONNECTIONS, OPEN_WARMUP_SECONDS),
       );
     let drainEventsPerSecond = 0;
     if (mode !== 'http-only') {
@@ -122,11 +133,15 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
       drainEventsPerSecond = DRAIN_BACKLOG / ((Date.now() - started) / 1000);
     }
     console.log(
-      `${mode}: closed ${Math.round(closed.rps)} req/s p50 ${closed.p50Ms} ms (${Math.round(closedEventsPerSecond)} events/s); ` +
+      `${mode}: ` +
+        (closed
+          ? `closed ${Math.round(closed.rps)} req/s p50 ${closed.p50Ms} ms (${Math.round(closedEventsPerSecond)} events/s; sent/answered ${closed.sent}/${closed.requests}); `
+          : '') +
+        (capacity > 0 ? `open-loop capacity ${Math.round(capacity)} req/s; ` : '') +
         (open
           ? `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(openEventsPerSecond)} events/s; ${open.detail}); `
           : '') +
-        `drain ${Math.round(drainEventsPerSecond)} events/s; sent/answered closed ${closed.sent}/${closed.requests}; errors ${closed.errors + (open?.errors ?? 0)}`,
+        `drain ${Math.round(drainEventsPerSecond)} events/s; errors ${(closed?.errors ?? 0) + (open?.errors ?? 0)}`,
     );
     return { capacity, closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
   } finally {
@@ -137,6 +152,8 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
 interface Slice {
   open: LoadResult;
   eventsPerSecond: number;
+  closed: LoadResult;
+  closedEventsPerSecond: number;
 }
 
 /**
@@ -154,21 +171,26 @@ async function openSlice(mode: 'http-only' | 'valve', rate: number): Promise<Sli
       if (missing > 0) await fill(missing, inSchema);
     }
     const [open, eventsPerSecond] = await eventsDuring(
-      () => runOpenLoop(app.url, rate, OPEN_SECONDS, CONNECTIONS, OPEN_WARMUP_SECONDS),
+      () => runOpenLoop(app.url, rate, OPEN_SECONDS, OPEN_CONNECTIONS, OPEN_WARMUP_SECONDS),
+      inSchema,
+    );
+    const [closed, closedEventsPerSecond] = await eventsDuring(
+      () => runWrk(app.url, CONNECTIONS, CLOSED_SECONDS),
       inSchema,
     );
     console.log(
-      `(b) ${mode}: open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(eventsPerSecond)} events/s; ${open.detail})`,
+      `round ${mode}: open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(eventsPerSecond)} events/s; ${open.detail}); ` +
+        `closed ${Math.round(closed.rps)} req/s p50 ${closed.p50Ms} ms (${Math.round(closedEventsPerSecond)} events/s)`,
     );
-    return { open, eventsPerSecond };
+    return { open, eventsPerSecond, closed, closedEventsPerSecond };
   } finally {
     await app.stop();
   }
 }
 
-/** The slice whose p99 is the median of the rounds (the upper one of an even count). */
-function medianSlice(slices: Slice[]): Slice {
-  const sorted = [...slices].sort((a, b) => a.open.p99Ms - b.open.p99Ms);
+/** The slice whose `figure` is the median of the rounds (the upper one of an even count). */
+function medianSlice(slices: Slice[], figure: (slice: Slice) => number): Slice {
+  const sorted = [...slices].sort((a, b) => figure(a) - figure(b));
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
@@ -190,52 +212,83 @@ for (const suffix of ['', '_empty', '_backlog'])
 await admin.end();
 const loadAfter = loadAverages();
 
-const base = results.get('http-only')!;
 const fixed = results.get('fixed')!;
 const valve = results.get('valve')!;
-const baseOpen = medianSlice(rounds.map((round) => round.httpOnly));
-const valveOpen = medianSlice(rounds.map((round) => round.valve));
-const opens: Record<Mode, { open: LoadResult; eventsPerSecond: number }> = {
-  'http-only': { open: baseOpen.open, eventsPerSecond: 0 },
-  fixed: { open: fixed.open!, eventsPerSecond: fixed.openEventsPerSecond },
-  valve: { open: valveOpen.open, eventsPerSecond: valveOpen.eventsPerSecond },
+const byP99 = (slice: Slice) => slice.open.p99Ms;
+const byRps = (slice: Slice) => slice.closed.rps;
+const baseOpen = medianSlice(
+  rounds.map((round) => round.httpOnly),
+  byP99,
+);
+const valveOpen = medianSlice(
+  rounds.map((round) => round.valve),
+  byP99,
+);
+const baseClosed = medianSlice(
+  rounds.map((round) => round.httpOnly),
+  byRps,
+);
+const valveClosed = medianSlice(
+  rounds.map((round) => round.valve),
+  byRps,
+);
+const figures: Record<
+  Mode,
+  { open: LoadResult; eventsPerSecond: number; closed: LoadResult; closedEventsPerSecond: number }
+> = {
+  'http-only': { ...baseOpen, eventsPerSecond: 0, closed: baseClosed.closed, closedEventsPerSecond: 0 },
+  fixed: {
+    open: fixed.open!,
+    eventsPerSecond: fixed.openEventsPerSecond,
+    closed: fixed.closed!,
+    closedEventsPerSecond: fixed.closedEventsPerSecond,
+  },
+  valve: {
+    ...valveOpen,
+    closed: valveClosed.closed,
+    closedEventsPerSecond: valveClosed.closedEventsPerSecond,
+  },
 };
 const rows = (['http-only', 'fixed', 'valve'] as const).map((mode) => {
   const r = results.get(mode)!;
-  const { open, eventsPerSecond } = opens[mode];
+  const { open, eventsPerSecond, closed, closedEventsPerSecond } = figures[mode];
   const drain =
     mode === 'http-only'
       ? '–'
       : `${Math.round(r.drainEventsPerSecond)} (${(r.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×)`;
   const counted = (load: LoadResult) => `${load.sent} / ${load.requests} / ${lostRequests(load) ?? '?'}`;
-  return `| ${mode} | ${Math.round(r.closed.rps)} (${(r.closed.rps / base.closed.rps).toFixed(2)}×) | ${r.closed.p50Ms.toFixed(2)} | ${counted(r.closed)} | ${Math.round(r.closedEventsPerSecond)} | ${open.p99Ms.toFixed(2)} (${(open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}×) | ${counted(open)}${open.errors > 0 ? ` (${open.errors} errors or due and never sent)` : ''} | ${Math.round(eventsPerSecond)} | ${drain} |`;
+  return `| ${mode} | ${Math.round(closed.rps)} (${(closed.rps / baseClosed.closed.rps).toFixed(2)}×) | ${closed.p50Ms.toFixed(2)} | ${counted(closed)} | ${Math.round(closedEventsPerSecond)} | ${open.p99Ms.toFixed(2)} (${(open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}×) | ${counted(open)}${open.errors > 0 ? ` (${open.errors} errors or due and never sent)` : ''} | ${Math.round(eventsPerSecond)} | ${drain} |`;
 });
 // An HTTP-only open loop must keep to its schedule, or (b) compares two overloads: more than 50 ms of
 // requests due and unsent at once means the machine could not hold 70 % of capacity in that round.
 const held = (slice: Slice) => (slice.open.peakQueued ?? 0) <= openRate * 0.05;
 const roundRows = rounds.map(
   (round, i) =>
-    `| ${i + 1} | ${round.httpOnly.open.p99Ms.toFixed(2)} (${round.httpOnly.open.peakQueued})${held(round.httpOnly) ? '' : ', fell behind'} | ${round.valve.open.p99Ms.toFixed(2)} (${round.valve.open.peakQueued}) | ${(round.valve.open.p99Ms / round.httpOnly.open.p99Ms).toFixed(2)}× | ${Math.round(round.valve.eventsPerSecond)} |`,
+    `| ${i + 1} | ${round.httpOnly.open.p99Ms.toFixed(2)} (${round.httpOnly.open.peakQueued})${held(round.httpOnly) ? '' : ', fell behind'} | ${round.valve.open.p99Ms.toFixed(2)} (${round.valve.open.peakQueued}) | ${(round.valve.open.p99Ms / round.httpOnly.open.p99Ms).toFixed(2)}× | ${Math.round(round.valve.eventsPerSecond)} | ${cpuPercent(round.httpOnly)} / ${cpuPercent(round.valve)} |`,
 );
+function cpuPercent(slice: Slice): string {
+  const share = slice.open.generatorCpuShare;
+  return share === undefined ? '?' : `${Math.round(share * 100)} %`;
+}
 const roundsHeld = rounds.filter((round) => held(round.httpOnly)).length;
 const openVerdict =
   roundsHeld * 2 > rounds.length
     ? `${(valveOpen.open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}× (medians of ${rounds.length} rounds)`
     : `not measured in this run: the HTTP-only open loop itself fell behind in ${rounds.length - roundsHeld} of ${rounds.length} rounds (more than 50 ms of requests due and unsent at once), so the p99 figures are of an overload`;
 const table = [
-  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${SECONDS} s; open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${CONNECTIONS} keep-alive connections for ${OPEN_SECONDS} s after a ${OPEN_WARMUP_SECONDS} s warm-up, latency from when each request fell due; HTTP only and valve in ${ROUNDS} alternating rounds (a fresh app each), the table showing the round of median p99; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
+  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${CLOSED_SECONDS} s (fixed: ${SECONDS} s); open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${OPEN_CONNECTIONS} keep-alive connections for ${OPEN_SECONDS} s after a ${OPEN_WARMUP_SECONDS} s warm-up, latency from when each request fell due; HTTP only and valve in ${ROUNDS} alternating rounds (a fresh app each, (b) then (a)), the table showing for each the round of median p99 and the round of median req/s; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
   '',
   '| run | (a) closed-loop req/s (× HTTP only) | p50 ms | (a) sent / answered / lost | events/s during (a) | (b) open-loop p99 ms (× HTTP only) | (b) sent / answered / lost | events/s during (b) | (c) drain events/s (× fixed) |',
   '|---|---|---|---|---|---|---|---|---|',
   ...rows,
   '',
-  '(b) round by round, p99 ms (most requests due and unsent at once):',
+  "(b) round by round, p99 ms (most requests due and unsent at once); events/s from the queue depth before the open loop started and after it ended (its warm-up, in which a fresh valve closes, included); the open-loop generator's own CPU as a share of one core:",
   '',
-  '| round | HTTP only | valve | valve ÷ HTTP only | events/s during valve |',
-  '|---|---|---|---|---|',
+  '| round | HTTP only | valve | valve ÷ HTTP only | events/s during valve | generator CPU, HTTP only / valve |',
+  '|---|---|---|---|---|---|',
   ...roundRows,
   '',
-  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valve.closed.rps / base.closed.rps).toFixed(2)}×; (b) valve p99 ≤ 1.3× HTTP only: ${openVerdict}; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
+  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valveClosed.closed.rps / baseClosed.closed.rps).toFixed(2)}× (medians of ${rounds.length} rounds); (b) valve p99 ≤ 1.3× HTTP only: ${openVerdict}; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
 ].join('\n');
 console.log(table);
 writeBenchmarkSection('valve', table);

@@ -95,6 +95,8 @@ export interface LoadResult {
   sent?: number;
   /** Open loop: the most requests that were due and not yet written at once (the client fell behind). */
   peakQueued?: number;
+  /** Open loop: the generator's CPU over its run, as a share of one core. */
+  generatorCpuShare?: number;
   /** Requests a duration-bound client may have in flight when it stops (one per connection), not lost. */
   inFlightAtStop?: number;
   rps: number;
@@ -253,6 +255,7 @@ export async function runOpenLoop(
     p50Ms: number;
     p99Ms: number;
     p999Ms: number;
+    cpuShare: number;
   };
   return {
     tool: 'open-loop',
@@ -265,7 +268,8 @@ export async function runOpenLoop(
     p99Ms: result.p99Ms,
     errors: result.errors + result.non2xx + (result.due - result.sent),
     non2xx: result.non2xx,
-    detail: `due ${result.due}, sent ${result.sent}, answered ${result.answered}, most queued ${result.maxQueued}, p99.9 ${result.p999Ms.toFixed(2)} ms`,
+    detail: `due ${result.due}, sent ${result.sent}, answered ${result.answered}, most queued ${result.maxQueued}, p99.9 ${result.p999Ms.toFixed(2)} ms, generator CPU ${Math.round(result.cpuShare * 100)} % of a core`,
+    generatorCpuShare: result.cpuShare,
   };
 }
 
