@@ -28,6 +28,7 @@ test('valve options: defaults, false for a fixed limit, and errors naming the op
     maxDelay: 100,
     targetUtilization: 0.5,
     maxCpuWait: 0.1,
+    maxPause: 5000,
   });
   assert.equal(resolveValve(false).adaptive, false);
   assert.equal(resolveValve({ maxDelay: '50ms', floor: 2, ceiling: 8 }).maxDelay, 50);

@@ -28,6 +28,11 @@ export const valveSpec = {
    * @default 0.1
    */
   maxCpuWait: fraction({ min: 0.01, max: 1, default: 0.1 }),
+  /**
+   * A closed valve paces each worker to about 0.1 % of its loop (it waits 999 times an event's duration
+   * before the next); this bounds that wait, so events never starve, in ms or `'5s'`. @default 5000
+   */
+  maxPause: duration({ min: 1, default: 5_000 }),
 };
 
 export type ValveOptions = Input<typeof valveSpec>;
