@@ -8,7 +8,8 @@
  *     by their medians, so load that other work puts on the machine for a while weighs on both sides
  *     rather than on whichever ran then; (a) of both is measured in the same rounds, after (b); the fixed
  *     run's (a) and (b) are measured once (a collapse either way);
- * (c) HTTP stopped: the drain rate of a fresh backlog against the fixed-concurrency run.
+ * (c) HTTP stopped: the drain rate of a fresh backlog against the fixed-concurrency run, in alternating
+ *     rounds of the two (fresh apps), medians.
  */
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
@@ -93,12 +94,11 @@ interface ModeResult {
   closedEventsPerSecond: number;
   open?: LoadResult;
   openEventsPerSecond: number;
-  drainEventsPerSecond: number;
 }
 
 /**
- * In a fresh app: the open loop's capacity (HTTP only), (a) and (b) once (fixed only: HTTP only and the
- * valve get theirs from the rounds) and (c).
+ * In a fresh app: the open loop's capacity (HTTP only), or (a) and (b) of the fixed run, measured once
+ * (HTTP only and the valve get theirs from the rounds).
  */
 async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeResult> {
   await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -123,15 +123,6 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
       [open, openEventsPerSecond] = await eventsDuring(() =>
         runOpenLoop(app.url, openRate!, OPEN_SECONDS, OPEN_CONNECTIONS, OPEN_WARMUP_SECONDS),
       );
-    let drainEventsPerSecond = 0;
-    if (mode !== 'http-only') {
-      // The same fresh backlog for every run: what is left of the first one is removed.
-      await admin.query(`DELETE FROM ${schema}.events`);
-      await fill(DRAIN_BACKLOG);
-      const started = Date.now();
-      await waitFor(async () => (await queued()) === 0, 300_000, 'backlog drained');
-      drainEventsPerSecond = DRAIN_BACKLOG / ((Date.now() - started) / 1000);
-    }
     console.log(
       `${mode}: ` +
         (closed
@@ -141,9 +132,9 @@ async function runMode(mode: Mode, openRate: number | undefined): Promise<ModeRe
         (open
           ? `open ${Math.round(open.rps)} req/s p99 ${open.p99Ms.toFixed(2)} ms (${Math.round(openEventsPerSecond)} events/s; ${open.detail}); `
           : '') +
-        `drain ${Math.round(drainEventsPerSecond)} events/s; errors ${(closed?.errors ?? 0) + (open?.errors ?? 0)}`,
+        `errors ${(closed?.errors ?? 0) + (open?.errors ?? 0)}`,
     );
-    return { capacity, closed, closedEventsPerSecond, open, openEventsPerSecond, drainEventsPerSecond };
+    return { capacity, closed, closedEventsPerSecond, open, openEventsPerSecond };
   } finally {
     await app.stop();
   }
@@ -188,6 +179,40 @@ async function openSlice(mode: 'http-only' | 'valve', rate: number): Promise<Sli
   }
 }
 
+/**
+ * (c) in a fresh app (its own queue): HTTP for 2 s while events flow (a valve closes), then HTTP stops
+ * and a fresh backlog of DRAIN_BACKLOG events is timed until the queue is empty.
+ */
+async function drainSlice(mode: 'fixed' | 'valve'): Promise<number> {
+  const inSchema = `${schema}_drain`;
+  await admin.query(`DROP SCHEMA IF EXISTS ${inSchema} CASCADE`);
+  const app = await startApp('apps/valve-app.js', {
+    VALVE_PG: BASE,
+    VALVE_SCHEMA: inSchema,
+    ...(mode === 'fixed' ? { VALVE_MODE: 'fixed' } : {}),
+  });
+  try {
+    await queueTables(inSchema);
+    await fill(DRAIN_BACKLOG, inSchema);
+    await runWrk(app.url, CONNECTIONS, 2);
+    // The same fresh backlog for every run: what is left of the first one is removed.
+    await admin.query(`DELETE FROM ${inSchema}.events`);
+    await fill(DRAIN_BACKLOG, inSchema);
+    const started = Date.now();
+    await waitFor(async () => (await queued(inSchema)) === 0, 300_000, 'backlog drained');
+    const eventsPerSecond = DRAIN_BACKLOG / ((Date.now() - started) / 1000);
+    console.log(`round ${mode}: drain ${Math.round(eventsPerSecond)} events/s`);
+    return eventsPerSecond;
+  } finally {
+    await app.stop();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 /** The slice whose `figure` is the median of the rounds (the upper one of an even count). */
 function medianSlice(slices: Slice[], figure: (slice: Slice) => number): Slice {
   const sorted = [...slices].sort((a, b) => figure(a) - figure(b));
@@ -200,20 +225,24 @@ const results = new Map<Mode, ModeResult>();
 const httpOnly = await runMode('http-only', undefined);
 results.set('http-only', httpOnly);
 const openRate = httpOnly.capacity * 0.7;
-for (const mode of ['fixed', 'valve'] as const) results.set(mode, await runMode(mode, openRate));
+results.set('fixed', await runMode('fixed', openRate));
 const rounds: { httpOnly: Slice; valve: Slice }[] = [];
 for (let round = 0; round < ROUNDS; round++)
   rounds.push({
     httpOnly: await openSlice('http-only', openRate),
     valve: await openSlice('valve', openRate),
   });
-for (const suffix of ['', '_empty', '_backlog'])
+const drains: { fixed: number; valve: number }[] = [];
+for (let round = 0; round < ROUNDS; round++)
+  drains.push({ fixed: await drainSlice('fixed'), valve: await drainSlice('valve') });
+const fixedDrain = median(drains.map((round) => round.fixed));
+const valveDrain = median(drains.map((round) => round.valve));
+for (const suffix of ['', '_empty', '_backlog', '_drain'])
   await admin.query(`DROP SCHEMA IF EXISTS ${schema}${suffix} CASCADE`);
 await admin.end();
 const loadAfter = loadAverages();
 
 const fixed = results.get('fixed')!;
-const valve = results.get('valve')!;
 const byP99 = (slice: Slice) => slice.open.p99Ms;
 const byRps = (slice: Slice) => slice.closed.rps;
 const baseOpen = medianSlice(
@@ -249,13 +278,11 @@ const figures: Record<
     closedEventsPerSecond: valveClosed.closedEventsPerSecond,
   },
 };
+const drainOf = { fixed: fixedDrain, valve: valveDrain };
 const rows = (['http-only', 'fixed', 'valve'] as const).map((mode) => {
-  const r = results.get(mode)!;
   const { open, eventsPerSecond, closed, closedEventsPerSecond } = figures[mode];
   const drain =
-    mode === 'http-only'
-      ? '–'
-      : `${Math.round(r.drainEventsPerSecond)} (${(r.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×)`;
+    mode === 'http-only' ? '–' : `${Math.round(drainOf[mode])} (${(drainOf[mode] / fixedDrain).toFixed(2)}×)`;
   const counted = (load: LoadResult) => `${load.sent} / ${load.requests} / ${lostRequests(load) ?? '?'}`;
   return `| ${mode} | ${Math.round(closed.rps)} (${(closed.rps / baseClosed.closed.rps).toFixed(2)}×) | ${closed.p50Ms.toFixed(2)} | ${counted(closed)} | ${Math.round(closedEventsPerSecond)} | ${open.p99Ms.toFixed(2)} (${(open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}×) | ${counted(open)}${open.errors > 0 ? ` (${open.errors} errors or due and never sent)` : ''} | ${Math.round(eventsPerSecond)} | ${drain} |`;
 });
@@ -276,7 +303,7 @@ const openVerdict =
     ? `${(valveOpen.open.p99Ms / baseOpen.open.p99Ms).toFixed(2)}× (medians of ${rounds.length} rounds)`
     : `not measured in this run: the HTTP-only open loop itself fell behind in ${rounds.length - roundsHeld} of ${rounds.length} rounds (more than 50 ms of requests due and unsent at once), so the p99 figures are of an overload`;
 const table = [
-  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${CLOSED_SECONDS} s (fixed: ${SECONDS} s); open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${OPEN_CONNECTIONS} keep-alive connections for ${OPEN_SECONDS} s after a ${OPEN_WARMUP_SECONDS} s warm-up, latency from when each request fell due; HTTP only and valve in ${ROUNDS} alternating rounds (a fresh app each, (b) then (a)), the table showing for each the round of median p99 and the round of median req/s; drain: ${DRAIN_BACKLOG} fresh events, no HTTP. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
+  `2 workers, handlers burning ${process.env.VALVE_BURN_MS ?? 2} ms of CPU, backlog ${BACKLOG} events; closed loop: wrk ${CONNECTIONS} keep-alive connections, ${CLOSED_SECONDS} s (fixed: ${SECONDS} s); open loop: bench/lib/open-loop.js, ${Math.round(openRate)} req/s (70 % of the ${Math.round(httpOnly.capacity)} req/s that client answered HTTP only, sending on each connection as soon as the last answer arrived) over ${OPEN_CONNECTIONS} keep-alive connections for ${OPEN_SECONDS} s after a ${OPEN_WARMUP_SECONDS} s warm-up, latency from when each request fell due; HTTP only and valve in ${ROUNDS} alternating rounds (a fresh app each, (b) then (a)), the table showing for each the round of median p99 and the round of median req/s; drain: in ${ROUNDS} alternating rounds of the fixed and the valve app (fresh each), 2 s of wrk while events flow (a valve closes), then ${DRAIN_BACKLOG} fresh events with no HTTP, medians. Sent / answered / lost: requests written, answered, and never answered (wrk's last request per connection is in flight at its stop, not lost; the open loop waits up to 10 s after the last request fell due, and a request due but never written within that counts as an error, not as sent). ${machineNote()}; load average before ${loadBefore}, after ${loadAfter}.`,
   '',
   '| run | (a) closed-loop req/s (× HTTP only) | p50 ms | (a) sent / answered / lost | events/s during (a) | (b) open-loop p99 ms (× HTTP only) | (b) sent / answered / lost | events/s during (b) | (c) drain events/s (× fixed) |',
   '|---|---|---|---|---|---|---|---|---|',
@@ -288,7 +315,9 @@ const table = [
   '|---|---|---|---|---|---|',
   ...roundRows,
   '',
-  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valveClosed.closed.rps / baseClosed.closed.rps).toFixed(2)}× (medians of ${rounds.length} rounds); (b) valve p99 ≤ 1.3× HTTP only: ${openVerdict}; (c) valve drain ≥ 0.9× fixed: ${(valve.drainEventsPerSecond / fixed.drainEventsPerSecond).toFixed(2)}×.`,
+  `(c) round by round, events/s fixed / valve: ${drains.map((round) => `${Math.round(round.fixed)} / ${Math.round(round.valve)}`).join(', ')}.`,
+  '',
+  `Goals: (a) valve ≥ 0.9× HTTP only: ${(valveClosed.closed.rps / baseClosed.closed.rps).toFixed(2)}× (medians of ${rounds.length} rounds); (b) valve p99 ≤ 1.3× HTTP only: ${openVerdict}; (c) valve drain ≥ 0.9× fixed: ${(valveDrain / fixedDrain).toFixed(2)}× (medians of ${drains.length} rounds).`,
 ].join('\n');
 console.log(table);
 writeBenchmarkSection('valve', table);
