@@ -18,7 +18,7 @@ const INITIAL_LIMIT = 4;
  * `valve.maxPause`: events then hold about 0.1 % of its loop. The requests that arrive during an event
  * wait for it and then for the worker to catch up on them, and on a busy cluster the client's other
  * requests queue behind those, so one event delays several times its own share of the requests: at 1 %
- * (99) the open-loop p99 of bench:valve rose 1.4x to 1.8x, at 0.1 % it stayed within its noise.
+ * (99) the open-loop p99 of bench:valve rose 1.4x to 1.8x; at 0.1 % its median stayed within 1.3x.
  */
 const PACE_FACTOR = 999;
 /** Calm reports in a row (250 ms each) before a closed worker's limit may rise again. */
