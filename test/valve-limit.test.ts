@@ -16,6 +16,8 @@ test('the AIMD limit halves on overload down to its floor, and grows only while 
   assert.equal(limit.limit, 8, 'back to its start, not beyond, while unused');
   for (let i = 0; i < 5; i++) limit.update({ overloaded: false, inFlight: limit.limit });
   assert.equal(limit.limit, 10, 'in use it grows to the ceiling and stops there');
+  assert.equal(limit.toFloor(), 2, 'dropped to its floor at once');
+  assert.equal(limit.update({ overloaded: false, inFlight: 0 }), 3, 'and recovers from there');
 });
 
 test('valve options: defaults, false for a fixed limit, and errors naming the option and range', () => {
@@ -25,6 +27,8 @@ test('valve options: defaults, false for a fixed limit, and errors naming the op
     ceiling: 64,
     maxDelay: 100,
     targetUtilization: 0.5,
+    maxCpuWait: 0.1,
+    maxPause: 5000,
   });
   assert.equal(resolveValve(false).adaptive, false);
   assert.equal(resolveValve({ maxDelay: '50ms', floor: 2, ceiling: 8 }).maxDelay, 50);

@@ -95,6 +95,8 @@ export interface LoadResult {
   sent?: number;
   /** Open loop: the most requests that were due and not yet written at once (the client fell behind). */
   peakQueued?: number;
+  /** Open loop: the generator's CPU over its run, as a share of one core. */
+  generatorCpuShare?: number;
   /** Requests a duration-bound client may have in flight when it stops (one per connection), not lost. */
   inFlightAtStop?: number;
   rps: number;
@@ -219,8 +221,8 @@ export async function runAutocannon(
 }
 
 /**
- * Runs bench/lib/open-loop.js: `rate` requests per second fall due for `seconds` (after a 1 s warm-up at the
- * same rate), each sent on an idle one of `sockets` keep-alive connections; latency counts from when a
+ * Runs bench/lib/open-loop.js: `rate` requests per second fall due for `seconds` (after a warm-up of
+ * `warmupSeconds` at the same rate, not recorded), each sent on an idle one of `sockets` keep-alive connections; latency counts from when a
  * request fell due, in fractions of a millisecond. It waits for every answer, so `sent - requests` were lost.
  */
 export async function runOpenLoop(
@@ -228,10 +230,18 @@ export async function runOpenLoop(
   rate: number,
   seconds: number,
   sockets = 50,
+  warmupSeconds = 1,
 ): Promise<LoadResult> {
   const { stdout } = await run(
     process.execPath,
-    [`${benchDir}lib/open-loop.js`, url, String(Math.round(rate)), String(seconds), String(sockets), '1'],
+    [
+      `${benchDir}lib/open-loop.js`,
+      url,
+      String(Math.round(rate)),
+      String(seconds),
+      String(sockets),
+      String(warmupSeconds),
+    ],
     { maxBuffer: 1 << 20 },
   );
   const result = JSON.parse(stdout) as {
@@ -245,6 +255,7 @@ export async function runOpenLoop(
     p50Ms: number;
     p99Ms: number;
     p999Ms: number;
+    cpuShare: number;
   };
   return {
     tool: 'open-loop',
@@ -257,7 +268,8 @@ export async function runOpenLoop(
     p99Ms: result.p99Ms,
     errors: result.errors + result.non2xx + (result.due - result.sent),
     non2xx: result.non2xx,
-    detail: `due ${result.due}, sent ${result.sent}, answered ${result.answered}, most queued ${result.maxQueued}, p99.9 ${result.p999Ms.toFixed(2)} ms`,
+    detail: `due ${result.due}, sent ${result.sent}, answered ${result.answered}, most queued ${result.maxQueued}, p99.9 ${result.p999Ms.toFixed(2)} ms, generator CPU ${Math.round(result.cpuShare * 100)} % of a core`,
+    generatorCpuShare: result.cpuShare,
   };
 }
 

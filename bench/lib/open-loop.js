@@ -109,6 +109,9 @@ const connected = new Promise((resolve) => {
 for (let i = 0; i < socketCount; i++) connect();
 await connected;
 start = performance.now();
+// The generator's own CPU over the run, as a share of one core: on a machine it shares with the server,
+// what it takes is what the server does not get.
+const cpuAtStart = process.cpuUsage();
 // A timer of 1 ms is the finest Node offers; the requests due in between are sent together at each tick,
 // and their latency still counts from when each fell due. Answers also send what is due (see `read`).
 const ticker = setInterval(pump, 1);
@@ -127,10 +130,12 @@ await new Promise((resolve) => {
 });
 finished = true;
 clearInterval(ticker);
+const cpu = process.cpuUsage(cpuAtStart);
+const cpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - start);
 const elapsed = saturate ? seconds : (performance.now() - dueAt(warmup)) / 1000;
 const measured = latencies.subarray(0, recorded).sort();
 const at = (p) => measured[Math.min(measured.length - 1, Math.floor(p * measured.length))] ?? Number.NaN;
 process.stdout.write(
-  `${JSON.stringify({ due: saturate ? sent : total, sent, answered, non2xx, errors, maxQueued, rps: (saturate ? answered : recorded) / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999) })}\n`,
+  `${JSON.stringify({ due: saturate ? sent : total, sent, answered, non2xx, errors, maxQueued, rps: (saturate ? answered : recorded) / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999), cpuShare })}\n`,
 );
 process.exit(0);

@@ -47,6 +47,12 @@ export class AdaptiveLimit {
     return this.#limit;
   }
 
+  /** Drops the limit to its floor (overload that halving would take several samples to answer); returns it. */
+  toFloor(): number {
+    this.#limit = this.#options.floor;
+    return this.#limit;
+  }
+
   /** Moves the ceiling (a listener with another concurrency joined); the limit follows if above it. */
   setCeiling(ceiling: number): void {
     this.#options.ceiling = Math.max(this.#options.floor, ceiling);

@@ -23,6 +23,8 @@ export interface ValveSignal {
   loopDelayMs: number;
   /** Event-loop utilization over the interval (0..1). */
   utilization: number;
+  /** Share of the interval the event loop's thread waited for a CPU (Linux), or `null` where unknown. */
+  cpuWait: number | null;
   /** HTTP requests in flight right now. */
   httpInFlight: number;
   /** HTTP requests started during the interval. */
@@ -168,6 +170,7 @@ const validators: { [K in MessageType]: Validator } = {
     isFiniteNumber(m.loopDelayMs) &&
     isFiniteNumber(m.utilization) &&
     (m.utilization as number) >= 0 &&
+    (m.cpuWait === null || (isFiniteNumber(m.cpuWait) && (m.cpuWait as number) >= 0)) &&
     isCount(m.httpInFlight) &&
     isCount(m.httpRequests),
   // The event itself is checked by the handler that receives it, as any event from a broker is.

@@ -57,5 +57,7 @@ export interface ValveStatus {
     handled: number;
     loopDelayMs: number | null;
     utilization: number | null;
+    /** Share of the last interval the worker waited for a CPU; `null` before its first report or where unknown. */
+    cpuWait: number | null;
   }[];
 }

@@ -22,6 +22,17 @@ export const valveSpec = {
   maxDelay: duration({ min: 1, default: 100 }),
   /** Event-loop utilization (0..1) above which a worker serving HTTP counts as overloaded. @default 0.5 */
   targetUtilization: fraction({ min: 0.05, max: 1, default: 0.5 }),
+  /**
+   * Share of the interval (0..1) a worker serving HTTP may wait for a CPU (Linux run-queue wait) before it
+   * counts as overloaded: other processes on its cores delay its requests without showing in its loop.
+   * @default 0.1
+   */
+  maxCpuWait: fraction({ min: 0.01, max: 1, default: 0.1 }),
+  /**
+   * A closed valve paces each worker to about 0.1 % of its loop (it waits 999 times an event's duration
+   * before the next); this bounds that wait, so events never starve, in ms or `'5s'`. @default 5000
+   */
+  maxPause: duration({ min: 1, default: 5_000 }),
 };
 
 export type ValveOptions = Input<typeof valveSpec>;
