@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { enqueue } from '../lib/pg.js';
-import { untilAllRan as allDone, runsByKey as runs } from './helpers/dispatch-runs.js';
-import { adminQuery, dropSchema, PG_BASE, randomSuffix, testSchema } from './helpers/pg.js';
+import { untilAllRan as allDone, createRunsSchema, runsByKey as runs } from './helpers/dispatch-runs.js';
+import { adminQuery, dropSchema, PG_BASE, randomSuffix } from './helpers/pg.js';
 import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
 
 // Events dispatched to the HTTP workers from the sources test/dispatch.test.ts does not cover: a
@@ -21,12 +21,7 @@ interface App extends Spawned {
 }
 
 async function startApp(env: Record<string, string>, names: string): Promise<App> {
-  const schema = testSchema();
-  schemas.push(schema);
-  await adminQuery(`CREATE SCHEMA ${schema}`);
-  await adminQuery(
-    `CREATE TABLE ${schema}.runs (key text NOT NULL, pid int NOT NULL, done boolean NOT NULL DEFAULT false)`,
-  );
+  const schema = await createRunsSchema(schemas);
   const fixture = spawnFixture('dispatch-app.js', {
     DISPATCH_SCHEMA: schema,
     DISPATCH_NAMES_HANDLED: names,

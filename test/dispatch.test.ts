@@ -4,9 +4,14 @@ import pg from 'pg';
 import { renderStatus, type StatusDocument } from '../lib/cli/status-table.js';
 import { enqueue } from '../lib/pg.js';
 import { declareQueue, deleteQueues, publish } from './helpers/amqp.js';
-import { untilAllRan as allDone, runsByKey as runs, untilQueueTables } from './helpers/dispatch-runs.js';
+import {
+  untilAllRan as allDone,
+  createRunsSchema,
+  runsByKey as runs,
+  untilQueueTables,
+} from './helpers/dispatch-runs.js';
 import { addressFromReady, get, getJson } from './helpers/http.js';
-import { adminQuery, dropSchema, PG_BASE, randomSuffix, testSchema } from './helpers/pg.js';
+import { adminQuery, dropSchema, PG_BASE, randomSuffix } from './helpers/pg.js';
 import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
 
 const spawned: Spawned[] = [];
@@ -30,12 +35,7 @@ async function startApp(
   options: Record<string, unknown> = {},
   workers = 2,
 ): Promise<App> {
-  const schema = testSchema();
-  schemas.push(schema);
-  await adminQuery(`CREATE SCHEMA ${schema}`);
-  await adminQuery(
-    `CREATE TABLE ${schema}.runs (key text NOT NULL, pid int NOT NULL, done boolean NOT NULL DEFAULT false)`,
-  );
+  const schema = await createRunsSchema(schemas);
   const controlPort = await freePort();
   const fixture = spawnFixture('dispatch-app.js', {
     DISPATCH_SCHEMA: schema,

@@ -1,5 +1,19 @@
-import { adminQuery } from './pg.js';
+import { adminQuery, testSchema } from './pg.js';
 import { until } from './process.js';
+
+/**
+ * A fresh schema with the `runs` table the dispatch fixtures' handlers write to; its name is pushed to
+ * `schemas` so the test file drops it at the end.
+ */
+export async function createRunsSchema(schemas: string[]): Promise<string> {
+  const schema = testSchema();
+  schemas.push(schema);
+  await adminQuery(`CREATE SCHEMA ${schema}`);
+  await adminQuery(
+    `CREATE TABLE ${schema}.runs (key text NOT NULL, pid int NOT NULL, done boolean NOT NULL DEFAULT false)`,
+  );
+  return schema;
+}
 
 /** What the dispatch fixtures' handlers recorded for one key: every run's pid, and whether one finished. */
 export interface KeyRuns {
