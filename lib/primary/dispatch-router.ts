@@ -188,7 +188,7 @@ export class DispatchRouter {
       inFlight: route.inFlight,
       handled: route.handled,
       loopDelayMs: route.signal ? Math.round(route.signal.loopDelayMs * 10) / 10 : null,
-      utilization: route.signal ? Math.round(route.signal.utilization * 100) / 100 : null,
+      utilization: roundOrNull(route.signal?.utilization ?? null),
       cpuWait: roundOrNull(route.signal?.cpuWait ?? null),
     }));
     return {
