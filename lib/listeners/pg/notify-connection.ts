@@ -1,9 +1,9 @@
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { type BackoffOptions, backoffDelay, delay } from '../../common/backoff.js';
 import { StewardError } from '../../errors.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
 import { pgConnectionError } from './connection-error.js';
+import { Client } from './pg-driver.js';
 
 /** A channel name is sent as a quoted identifier in LISTEN: validated, never escaped. */
 const CHANNEL = /^[A-Za-z0-9_.:-]{1,63}$/;
@@ -90,8 +90,8 @@ export class NotifyConnection {
     }
   }
 
-  #createClient(): pg.Client {
-    const client = new pg.Client({
+  #createClient(): Client {
+    const client = new Client({
       connectionString: this.#options.connectionString,
       keepAlive: true,
       keepAliveInitialDelayMillis: 5_000,
@@ -115,7 +115,7 @@ export class NotifyConnection {
    * otherwise stay listening forever and hold back the server's notification queue, which every
    * session's NOTIFY shares. Needs PostgreSQL 14; older servers keep the session as before.
    */
-  async #boundSession(client: pg.Client): Promise<void> {
+  async #boundSession(client: Client): Promise<void> {
     const { checkInterval, checkTimeout, logger } = this.#options;
     const bound = String(3 * checkInterval + checkTimeout);
     try {
@@ -141,7 +141,7 @@ export class NotifyConnection {
   }
 
   /** Resolves with the reason the connection is gone, or undefined when `signal` aborted. */
-  #hold(client: pg.Client, signal: AbortSignal): Promise<unknown> {
+  #hold(client: Client, signal: AbortSignal): Promise<unknown> {
     const { checkInterval, checkTimeout } = this.#options;
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;

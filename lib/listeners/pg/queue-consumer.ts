@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import pg from 'pg';
 import { backoffDelay, delay } from '../../common/backoff.js';
 import { coerceError, StewardError } from '../../errors.js';
 import type { ServiceContext } from '../../services/types.js';
@@ -12,6 +11,7 @@ import type { ConsumerSettings } from './event-queue-options.js';
 import { LeaseBook, type Written } from './lease-book.js';
 import { migrate } from './migrate.js';
 import { NotifyConnection } from './notify-connection.js';
+import { Pool } from './pg-driver.js';
 import type { QueueEvent } from './queue-event.js';
 import { RetryAlarm } from './retry-alarm.js';
 import { claimEvents } from './sql/claim-events.js';
@@ -60,8 +60,8 @@ export class QueueConsumer {
   readonly #owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #types: string[];
   readonly #health: ListenerHealth;
-  #pool!: pg.Pool;
-  #claimPool!: pg.Pool;
+  #pool!: Pool;
+  #claimPool!: Pool;
   #book!: LeaseBook;
   #ready: Claimed[] = [];
   #readyHead = 0;
@@ -132,8 +132,8 @@ export class QueueConsumer {
     }
   }
 
-  #createPool(max: number, options?: string): pg.Pool {
-    const pool = new pg.Pool({
+  #createPool(max: number, options?: string): Pool {
+    const pool = new Pool({
       connectionString: this.#settings.connectionString,
       max,
       ...(options ? { options } : {}),

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { delay } from '../../common/backoff.js';
 import { StewardError } from '../../errors.js';
@@ -8,6 +7,7 @@ import { defaultEpochTable, type EpochTable, type FencingToken } from '../../ser
 import { resolveSingleton } from '../../services/singleton-options.js';
 import { closeQuietly, queryWithTimeout } from './connection.js';
 import { nextEpoch } from './fencing.js';
+import { Client } from './pg-driver.js';
 
 /** Options of `acquireSingleton()`. */
 export interface SingletonLockOptions {
@@ -77,10 +77,10 @@ function queryTimeoutOf(checkInterval: number): number {
   return sessionBounds(checkInterval).standDownAfter;
 }
 
-function openClient(options: SingletonLockOptions): pg.Client {
+function openClient(options: SingletonLockOptions): Client {
   // Keepalive lets the kernel notice a silently dead peer; the session bound covers the rest.
   // `application_name` in the connection string wins over this default (pg parses it last).
-  return new pg.Client({
+  return new Client({
     connectionString: options.connectionString,
     keepAlive: true,
     keepAliveInitialDelayMillis: 1_000,
@@ -95,7 +95,7 @@ function openClient(options: SingletonLockOptions): pg.Client {
  * frozen holder's session. `tcp_user_timeout` also ends it when the server's writes go unacknowledged.
  * Set per session (bound parameters), so the server needs no configuration; PostgreSQL 14 or newer.
  */
-async function boundSession(client: pg.Client, checkInterval: number): Promise<void> {
+async function boundSession(client: Client, checkInterval: number): Promise<void> {
   const { sessionTimeout, standDownAfter } = sessionBounds(checkInterval);
   // statement_timeout: a lock or epoch query blocked on the server ends there too, not only here.
   const bounded = queryWithTimeout(
@@ -119,7 +119,7 @@ async function boundSession(client: pg.Client, checkInterval: number): Promise<v
 }
 
 /** Connects a dedicated client; a connection error after connect() must never be an unhandled 'error'. */
-async function connect(options: SingletonLockOptions): Promise<pg.Client> {
+async function connect(options: SingletonLockOptions): Promise<Client> {
   const client = openClient(options);
   client.on('error', () => {});
   try {
@@ -146,7 +146,7 @@ function msSince(instant: Instant): number {
   return Math.max(performance.now() - instant.monotonic, Date.now() - instant.wall);
 }
 
-async function tryLock(client: pg.Client, lockKey: string, options: SingletonLockOptions): Promise<boolean> {
+async function tryLock(client: Client, lockKey: string, options: SingletonLockOptions): Promise<boolean> {
   const result = await queryWithTimeout<{ locked: boolean }>(
     client,
     'SELECT pg_try_advisory_lock($1::bigint) AS locked',
@@ -174,7 +174,7 @@ export async function acquireSingleton(
   const lockKey = singletonLockKey(options.key);
   let waitingLogged = false;
   let failing = false;
-  let client: pg.Client | null = null;
+  let client: Client | null = null;
   while (!signal.aborted) {
     try {
       client ??= await connect(options);
@@ -208,13 +208,13 @@ export async function acquireSingleton(
 }
 
 /** The next epoch, on the lock session; a failure ends the session (and the lock) like any other. */
-function takeEpoch(client: pg.Client, options: SingletonLockOptions): Promise<FencingToken | null> {
+function takeEpoch(client: Client, options: SingletonLockOptions): Promise<FencingToken | null> {
   const location = options.epochTable ?? defaultEpochTable;
   if (location === false) return Promise.resolve(null);
   return nextEpoch(client, location, options.key, `${hostname()}:${process.pid}`);
 }
 
-async function unlockAndClose(client: pg.Client, lockKey: string): Promise<void> {
+async function unlockAndClose(client: Client, lockKey: string): Promise<void> {
   try {
     await queryWithTimeout(client, 'SELECT pg_advisory_unlock($1::bigint)', [lockKey], 2_000);
   } catch {
@@ -224,7 +224,7 @@ async function unlockAndClose(client: pg.Client, lockKey: string): Promise<void>
 }
 
 function holdLease(
-  client: pg.Client,
+  client: Client,
   lockKey: string,
   options: SingletonLockOptions,
   fencing: FencingToken | null,
