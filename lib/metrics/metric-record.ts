@@ -69,11 +69,23 @@ export class GaugeRecord {
   }
 }
 
+/** One series of a histogram, observed without naming its labels again. */
+export interface HistogramSeries {
+  observe(value: number): void;
+}
+
+interface Series {
+  labels: Labels;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
 /** A histogram: per series (labels), counts per bucket (not cumulative), their sum and count. */
 export class HistogramRecord {
   readonly #info: FamilyInfo;
   readonly #bounds: readonly number[];
-  readonly #series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  readonly #series = new Map<string, Series>();
 
   /** Without `labelled`, the one series exists (at zero) from the start, as prom-client's does. */
   constructor(info: FamilyInfo, bounds: readonly number[], labelled = false) {
@@ -83,14 +95,31 @@ export class HistogramRecord {
   }
 
   observe(value: number, labels: Labels = {}): void {
+    this.#observeInto(this.#seriesOf(labels), value);
+  }
+
+  /**
+   * The series of `labels` (created at zero if new) as an observer, for a caller that observes the same
+   * labels once per event: it keeps the observer and skips hashing the labels every time.
+   */
+  series(labels: Labels): HistogramSeries {
     const series = this.#seriesOf(labels);
-    const index = this.#bounds.findIndex((bound) => value <= bound);
-    if (index >= 0) series.counts[index]!++;
+    return { observe: (value) => this.#observeInto(series, value) };
+  }
+
+  #observeInto(series: Series, value: number): void {
+    const bounds = this.#bounds;
+    for (let index = 0; index < bounds.length; index++) {
+      if (value <= bounds[index]!) {
+        series.counts[index]!++;
+        break;
+      }
+    }
     series.sum += value;
     series.count++;
   }
 
-  #seriesOf(labels: Labels) {
+  #seriesOf(labels: Labels): Series {
     const key = labelHash(labels);
     let series = this.#series.get(key);
     if (!series) {
