@@ -39,6 +39,36 @@ test('a request the peer never answers rejects with STEWARD_ERR_IPC_TIMEOUT', as
   child.kill();
 });
 
+test('requests of one timeout length each expire at their own time, and a settled channel holds no timer', {
+  timeout: 10_000,
+}, async () => {
+  const { child, channel } = startPeer();
+  await channel.request('metrics:collect', {}, 5_000); // the peer is up
+  const timersBefore = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+  const expiry = (sentAt: number) => (error: unknown) => {
+    assert.equal((error as StewardError).code, 'STEWARD_ERR_IPC_TIMEOUT');
+    return performance.now() - sentAt;
+  };
+  const firstSent = performance.now();
+  const first = channel.request('worker:drain', { timeout: 1, reason: 'test' }, 300).then(() => {
+    throw new Error('the peer never answers worker:drain');
+  }, expiry(firstSent));
+  // The second is sent while the first waits: it must not expire with the first.
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const secondSent = performance.now();
+  const second = channel.request('worker:drain', { timeout: 1, reason: 'test' }, 300).then(() => {
+    throw new Error('the peer never answers worker:drain');
+  }, expiry(secondSent));
+  const answered = channel.request('metrics:collect', {}, 300);
+  assert.equal(((await answered) as unknown as { pid: number }).pid, child.pid);
+  const [firstWaited, secondWaited] = await Promise.all([first, second]);
+  assert.ok(firstWaited >= 300 && firstWaited < 2_000, `first expired after ${firstWaited} ms`);
+  assert.ok(secondWaited >= 300 && secondWaited < 2_000, `second expired after ${secondWaited} ms`);
+  const timersAfter = process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+  assert.equal(timersAfter, timersBefore, 'the channel still holds a timer with nothing pending');
+  child.kill();
+});
+
 test('a pending request rejects as soon as the peer exits', async () => {
   const { channel } = startPeer();
   await channel.request('metrics:collect', {}, 5_000); // the peer is up

@@ -28,7 +28,22 @@ interface Pending {
   // The reply of the request this entry was made for: `request()` types it by the request type.
   resolve(value: unknown): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout;
+  /** The request's message type, for the timeout error. */
+  type: MessageType;
+  expiresAt: number;
+  deadlines: RequestDeadlines;
+}
+
+/**
+ * The pending requests of one timeout length, by `seq`: in send order, which is also their expiry order,
+ * so one timer armed for the oldest serves them all. A services sibling relaying events keeps one request
+ * pending per event in flight; a timer per request (with its closure, created and cleared per event) was
+ * a tenth of what that relay allocated per event (bench/valve-memory.ts).
+ */
+interface RequestDeadlines {
+  timeoutMs: number;
+  seqs: Set<number>;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export interface IpcChannelOptions {
@@ -48,6 +63,7 @@ export class IpcChannel {
   readonly #options: IpcChannelOptions;
   readonly #listeners = new Map<MessageType, Set<Listener<MessageType>>>();
   readonly #pending = new Map<number, Pending>();
+  readonly #deadlines = new Map<number, RequestDeadlines>();
   #seq = 0;
   #closed = false;
 
@@ -116,20 +132,62 @@ export class IpcChannel {
     }
     const seq = ++this.#seq;
     return new Promise<ReplyOf<T>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(seq);
-        reject(
-          new StewardError(
-            'STEWARD_ERR_IPC_TIMEOUT',
-            `${this.#options.peerName} did not answer ${type} within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      this.#pending.set(seq, { resolve: (result) => resolve(result as ReplyOf<T>), reject, timer });
+      let deadlines = this.#deadlines.get(timeoutMs);
+      if (deadlines === undefined) {
+        deadlines = { timeoutMs, seqs: new Set(), timer: undefined };
+        this.#deadlines.set(timeoutMs, deadlines);
+      }
+      const expiresAt = performance.now() + timeoutMs;
+      // `resolve` gets whatever the reply carries: the peer's handler for this request type produced it.
+      this.#pending.set(seq, {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        type,
+        expiresAt,
+        deadlines,
+      });
+      deadlines.seqs.add(seq);
+      deadlines.timer ??= this.#armDeadline(deadlines, timeoutMs);
       this.#write({ ...payload, ns: IPC_NAMESPACE, type, seq }, (sent) => {
         if (!sent) this.#rejectPending(seq, `${this.#options.peerName} is not connected`);
       });
     });
+  }
+
+  #armDeadline(deadlines: RequestDeadlines, delay: number): NodeJS.Timeout {
+    return setTimeout(() => this.#expire(deadlines), delay);
+  }
+
+  /** Rejects the requests of `deadlines` whose time is up, then re-arms for the oldest one left. */
+  #expire(deadlines: RequestDeadlines): void {
+    deadlines.timer = undefined;
+    const now = performance.now();
+    for (const seq of deadlines.seqs) {
+      const pending = this.#pending.get(seq)!;
+      if (pending.expiresAt > now) {
+        deadlines.timer = this.#armDeadline(deadlines, Math.ceil(pending.expiresAt - now));
+        return;
+      }
+      this.#forget(seq, pending);
+      pending.reject(
+        new StewardError(
+          'STEWARD_ERR_IPC_TIMEOUT',
+          `${this.#options.peerName} did not answer ${pending.type} within ${deadlines.timeoutMs} ms`,
+        ),
+      );
+    }
+  }
+
+  /** The request is settled (or about to be): it leaves the pending map and its deadline queue. */
+  #forget(seq: number, pending: Pending): void {
+    this.#pending.delete(seq);
+    const deadlines = pending.deadlines;
+    deadlines.seqs.delete(seq);
+    // An idle channel holds no timer: a pending request keeps the process alive, a settled one must not.
+    if (deadlines.seqs.size === 0 && deadlines.timer !== undefined) {
+      clearTimeout(deadlines.timer);
+      deadlines.timer = undefined;
+    }
   }
 
   on<T extends MessageType>(type: T, listener: Listener<T>): this {
@@ -196,8 +254,7 @@ export class IpcChannel {
       this.#drop('unexpected_reply', 'reply');
       return;
     }
-    this.#pending.delete(ack);
-    clearTimeout(pending.timer);
+    this.#forget(ack, pending);
     if (message.ok) pending.resolve(message.result);
     else pending.reject(Object.assign(new Error(message.error?.message ?? 'remote error'), message.error));
   }
@@ -205,8 +262,7 @@ export class IpcChannel {
   #rejectPending(seq: number, reason: string): void {
     const pending = this.#pending.get(seq);
     if (!pending) return;
-    this.#pending.delete(seq);
-    clearTimeout(pending.timer);
+    this.#forget(seq, pending);
     pending.reject(new StewardError('STEWARD_ERR_IPC_PEER_GONE', reason));
   }
 
