@@ -113,6 +113,15 @@ test('kill -9 of a worker mid-handler: the pg event runs again in another worker
   await app.waitForLog(event('dispatch:worker-lost'), 10_000);
 });
 
+test('a relayed pg event past its handlerTimeout fails and runs again; the hung run is abandoned', async () => {
+  const app = await startApp({ DISPATCH_OPTIONS: JSON.stringify({ handlerTimeout: 500 }) });
+  await enqueueWork(app.schema, ['stuck'], 'hang-first');
+  const timedOut = await app.waitForLog(event('queue:handler:timeout'), 30_000);
+  assert.equal(timedOut.handlerTimeout, 500);
+  await allDone(app.schema, ['stuck'], 30_000);
+  assert.equal((await runs(app.schema)).get('stuck')!.runs, 2, 'the timed-out event ran once more');
+});
+
 test('AMQP messages run in the workers; kill -9 mid-handler redelivers, nothing lost', async () => {
   const queue = `steward-test-dispatch-${randomSuffix()}`;
   queues.push(queue);

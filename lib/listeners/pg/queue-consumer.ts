@@ -87,12 +87,22 @@ export class QueueConsumer {
   #lastFullClaimAt = 0;
   /** Behind the workers' valve (handlers dispatched to them, or `valve: 'workers'`): claims follow it. */
   readonly #valve: IntakeSource | undefined;
+  /**
+   * Types whose handler is `toWorkers`: the event runs in a worker, out of reach of any abort, so its
+   * handler never reads a signal of its own and none is made per event (see #handle).
+   */
+  readonly #relayedTypes: ReadonlySet<string>;
 
   constructor(settings: ConsumerSettings, ctx: ServiceContext) {
     this.#settings = settings;
     this.#ctx = ctx;
     this.#types = Object.keys(settings.handlers);
-    this.#valve = intakeSource(Object.values(settings.handlers).some(dispatchesToWorkers), settings.valve);
+    this.#relayedTypes = new Set(
+      Object.entries(settings.handlers)
+        .filter(([, handler]) => dispatchesToWorkers(handler))
+        .map(([type]) => type),
+    );
+    this.#valve = intakeSource(this.#relayedTypes.size > 0, settings.valve);
     this.#health = new ListenerHealth(ctx, {
       source: `PostgreSQL ${describeTarget(settings.connectionString)}`,
       concurrency: settings.concurrency,
@@ -404,7 +414,10 @@ export class QueueConsumer {
     let controller: AbortController | undefined;
     let result: unknown;
     try {
-      if (handlerTimeout <= 0) result = handler(event, this.#ctx.signal);
+      // A relayed event still gets its deadline below, but no AbortController: one per event (an
+      // EventTarget with its own map, about 1 KiB) would be made for nothing, as no abort reaches a worker.
+      if (handlerTimeout <= 0 || this.#relayedTypes.has(event.type))
+        result = handler(event, this.#ctx.signal);
       else {
         // The handler's own signal; the consumer aborts it at stop (see #abortRunning), so it need not
         // be joined to the stop signal with AbortSignal.any (which cost more than the rest of a run).
@@ -420,15 +433,16 @@ export class QueueConsumer {
       this.#succeeded(row, started, lagMs, controller);
       return;
     }
-    const deadline = controller
-      ? settleWithin(result, {
-          timeout: handlerTimeout,
-          abort: (reason) => controller.abort(reason),
-          fields: { eventId: event.id, type: event.type, key: event.key, attempts: event.attempts },
-          logger: this.#ctx.logger,
-          prefix: 'queue',
-        })
-      : Promise.resolve(result);
+    const deadline =
+      handlerTimeout > 0
+        ? settleWithin(result, {
+            timeout: handlerTimeout,
+            abort: (reason) => controller?.abort(reason),
+            fields: { eventId: event.id, type: event.type, key: event.key, attempts: event.attempts },
+            logger: this.#ctx.logger,
+            prefix: 'queue',
+          })
+        : Promise.resolve(result);
     deadline.then(
       () => this.#succeeded(row, started, lagMs, controller),
       (thrown: unknown) => this.#failed(row, thrown, started, lagMs, controller),
