@@ -42,6 +42,12 @@ interface KeyLine {
    * events of the key as held here, and a claim could take the events behind them.
    */
   failed: boolean;
+  /**
+   * The key's running event succeeded (or was dead-lettered) and its outcome is being written: the first
+   * waiting event runs as soon as that commit lands, so it does not count against the claim's room
+   * (`#uncounted`), and the next claim is not cut short by events that are only waiting for a commit.
+   */
+  settled: boolean;
   failureWritten: boolean;
   /** Hand-backs not written yet. */
   releasing: number;
@@ -71,6 +77,8 @@ export class QueueConsumer {
   readonly #lines = new Map<string, KeyLine>();
   /** Events waiting in a key line behind an older one. */
   #waiting = 0;
+  /** Key lines that are `settled` and have an event waiting: that event is not counted as pending. */
+  #uncounted = 0;
   #claiming = false;
   /** Failed key lines whose writes are done, to drop once the claim running meanwhile has returned. */
   #linesToDrop: string[] = [];
@@ -281,10 +289,17 @@ export class QueueConsumer {
       const id = lineOf(claimed);
       const line = this.#lines.get(id);
       if (line === undefined) {
-        this.#lines.set(id, { waiting: [], failed: false, failureWritten: false, releasing: 0 });
+        this.#lines.set(id, {
+          waiting: [],
+          failed: false,
+          settled: false,
+          failureWritten: false,
+          releasing: 0,
+        });
         this.#ready.push(claimed);
       } else if (line.failed) this.#handBack(id, line, claimed);
       else {
+        if (line.settled && line.waiting.length === 0) this.#uncounted++;
         line.waiting.push(claimed);
         this.#waiting++;
       }
@@ -299,8 +314,11 @@ export class QueueConsumer {
    */
   #nextOfKey(row: Claimed): Written | undefined {
     if (row.key === null) return undefined;
+    const settling = this.#lines.get(lineOf(row));
+    if (settling !== undefined && !settling.failed) this.#settle(settling, true);
     return (lost) => {
       const id = lineOf(row);
+      if (settling !== undefined) this.#settle(settling, false);
       if (lost) {
         // Another consumer may have taken the key over: stop here, as after a failure.
         this.#blockKey(row);
@@ -320,11 +338,18 @@ export class QueueConsumer {
     };
   }
 
+  #settle(line: KeyLine, settled: boolean): void {
+    if (line.settled === settled) return;
+    line.settled = settled;
+    if (line.waiting.length > 0) this.#uncounted += settled ? 1 : -1;
+  }
+
   /** A keyed event failed and runs again later: nothing of its key may run before, here or elsewhere. */
   #blockKey(row: Claimed): void {
     const id = lineOf(row);
     const line = this.#lines.get(id);
     if (line === undefined) return;
+    this.#settle(line, false);
     line.failed = true;
     this.#waiting -= line.waiting.length;
     for (const follower of line.waiting.splice(0)) this.#handBack(id, line, follower);
@@ -369,9 +394,9 @@ export class QueueConsumer {
     return this.#valve ? Math.max(1, Math.min(concurrency, intakeOf(this.#valve))) : concurrency;
   }
 
-  /** Claimed events not yet handled (waiting or running). */
+  /** Claimed events not yet handled (waiting or running), but for a key's next event ready to follow a commit. */
   #pending(): number {
-    return this.#ready.length - this.#readyHead + this.#running + this.#waiting;
+    return this.#ready.length - this.#readyHead + this.#running + this.#waiting - this.#uncounted;
   }
 
   #dispatch(): void {
@@ -540,6 +565,7 @@ export class QueueConsumer {
     const unstarted = this.#ready.slice(this.#readyHead);
     for (const line of this.#lines.values()) unstarted.push(...line.waiting.splice(0));
     this.#waiting = 0;
+    this.#uncounted = 0;
     this.#ready = [];
     this.#readyHead = 0;
     if (unstarted.length > 0) {

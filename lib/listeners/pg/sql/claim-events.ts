@@ -11,8 +11,8 @@ export interface ClaimArgs {
   coalesce: string[];
   /**
    * Look only at the oldest `window` due, unleased events of `types` (by id). Without it, a backlog whose keys are all busy is read
-   * whole by every claim (each event waits behind an older one of its key); with it, a claim costs at most
-   * `window` index probes. Omit it to look at everything.
+   * whole by every claim (each event waits behind an older one of its key); with it, a claim reads the events
+   * up to the window's end (those held or waiting for a retry, and the window). Omit it to look at everything.
    */
   window?: number;
 }
@@ -27,50 +27,114 @@ function windowParam(variant: Variant): string {
   return variant.coalescing ? '$6' : '$5';
 }
 
+/** `alias` is due and unleased. */
+const free = (alias: string) =>
+  `${alias}.run_at <= now() AND (${alias}.locked_until IS NULL OR ${alias}.locked_until < now())`;
+
 /**
- * Due, unleased events of the consumer's types, oldest first. An event with a key qualifies when every
- * older event of its (type, key) is held by this consumer (none: it is the key's head) and the next newer
- * one is not held by another consumer: a key belongs to one consumer at a time, which runs its events one
- * by one in id order (queue-consumer.ts), and takes the key's next events while it holds the older ones,
- * so the events of a key with a backlog need no claim round trip each.
+ * `alias` is held by this consumer: leased to it with at least half the lease term left (`$3 / 2` ms).
+ * Another consumer takes an event only once its lease ran out, so two consumers never both see a key as theirs.
+ */
+const heldHere = (alias: string) =>
+  `${alias}.locked_by = $1 AND ${alias}.locked_until >= now() + $3 * interval '0.5 millisecond'`;
+
+/** `alias` is leased to another consumer. */
+const heldElsewhere = (alias: string) => `${alias}.locked_by <> $1 AND ${alias}.locked_until >= now()`;
+
+/**
+ * The next event of `alias`'s key after it (beyond what the claim read) is held by another consumer: then
+ * `alias` committed after that consumer took the newer events (an enqueue's id is drawn before its commit),
+ * and the key is that consumer's until it lets go.
+ */
+function nextHeldElsewhere(names: QueueNames, alias: string): string {
+  return `EXISTS (SELECT 1 FROM (SELECT o.locked_by, o.locked_until FROM ${names.events} o
+                                  WHERE ${sameKey('o', alias)} AND o.id > ${alias}.id ORDER BY o.id LIMIT 1) n
+                   WHERE ${heldElsewhere('n')})`;
+}
+
+/*
+ * The rules for a keyed event. An event with a key qualifies when every older event of its (type, key) is
+ * held by this consumer (none: it is the key's head) and the next newer one is not held by another
+ * consumer: a key belongs to one consumer at a time, which runs its events one by one in id order
+ * (queue-consumer.ts), and takes the key's next events while it holds the older ones, so the events of a key
+ * with a backlog need no claim round trip each.
  *
  * Only the head of a key can be taken by a consumer that does not hold the key, and `SKIP LOCKED` lets a
  * single claim lock it; a later event is taken only by the holder of all older ones. So what a consumer
  * holds of a key is always its oldest events, and if any newer event is held elsewhere, the first newer
  * one is: that answers "is this key held elsewhere?" for a head that committed after newer events of its
- * key were claimed (the index has no lease column, which keeps leases HOT updates).
- * "Held" by this consumer means a lease with at least half its term left (`$3 / 2` ms): another consumer
- * takes an event only once its lease ran out, so two consumers never both see a key as theirs. Coalesced
- * types (`$5`) are never taken behind an event of their key held here: its completion removes them.
- *
- * Both questions take one walk of the key in the index, in id order: skipping the older events held here,
- * the first two events left must be the candidate itself and a next one not held elsewhere (two probes
- * each descending the index, cost 1.7 times as much per keyed event). Keys are compared in byte order, the
- * collation of that index (migration 4).
+ * key were claimed (the index has no lease column, which keeps leases HOT updates). Coalesced types (`$5`)
+ * are never taken behind an event of their key held here: its completion removes them.
  */
-function candidates(names: QueueNames, variant: Variant): string {
-  const window = variant.windowed
-    ? `AND e.id <= coalesce((SELECT w.id FROM ${names.events} w
-                               WHERE w.type = ANY($4::text[]) AND w.run_at <= now()
-                                 AND (w.locked_until IS NULL OR w.locked_until < now())
-                               ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807)`
-    : '';
+
+/**
+ * The whole-queue claim checks each keyed candidate with one walk of its key in the index, in id order:
+ * skipping the older events held here, the first two events left must be the candidate itself and a next
+ * one not held elsewhere. Keys are compared in byte order, the collation of that index (migration 4).
+ */
+function walkOfKey(names: QueueNames, variant: Variant): string {
   const notHeld = `o.locked_by IS DISTINCT FROM $1 OR o.locked_until IS NULL
                    OR o.locked_until < now() + $3 * interval '0.5 millisecond'`;
   const olderNotHeld = variant.coalescing ? `${notHeld} OR e.type = ANY($5::text[])` : notHeld;
+  return `NOT EXISTS (
+            SELECT 1 FROM (SELECT o.id, o.locked_by, o.locked_until FROM ${names.events} o
+                            WHERE ${sameKey('o', 'e')} AND (o.id >= e.id OR ${olderNotHeld})
+                            ORDER BY o.id LIMIT 2) f
+             WHERE f.id < e.id OR (f.id > e.id AND ${heldElsewhere('f')}))`;
+}
+
+/**
+ * A windowed claim reads the events up to the window's end (`bound.hi`) once and groups them by key:
+ * everything older than a candidate is there, so the rules need no walk per event. Leaving out what this
+ * consumer holds (except for coalesced types), the first event of a key must be due and unleased (the
+ * candidate) and nothing of the key may be held elsewhere. When the key has a later event within the
+ * window, that one is the next event and was read; otherwise the next one is looked up beyond the window
+ * (`nextHeldElsewhere`). A walk per event reads the key's index entries from its start (a whole leaf page
+ * for a key with a backlog), which made a claim of 1,000 events over 1,000 keys cost about twice as much.
+ */
+function windowCtes(names: QueueNames, variant: Variant): string {
+  const heldHereLeftOut = variant.coalescing
+    ? `((${heldHere('r')}) IS NOT TRUE OR r.type = ANY($5::text[]))`
+    : `(${heldHere('r')}) IS NOT TRUE`;
+  return `bound AS MATERIALIZED (
+            SELECT coalesce((SELECT w.id FROM ${names.events} w
+                              WHERE w.type = ANY($4::text[]) AND ${free('w')}
+                              ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807) AS hi
+          ), keys AS MATERIALIZED (
+            SELECT k.first, k.last FROM (
+              SELECT min(r.id) AS first, max(r.id) AS last, min(r.id) FILTER (WHERE ${free('r')}) AS first_free,
+                     bool_or((${heldElsewhere('r')}) IS TRUE) AS held_elsewhere
+                FROM ${names.events} r
+               WHERE r.type = ANY($4::text[]) AND r.key IS NOT NULL AND r.id <= (SELECT hi FROM bound)
+                 AND ${heldHereLeftOut}
+               GROUP BY r.type COLLATE "C", r.key COLLATE "C") k
+             WHERE k.first = k.first_free AND NOT k.held_elsewhere
+          )`;
+}
+
+/**
+ * Due, unleased events of the consumer's types, oldest first, with the key rules above. A keyed event
+ * checks the keys read by `windowCtes` only when one comes up, so an unkeyed claim never reads them.
+ */
+function candidates(names: QueueNames, variant: Variant): string {
+  const keyed = variant.windowed
+    ? `e.id <= (SELECT hi FROM bound)
+       AND (e.key IS NULL OR e.id IN (SELECT first FROM keys WHERE last > first)
+            OR (e.id IN (SELECT first FROM keys WHERE last = first) AND NOT ${nextHeldElsewhere(names, 'e')}))`
+    : `(e.key IS NULL OR ${walkOfKey(names, variant)})`;
   return `SELECT e.id FROM ${names.events} e
-           WHERE e.type = ANY($4::text[])
-             AND e.run_at <= now()
-             AND (e.locked_until IS NULL OR e.locked_until < now())
-             ${window}
-             AND (e.key IS NULL OR NOT EXISTS (
-                   SELECT 1 FROM (SELECT o.id, o.locked_by, o.locked_until FROM ${names.events} o
-                                   WHERE ${sameKey('o', 'e')} AND (o.id >= e.id OR ${olderNotHeld})
-                                   ORDER BY o.id LIMIT 2) f
-                    WHERE f.id < e.id OR (f.id > e.id AND f.locked_by <> $1 AND f.locked_until >= now())))
+           WHERE e.type = ANY($4::text[]) AND ${free('e')}
+             AND ${keyed}
            ORDER BY e.id
            LIMIT $2
            FOR UPDATE SKIP LOCKED`;
+}
+
+/** The common table expressions a claim starts with, followed by `more`. */
+function withClause(names: QueueNames, variant: Variant, more?: string): string {
+  const parts = variant.windowed ? [windowCtes(names, variant)] : [];
+  if (more) parts.push(more);
+  return parts.length > 0 ? `WITH ${parts.join(', ')}\n` : '';
 }
 
 /** `id = ANY(ARRAY(...))` makes the update an index lookup; a join on the candidates hashes the whole table. */
@@ -86,13 +150,14 @@ const TIMES = (alias: string) =>
 
 /** Without coalescing the claim is one UPDATE; the latency of a wake-up is mostly this statement. */
 function plainClaim(names: QueueNames, variant: Variant): string {
-  return `${lease(names, variant)}
+  return `${withClause(names, variant)}${lease(names, variant)}
           RETURNING e.id, e.type, e.key, e.payload, e.attempts, ${TIMES('e')}, NULL::text AS upto`;
 }
 
 /** With coalescing, each claimed event of a coalesced type carries the newest payload of its key. */
 function coalescingClaim(names: QueueNames, variant: Variant): string {
-  return `WITH claimed AS (${lease(names, variant)} RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts)
+  const claimed = `claimed AS (${lease(names, variant)} RETURNING e.id, e.type, e.key, e.payload, e.created_at, e.attempts)`;
+  return `${withClause(names, variant, claimed)}
           SELECT c.id, c.type, c.key, c.attempts, ${TIMES('c')},
                  CASE WHEN n.id IS NULL THEN c.payload ELSE n.payload END AS payload,
                  n.id::text AS upto
