@@ -11,7 +11,6 @@ import { AppShutdown } from './app-shutdown.js';
 import { drainAndExit } from './drain.js';
 import { EventHandlers } from './event-handlers.js';
 import { watchListenCalls } from './listen-watch.js';
-import { startLoadSignal } from './load-signal.js';
 import { requestTracker } from './request-tracker.js';
 import { workerFamilies } from './worker-metrics.js';
 
@@ -101,8 +100,11 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   eventHandlers.serve(primary);
   primary.send('worker:handlers', { names: eventHandlers.names });
   // The load feeds the valve of the events dispatched here and of `valve: 'workers'` listeners' own handlers.
-  if (eventHandlers.names.length > 0 || options.services !== undefined)
+  // Loaded only then: a web-only worker never needs the event-loop histogram (`node:perf_hooks`).
+  if (eventHandlers.names.length > 0 || options.services !== undefined) {
+    const { startLoadSignal } = await import('./load-signal.js');
     startLoadSignal(primary, VALVE_SIGNAL_INTERVAL);
+  }
   primary.send('worker:ready', { addresses: tracker.addresses(), listens });
   startHeartbeat(primary, options.heartbeatInterval);
 }
