@@ -11,6 +11,7 @@
  */
 
 import type { WorkerStart } from './common/worker-context.js';
+import { workerOptionsOf } from './common/worker-settings.js';
 import { StewardError } from './errors.js';
 import { resolveOptions, type StewardOptions } from './options.js';
 import { startThrongPrimary } from './throng/throng-primary.js';
@@ -57,7 +58,7 @@ export function forThrong(
     master: () => startThrongPrimary(options).then(() => undefined),
     // throng calls worker(id, disconnect); the agent calls the application's start with its own
     // `disconnect`, which asks the primary for a drain instead of cutting the IPC channel at once.
-    worker: () => runWorker(options),
+    worker: () => runWorker(workerOptionsOf(options)),
     count: options.workers,
     lifetime: options.lifetime,
     grace: options.grace,
