@@ -1,14 +1,14 @@
 import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 import type { WorkerStart } from './common/worker-context.js';
+import type { ResolvedOptions, StewardOptions } from './options.js';
+import type { Supervisor } from './primary/supervisor.js';
 import {
   callValues,
   readWorkerSettings,
   type WorkerOptions,
   workerOptionsOf,
-} from './common/worker-settings.js';
-import type { ResolvedOptions, StewardOptions } from './options.js';
-import type { Supervisor } from './primary/supervisor.js';
+} from './worker/worker-settings.js';
 
 /**
  * Wraps a clustered start. Call it from the application's entry module: in the primary it validates the

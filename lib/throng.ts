@@ -11,11 +11,11 @@
  */
 
 import type { WorkerStart } from './common/worker-context.js';
-import { workerOptionsOf } from './common/worker-settings.js';
 import { StewardError } from './errors.js';
 import { resolveOptions, type StewardOptions } from './options.js';
 import { startThrongPrimary } from './throng/throng-primary.js';
 import { runWorker } from './worker/agent.js';
+import { workerOptionsOf } from './worker/worker-settings.js';
 
 export type { ThrongPrimary } from './throng/throng-primary.js';
 

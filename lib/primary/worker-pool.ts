@@ -2,9 +2,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
-import { workerSettingsEnv } from '../common/worker-settings.js';
 import { StewardError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import { workerSettingsEnv } from '../worker/worker-settings.js';
 import { CrashBackoff } from './child-handle.js';
 import { type WorkerExit, WorkerHandle } from './worker-handle.js';
 

@@ -4,7 +4,6 @@ import { applyStatusUpdate, status } from '../common/cluster-status.js';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
 import { createLogger } from '../common/logger.js';
 import type { WorkerContext } from '../common/worker-context.js';
-import type { WorkerOptions } from '../common/worker-settings.js';
 import { serializeError } from '../errors.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
 import { AppShutdown } from './app-shutdown.js';
@@ -13,6 +12,7 @@ import { EventHandlers } from './event-handlers.js';
 import { watchListenCalls } from './listen-watch.js';
 import { requestTracker } from './request-tracker.js';
 import { workerFamilies } from './worker-metrics.js';
+import type { WorkerOptions } from './worker-settings.js';
 
 /**
  * Runs in every HTTP worker: calls the application's start function, tracks its servers, reports

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
+import type { LoggerOption } from '../common/logger.js';
+import type { WorkerStart } from '../common/worker-context.js';
 import type { ResolvedOptions } from '../options.js';
-import type { LoggerOption } from './logger.js';
-import type { WorkerStart } from './worker-context.js';
 
 /**
  * The options of `steward()` are resolved and checked once, in the primary. Each HTTP worker re-runs the
