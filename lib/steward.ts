@@ -1,7 +1,14 @@
 import cluster from 'node:cluster';
+import { createRequire } from 'node:module';
 import type { WorkerStart } from './common/worker-context.js';
-import { resolveOptions, type StewardOptions } from './options.js';
+import type { ResolvedOptions, StewardOptions } from './options.js';
 import type { Supervisor } from './primary/supervisor.js';
+import {
+  callValues,
+  readWorkerSettings,
+  type WorkerOptions,
+  workerOptionsOf,
+} from './worker/worker-settings.js';
 
 /**
  * Wraps a clustered start. Call it from the application's entry module: in the primary it validates the
@@ -22,13 +29,34 @@ export function steward(
   input: StewardOptions | WorkerStart | number | string | undefined,
   start?: WorkerStart,
 ): Promise<Supervisor | undefined> {
-  const options = resolveOptions(input === undefined && start !== undefined ? start : input, start);
+  const given = input === undefined && start !== undefined ? start : input;
   // Each role loads only its own code: a worker (forked again at every recycle) never parses the
-  // supervisor, the recycler, the control server or the metrics aggregator.
-  if (cluster.isWorker)
+  // supervisor, the recycler, the control server, the metrics aggregator or the option specs.
+  if (cluster.isWorker) {
+    const options = workerOptions(given, start);
     return import('./worker/agent.js').then(({ runWorker }) => runWorker(options)).then(() => undefined);
+  }
+  const options = resolveOptions(given, start);
   return Promise.all([import('./common/logger.js'), import('./primary/supervisor.js')]).then(
     ([{ createLogger }, { runPrimary }]) =>
       runPrimary(options, createLogger(options.logger, { role: 'primary' })),
   );
+}
+
+/** The settings the primary resolved (see `worker-settings.ts`) with this worker's own call's values. */
+function workerOptions(given: unknown, start: unknown): WorkerOptions {
+  const settings = readWorkerSettings();
+  if (settings === undefined) return workerOptionsOf(resolveOptions(given, start));
+  return { ...settings, ...callValues(given, start) };
+}
+
+const require = createRequire(import.meta.url);
+
+/**
+ * The option specs and their checks, loaded when first needed rather than with this module, which every
+ * worker imports. Through `require()` (of an ES module: Node 20.19+ and 22.12+, the versions this package
+ * supports), so the primary still checks the options synchronously: a bad one throws at the call.
+ */
+function resolveOptions(given: unknown, start: unknown): ResolvedOptions {
+  return (require('./options.js') as typeof import('./options.js')).resolveOptions(given, start);
 }

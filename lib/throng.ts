@@ -15,6 +15,7 @@ import { StewardError } from './errors.js';
 import { resolveOptions, type StewardOptions } from './options.js';
 import { startThrongPrimary } from './throng/throng-primary.js';
 import { runWorker } from './worker/agent.js';
+import { workerOptionsOf } from './worker/worker-settings.js';
 
 export type { ThrongPrimary } from './throng/throng-primary.js';
 
@@ -57,7 +58,7 @@ export function forThrong(
     master: () => startThrongPrimary(options).then(() => undefined),
     // throng calls worker(id, disconnect); the agent calls the application's start with its own
     // `disconnect`, which asks the primary for a drain instead of cutting the IPC channel at once.
-    worker: () => runWorker(options),
+    worker: () => runWorker(workerOptionsOf(options)),
     count: options.workers,
     lifetime: options.lifetime,
     grace: options.grace,

@@ -1,5 +1,10 @@
-import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { createRequire } from 'node:module';
+import type pinoModule from 'pino';
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import type { LoggerOption } from './logger.js';
+
+// Required, not imported: see logger.ts.
+const pino = createRequire(import.meta.url)('pino') as typeof pinoModule;
 
 /**
  * The services sibling is a plain child process: it cannot receive the application's pino instance, and

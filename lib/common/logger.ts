@@ -1,7 +1,16 @@
-import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { createRequire } from 'node:module';
+import type pinoModule from 'pino';
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { guardClosedOutput } from './closed-output.js';
 import { logFormat, prettyDestination } from './pretty.js';
 import { redactingChild } from './redacting-logger.js';
+
+/**
+ * Required rather than imported: an ES module importing a CommonJS package makes Node scan the package's
+ * source for its export names (cjs-module-lexer) and wrap it, a few ms of CPU in every HTTP worker's start,
+ * so in every recycle. Everything used here hangs off the one function pino exports.
+ */
+const pino = createRequire(import.meta.url)('pino') as typeof pinoModule;
 
 /** Kept under its first name: `redactSecrets` is part of the public API. */
 export { REDACTED, redactDeep, redactText as redactSecrets } from './redact.js';

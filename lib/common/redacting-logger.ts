@@ -1,5 +1,10 @@
-import pino, { type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type pinoModule from 'pino';
+import type { Logger } from 'pino';
 import { redactDeep, redactText } from './redact.js';
+
+// Required, not imported: see logger.ts.
+const pino = createRequire(import.meta.url)('pino') as typeof pinoModule;
 
 type Formatters = { log?: (object: Record<string, unknown>) => Record<string, unknown> };
 type Writable = { write(line: string): unknown };

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { StatusUpdate } from '../common/messages.js';
 import { StewardError } from '../errors.js';
 import type { ResolvedOptions } from '../options.js';
+import { workerSettingsEnv } from '../worker/worker-settings.js';
 import { CrashBackoff } from './child-handle.js';
 import { type WorkerExit, WorkerHandle } from './worker-handle.js';
 
@@ -100,6 +101,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly #handles = new Map<number, WorkerHandle>();
   readonly #crashes: CrashBackoff;
   readonly #startedAt = Date.now();
+  /** What each worker needs of the resolved options, in its environment (see `worker-settings.ts`). */
+  readonly #workerSettings: Record<string, string>;
   #statusUpdate: () => StatusUpdate;
   #scheduledForks = 0;
   #stopping = false;
@@ -113,6 +116,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     this.#logger = logger;
     this.#statusUpdate = statusUpdate;
     this.#crashes = new CrashBackoff(options.restart, 0);
+    this.#workerSettings = workerSettingsEnv(options);
   }
 
   /** All known workers, oldest first (dead ones are removed on exit). */
@@ -135,7 +139,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   /** Forks one worker; it counts as capacity at once and is killed if not ready within `bootTimeout`. */
   fork(): WorkerHandle {
-    const worker = cluster.fork({ STEWARD_WORKER: '1' });
+    const worker = cluster.fork({ STEWARD_WORKER: '1', ...this.#workerSettings });
     const handle = adoptWorker(worker, this.#logger, this.#options.bootTimeout, this.#statusUpdate);
     this.#handles.set(handle.id, handle);
     void handle.whenReady().then(() => {

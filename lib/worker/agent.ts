@@ -6,20 +6,19 @@ import { createLogger } from '../common/logger.js';
 import type { WorkerContext } from '../common/worker-context.js';
 import { serializeError } from '../errors.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
-import type { ResolvedOptions } from '../options.js';
 import { AppShutdown } from './app-shutdown.js';
 import { drainAndExit } from './drain.js';
 import { EventHandlers } from './event-handlers.js';
 import { watchListenCalls } from './listen-watch.js';
-import { startLoadSignal } from './load-signal.js';
 import { requestTracker } from './request-tracker.js';
 import { workerFamilies } from './worker-metrics.js';
+import type { WorkerOptions } from './worker-settings.js';
 
 /**
  * Runs in every HTTP worker: calls the application's start function, tracks its servers, reports
  * readiness and heartbeats to the primary, applies status pushes, and drains when told to retire.
  */
-export async function runWorker(options: ResolvedOptions): Promise<void> {
+export async function runWorker(options: WorkerOptions): Promise<void> {
   const id = cluster.worker?.id ?? 0;
   const logger = createLogger(options.logger, { role: 'worker', worker: id });
   const primary = new IpcChannel(process, { peerName: 'primary', onDrop: logDroppedMessages(logger) });
@@ -33,11 +32,7 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   const eventHandlers = new EventHandlers(draining.signal);
 
   primary.on('status:update', (message) => {
-    applyStatusUpdate(
-      { services: message.services, sentAt: message.sentAt },
-      options.services !== undefined,
-      staleAfter,
-    );
+    applyStatusUpdate({ services: message.services, sentAt: message.sentAt }, options.services, staleAfter);
   });
   // prom-client and the process metrics load with the first scrape, not with each worker (each recycle).
   primary.handle('metrics:collect', () => collectLocalMetrics('worker', options.register, workerFamilies));
@@ -101,8 +96,11 @@ export async function runWorker(options: ResolvedOptions): Promise<void> {
   eventHandlers.serve(primary);
   primary.send('worker:handlers', { names: eventHandlers.names });
   // The load feeds the valve of the events dispatched here and of `valve: 'workers'` listeners' own handlers.
-  if (eventHandlers.names.length > 0 || options.services !== undefined)
+  // Loaded only then: a web-only worker never needs the event-loop histogram (`node:perf_hooks`).
+  if (eventHandlers.names.length > 0 || options.services) {
+    const { startLoadSignal } = await import('./load-signal.js');
     startLoadSignal(primary, VALVE_SIGNAL_INTERVAL);
+  }
   primary.send('worker:ready', { addresses: tracker.addresses(), listens });
   startHeartbeat(primary, options.heartbeatInterval);
 }

@@ -1,7 +1,7 @@
 import dc from 'node:diagnostics_channel';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
-import { Server as TlsServer } from 'node:tls';
+import type { Server as TlsServer } from 'node:tls';
 
 /** How often a draining worker looks for connections that stayed idle past the keep-alive timeout. */
 const IDLE_SWEEP_MS = 250;
@@ -57,7 +57,7 @@ export class RequestTracker {
     this.servers.add(server);
     // The socket a response is written to: the TLS socket for HTTPS (its TCP socket carries ciphertext and
     // would never be recognised as busy).
-    server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', this.#onConnection);
+    server.on(isTlsServer(server) ? 'secureConnection' : 'connection', this.#onConnection);
     if (this.#draining) void stopAccepting(server);
   }
 
@@ -178,6 +178,16 @@ export class RequestTracker {
     this.#onRequestLimit = undefined;
     onReached?.();
   }
+}
+
+/**
+ * Whether `server` is a `tls.Server` (an https or http2 secure server included). Only a server that has
+ * TLS's own method is checked against the class, so a worker serving plain HTTP never loads `node:tls`
+ * (about 5 ms of CPU at each worker's start, so in each recycle); one that has a TLS server has loaded it.
+ */
+function isTlsServer(server: NetServer): server is TlsServer {
+  if (typeof (server as Partial<TlsServer>).setSecureContext !== 'function') return false;
+  return server instanceof process.getBuiltinModule('node:tls').Server;
 }
 
 let instance: RequestTracker | undefined;
