@@ -5,11 +5,18 @@ import { readFileSync } from 'node:fs';
 import { redactText } from '../common/redact.js';
 import { coerceError, StewardError } from '../errors.js';
 import { EXIT_USAGE, usageError } from './flags.js';
-import { run } from './run.js';
-import { services } from './services.js';
-import { status } from './status.js';
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { run, services, status };
+type Command = (args: string[]) => Promise<void>;
+
+/**
+ * Each command is loaded when it runs: under `run` every HTTP worker re-runs this file at each recycle, and
+ * must not load the standalone services host that `services` imports.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: () => import('./run.js').then((module) => module.run),
+  services: () => import('./services.js').then((module) => module.services),
+  status: () => import('./status.js').then((module) => module.status),
+};
 
 const HELP = `Usage: cluster-steward <command> [flags]
 
@@ -31,8 +38,9 @@ async function main(argv: string[]): Promise<void> {
   if (name === undefined) throw usageError('A command is needed: run, services or status');
   if (name === '--help' || name === '-h' || name === 'help') return console.log(HELP);
   if (name === '--version' || name === '-v') return console.log(version());
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!command) throw usageError(`Unknown command '${name}': use run, services or status`, { command: name });
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) throw usageError(`Unknown command '${name}': use run, services or status`, { command: name });
+  const command = await load();
   await command(rest);
 }
 

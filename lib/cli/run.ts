@@ -1,6 +1,7 @@
+import cluster from 'node:cluster';
 import type { WorkerStart } from '../common/worker-context.js';
 import { StewardError } from '../errors.js';
-import { resolveOptions, type StewardOptions } from '../options.js';
+import type { StewardOptions } from '../options.js';
 import { steward } from '../steward.js';
 import { asUsageError, type FlagSpec, numberOrText, parseCommandLine, usageError } from './flags.js';
 import { existingModule, LOG_LEVEL_HELP, loggerFlag } from './modules.js';
@@ -149,10 +150,15 @@ export async function run(args: string[]): Promise<void> {
     console.log(RUN_HELP);
     return;
   }
-  try {
-    resolveOptions(options);
-  } catch (error) {
-    throw asUsageError(error, RUN_FLAG_OF);
+  // The primary checks the options first to name the flag of a bad one. A worker gets the settings the
+  // primary resolved (worker/worker-settings.ts) and, like any worker, does not load the option specs.
+  if (cluster.isPrimary) {
+    const { resolveOptions } = await import('../options.js');
+    try {
+      resolveOptions(options);
+    } catch (error) {
+      throw asUsageError(error, RUN_FLAG_OF);
+    }
   }
   await steward(options);
 }
