@@ -282,8 +282,9 @@ key (the next one's check sees the table before the claim). A claim reads the ev
 window once and groups them by key, rather than walking each candidate's key in the index (which read a
 key's whole index page: its 100 events in the drain, 20 in the claim alone), and keeps only the keys it read
 more than once; a key read once has its next event looked up in the index beyond the window, which with
-every event its own key costs that lookup per event on top of hashing the window's keys. A key's next event does not wait for its predecessor's completion: by the time the next claim
-returns, that completion is committed on the other connection.
+every event its own key costs that lookup per event on top of hashing the window's keys. A key's next event
+does not wait for its predecessor's completion: by the time the next claim returns, that completion is
+committed on the other connection.
 
 | CPU per event (medians of the rounds) | µs |
 | --- | ---: |
