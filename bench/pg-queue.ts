@@ -280,10 +280,11 @@ Per-round ratios to raw: ${rounds}; keyed to unkeyed: ${keyedRatios}.
 A drain's claims follow one another, so the keyed drain is bound by its claims: each takes one event per
 key (the next one's check sees the table before the claim). A claim reads the events up to the end of its
 window once and groups them by key, rather than walking each candidate's key in the index (which read a
-key's whole index page: its 100 events in the drain, 20 in the claim alone); a key whose next event lies beyond the window is still
-looked up in the index, which with every event its own key costs that lookup per event on top of the
-grouping. A key's next event does not wait for its predecessor's completion: by the time the next claim
-returns, that completion is committed on the other connection.
+key's whole index page: its 100 events in the drain, 20 in the claim alone), and keeps only the keys it read
+more than once; a key read once has its next event looked up in the index beyond the window, which with
+every event its own key costs that lookup per event on top of hashing the window's keys. A key's next event
+does not wait for its predecessor's completion: by the time the next claim returns, that completion is
+committed on the other connection.
 
 | CPU per event (medians of the rounds) | µs |
 | --- | ---: |
