@@ -314,10 +314,10 @@ export class QueueConsumer {
    */
   #nextOfKey(row: Claimed): Written | undefined {
     if (row.key === null) return undefined;
-    const settling = this.#lines.get(lineOf(row));
+    const id = lineOf(row);
+    const settling = this.#lines.get(id);
     if (settling !== undefined && !settling.failed) this.#settle(settling, true);
     return (lost) => {
-      const id = lineOf(row);
       if (settling !== undefined) this.#settle(settling, false);
       if (lost) {
         // Another consumer may have taken the key over: stop here, as after a failure.
