@@ -236,6 +236,8 @@ interface CpuPerEvent {
   rawBackend: number[];
   queueClient: number[];
   queueBackend: number[];
+  keyedClient: number[];
+  keyedBackend: number[];
 }
 
 function report(
@@ -291,6 +293,8 @@ committed on the other connection.
 | raw loop: PostgreSQL backend | ${median(cpu.rawBackend).toFixed(1)} |
 | pgEventQueue: PostgreSQL backends (claim, completion, lease renewal) | ${median(cpu.queueBackend).toFixed(1)} |
 | pgEventQueue: the consumer's own process | ${median(cpu.queueClient).toFixed(1)} |
+| pgEventQueue over ${KEYS.toLocaleString('en')} keys: PostgreSQL backends | ${median(cpu.keyedBackend).toFixed(1)} |
+| pgEventQueue over ${KEYS.toLocaleString('en')} keys: the consumer's own process | ${median(cpu.keyedClient).toFixed(1)} |
 
 The raw loop runs claim then delete on one connection, both waiting for the WAL flush; the queue claims on
 its own connection without waiting for the flush and writes completions on another while the next batch is
@@ -324,7 +328,13 @@ try {
   const raw: number[] = [];
   const queue: number[] = [];
   const keyed: number[] = [];
-  const cpu: CpuPerEvent = { rawBackend: [], queueClient: [], queueBackend: [] };
+  const cpu: CpuPerEvent = {
+    rawBackend: [],
+    queueClient: [],
+    queueBackend: [],
+    keyedClient: [],
+    keyedBackend: [],
+  };
   const claims = { unkeyed: [] as number[], keyed: [] as number[], ownKey: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
     await fill(pool, BACKLOG);
@@ -337,12 +347,15 @@ try {
     cpu.queueClient.push(queueDrain.clientUs / BACKLOG);
     cpu.queueBackend.push(queueDrain.backendUs / BACKLOG);
     await fill(pool, BACKLOG, KEYS);
-    keyed.push(BACKLOG / ((await drainQueue(pool)).ms / 1_000));
+    const keyedDrain = await drainQueue(pool);
+    keyed.push(BACKLOG / (keyedDrain.ms / 1_000));
+    cpu.keyedClient.push(keyedDrain.clientUs / BACKLOG);
+    cpu.keyedBackend.push(keyedDrain.backendUs / BACKLOG);
     claims.unkeyed.push(await claimTimes(pool, 0));
     claims.keyed.push(await claimTimes(pool, KEYS));
     claims.ownKey.push(await claimTimes(pool, CLAIM_BACKLOG));
     console.log(
-      `round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s, keyed ${Math.round(keyed[round]!)}/s, claim ms unkeyed ${claims.unkeyed[round]!.toFixed(2)} keyed ${claims.keyed[round]!.toFixed(2)} own key ${claims.ownKey[round]!.toFixed(2)}`,
+      `round ${round + 1}: raw ${Math.round(raw[round]!)}/s, queue ${Math.round(queue[round]!)}/s, keyed ${Math.round(keyed[round]!)}/s, CPU µs/event client ${cpu.queueClient[round]!.toFixed(1)} keyed ${cpu.keyedClient[round]!.toFixed(1)}, backends ${cpu.queueBackend[round]!.toFixed(1)} keyed ${cpu.keyedBackend[round]!.toFixed(1)}, claim ms unkeyed ${claims.unkeyed[round]!.toFixed(2)} keyed ${claims.keyed[round]!.toFixed(2)} own key ${claims.ownKey[round]!.toFixed(2)}`,
     );
   }
   await pool.query(`VACUUM ANALYZE ${names.events}`);

@@ -133,6 +133,58 @@ test('pg queue: a handler that never returns fails at handlerTimeout, frees its 
   assert.equal(consumer.record.status.failed, 1);
 });
 
+test("pg queue: a handler that declares a signal gets its own, aborted at its deadline; one that declares none gets the service's", async (t) => {
+  const defer = deferrer(t);
+  const schema = testSchema();
+  const url = pgUrl('steward-test-signals');
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  defer(async () => {
+    await pool.end();
+    await dropSchema(schema);
+  });
+  const own: AbortSignal[] = [];
+  const shared: AbortSignal[] = [];
+  const consumer = runPgService(
+    pgEventQueue({
+      name: 'signals',
+      connectionString: url,
+      schema,
+      maxAttempts: 1,
+      handlerTimeout: 200,
+      handlers: {
+        declared: (_event: QueueEvent, signal: AbortSignal) => {
+          own.push(signal);
+          return never();
+        },
+        // Declares no parameter for it (a rest parameter does not count): the signal comes all the same.
+        undeclared: (...args: unknown[]) => {
+          shared.push(args[1] as AbortSignal);
+          return never();
+        },
+      },
+    }),
+  );
+  defer(() => consumer.stop());
+  await until(() => consumer.record.status.state === 'running', 10_000, 'consumer running');
+  await enqueue(
+    pool,
+    [
+      { type: 'declared', payload: 1 },
+      { type: 'undeclared', payload: 2 },
+    ],
+    { schema },
+  );
+  await until(() => consumer.record.status.deadLettered === 2, 10_000, 'both handlers timed out');
+  assert.equal(own.length, 1);
+  assert.ok(own[0]!.aborted, "a declared signal aborts at the handler's deadline");
+  assert.equal((own[0]!.reason as { code?: string }).code, 'STEWARD_ERR_HANDLER_TIMEOUT');
+  assert.equal(shared.length, 1);
+  assert.ok(shared[0] instanceof AbortSignal, 'an undeclared signal is still an AbortSignal');
+  assert.ok(!shared[0]!.aborted, "the service's signal does not abort at one handler's deadline");
+  await consumer.stop();
+  assert.ok(shared[0]!.aborted, 'it aborts when the service stops');
+});
+
 async function deadRows(schema: string) {
   return adminQuery<{ attempts: number; last_error: string; failed_at: Date }>(
     `SELECT attempts, last_error, failed_at FROM "${schema}".events_dead`,

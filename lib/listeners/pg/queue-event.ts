@@ -12,6 +12,7 @@ export interface QueueEvent {
 
 /**
  * Handles one claimed event: resolving completes it, throwing schedules a retry (or the dead letter after
- * `maxAttempts`). `signal` aborts when the consumer stops.
+ * `maxAttempts`). `signal` aborts when the consumer stops; a handler that declares it (a second parameter,
+ * counted by `handler.length`) gets one of its own, which also aborts at its `handlerTimeout`.
  */
 export type EventHandler = (event: QueueEvent, signal: AbortSignal) => void | Promise<void>;

@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import { claimsOf, prepared, type Queryable, sameKey } from './types.js';
+import { claimsOf, numberArray, prepared, type Queryable, sameKey } from './types.js';
 
 export interface CompleteArgs {
   owner: string;
@@ -38,7 +38,7 @@ export async function completeEvents(
           USING ${claimsOf('$2', '$3')} AS c(id, attempts, owner)
           WHERE e.id = ANY($2::bigint[]) AND e.id = c.id AND e.attempts = c.attempts AND e.locked_by = c.owner`,
       ),
-      [args.owner, args.plain.map((c) => c.id), args.plain.map((c) => c.attempts)],
+      [args.owner, numberArray(args.plain.map((c) => c.id)), numberArray(args.plain.map((c) => c.attempts))],
     );
     return { merged: 0, leaseLost: args.plain.length - (rowCount ?? 0) };
   }

@@ -1,5 +1,5 @@
 import type { QueueNames } from '../identifiers.js';
-import type { Queryable } from './types.js';
+import { numberArray, type Queryable } from './types.js';
 
 export interface RenewArgs {
   owner: string;
@@ -13,7 +13,7 @@ export async function renewLeases(db: Queryable, names: QueueNames, args: RenewA
     `UPDATE ${names.events} SET locked_until = now() + $3 * interval '1 millisecond'
       WHERE id = ANY($2::bigint[]) AND locked_by = $1
       RETURNING id`,
-    [args.owner, args.ids, args.leaseMs],
+    [args.owner, numberArray(args.ids), args.leaseMs],
   );
   return rows.map((row) => row.id);
 }

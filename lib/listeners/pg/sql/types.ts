@@ -32,6 +32,15 @@ export function claimsOf(ids: string, attempts: string, ...extra: string[]): str
 }
 
 /**
+ * A PostgreSQL array literal of bigint ids (as the database returned them) or integers: elements that
+ * never need quoting. pg's own conversion quotes and concatenates element by element, which for the ids and
+ * attempts of each 1,000-event completion was about a quarter of what a drain allocated.
+ */
+export function numberArray(values: ReadonlyArray<string | number>): string {
+  return `{${values.join(',')}}`;
+}
+
+/**
  * `a` and `b` are events of one (type, key), compared in the collation of the index on (type, key, id)
  * (migration 4), so that the comparison can use it.
  */
