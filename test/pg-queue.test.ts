@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
+import { claimEvents } from '../lib/listeners/pg/sql/claim-events.js';
 import { enqueue, migrate, pgEventQueue, type QueueEvent, queueNames } from '../lib/pg.js';
 import { adminQuery, dropSchema, pgUrl, randomSuffix, runService, testSchema } from './helpers/pg.js';
 import { until } from './helpers/process.js';
@@ -351,7 +352,7 @@ test('migrations apply once under concurrent starts and are idempotent', async (
   const { schema, pool } = setup(t);
   const names = queueNames(schema, 'jobs');
   const applied = await Promise.all([migrate(pool, names), migrate(pool, names), migrate(pool, names)]);
-  assert.deepEqual(applied.flat().sort(), [1, 2, 3, 4], 'each migration applied exactly once');
+  assert.deepEqual(applied.flat().sort(), [1, 2, 3, 4, 5], 'each migration applied exactly once');
   assert.equal(applied.filter((ids) => ids.length === 0).length, 2);
   assert.deepEqual(await migrate(pool, names), []);
   const tables = await adminQuery<{ table_name: string }>(
@@ -386,6 +387,45 @@ test('a delayed event runs at its time through the polling fallback; depth and o
   await until(() => ran.length === 1, 5_000, 'delayed event');
   assert.ok(ran[0]! >= runAt.getTime() - 20, `ran ${runAt.getTime() - ran[0]!} ms early`);
   await until(() => consumer.record.status.queueDepth === 0, 5_000, 'depth back to 0');
+});
+
+test('a claim rewrites every event in place (HOT): pages keep room for the leased versions', async (t) => {
+  const { schema, pool } = setup(t);
+  const names = queueNames(schema, 'events');
+  await migrate(pool, names);
+  // The smallest events there are, keyed and not, and an owner as long as a Kubernetes pod's host name.
+  await enqueue(
+    pool,
+    Array.from({ length: 2_000 }, (_, i) => ({
+      type: 'small',
+      key: i % 2 === 0 ? `k${i % 100}` : undefined,
+    })),
+    { schema },
+  );
+  const owner = `checkout-api-7f9c8d6b5-x2x4q:${process.pid}:0123abcd`;
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const rows = await claimEvents(client, names, {
+      owner,
+      limit: 2_000,
+      leaseMs: 30_000,
+      types: ['small'],
+      coalesce: [],
+    });
+    // This transaction's own counts: exact, and not subject to the statistics collector's delay.
+    const { rows: counts } = await client.query<{ updated: string; hot: string }>(
+      `SELECT pg_stat_get_xact_tuples_updated($1::regclass) AS updated,
+              pg_stat_get_xact_tuples_hot_updated($1::regclass) AS hot`,
+      [`"${schema}"."events"`],
+    );
+    await client.query('ROLLBACK');
+    assert.ok(rows.length >= 1_000, `claimed ${rows.length}`);
+    assert.equal(Number(counts[0]!.updated), rows.length);
+    assert.equal(Number(counts[0]!.hot), rows.length, 'every leased version stayed on its page');
+  } finally {
+    client.release();
+  }
 });
 
 test('schema and table names are validated identifiers: injection attempts are refused', async () => {
