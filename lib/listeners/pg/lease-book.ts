@@ -43,7 +43,7 @@ const STOP_FLUSH_ATTEMPTS = 5;
 /**
  * The events a consumer holds under lease: renews their lease while they are held, and writes outcomes
  * in batches. While one batch is being written the next one accumulates, so under load every commit
- * carries many events and at low rates each outcome is written at once.
+ * carries many events and at low rates each outcome is written on the next turn of the event loop.
  */
 export class LeaseBook<R extends HeldRow = HeldRow> {
   readonly #db: Queryable;
@@ -144,10 +144,15 @@ export class LeaseBook<R extends HeldRow = HeldRow> {
 
   #schedule(): void {
     if (this.#flushing || !this.#hasOutcomes()) return;
-    this.#flushing = this.#flush().finally(() => {
-      this.#flushing = null;
-      if (!this.#closed) this.#schedule();
-    });
+    // The write starts on the next turn of the event loop, so the outcomes of handlers that settle in this
+    // one (a claimed batch of quick handlers settles in one go) share its commit: started at the first
+    // outcome, a write carried that one alone and the rest of the batch waited for the next commit.
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#flush())
+      .finally(() => {
+        this.#flushing = null;
+        if (!this.#closed) this.#schedule();
+      });
   }
 
   async #flush(): Promise<void> {
