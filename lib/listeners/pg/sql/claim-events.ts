@@ -86,10 +86,11 @@ function walkOfKey(names: QueueNames, variant: Variant): string {
 /**
  * A windowed claim reads the events up to the window's end (`bound.hi`) once and groups them by key:
  * everything older than a candidate is there, so the rules need no walk per event. Leaving out what this
- * consumer holds (except for coalesced types), the first event of a key must be due and unleased (the
- * candidate) and nothing of the key may be held elsewhere; the key's next event was read too, so it needs no
- * look-up. A walk per event reads the key's index entries from its start (a whole leaf page for a key with a
- * backlog), which made a claim of 1,000 events over 1,000 keys cost about twice as much.
+ * consumer holds (except for coalesced types), the first event of a key must be the candidate (which is due
+ * and unleased, as every candidate) and nothing of the key may be held elsewhere; the key's next event was
+ * read too, so it needs no look-up. A walk per event reads the key's index entries from its start (a whole
+ * leaf page for a key with a backlog), which made a claim of 1,000 events over 1,000 keys cost about twice
+ * as much.
  *
  * Only keys read more than once are kept: a key read once has a candidate only if that event is it, and then
  * it passes the rules within the window by itself, so only its next event beyond the window is looked up
@@ -108,9 +109,7 @@ function windowCtes(names: QueueNames, variant: Variant): string {
                               WHERE w.type = ANY($4::text[]) AND ${free('w')}
                               ORDER BY w.id OFFSET ${windowParam(variant)}::int LIMIT 1), 9223372036854775807) AS hi
           ), repeated AS MATERIALIZED (
-            SELECT r.type, r.key, min(r.id) AS first,
-                   min(r.id) = min(r.id) FILTER (WHERE ${free('r')})
-                     AND NOT bool_or((${heldElsewhere('r')}) IS TRUE) AS first_claimable
+            SELECT r.type, r.key, min(r.id) AS first, NOT bool_or((${heldElsewhere('r')}) IS TRUE) AS first_claimable
               FROM ${names.events} r
              WHERE r.type = ANY($4::text[]) AND r.key IS NOT NULL AND r.id <= (SELECT hi FROM bound)
                AND ${heldHereLeftOut}
