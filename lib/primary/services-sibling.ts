@@ -29,18 +29,13 @@ const STALE_INTERVALS = 3;
 const isInspectFlag = (flag: string) => /^--inspect/.test(flag) || /^--debug/.test(flag);
 
 /**
- * V8 sizes its heap for the sibling's memory, not its throughput: it relays events (to the workers or
- * to its handlers), which keeps a few objects alive across every scavenge, and under the default
- * heuristics that grows the young generation to 32 MiB and the old one with it (bench/valve-memory.ts).
- * A `--optimize-for-size` of the user's own in `execArgv` is kept as given.
+ * The sibling starts with the primary's own flags and nothing added: with any V8 flag on its command line,
+ * Node 20 rejects the code cache of its built-in modules and compiles each one it loads from source, about
+ * three times slower (22 of them: 38 ms instead of 12.6), and a sibling loads some 70 before its services
+ * run. It switches to saving memory itself once they run (see memory-mode.ts).
  */
 function siblingExecArgv(): string[] {
-  const inherited = process.execArgv.filter((flag) => !isInspectFlag(flag));
-  return inherited.some(
-    (flag) => flag.startsWith('--optimize-for-size') || flag.startsWith('--no-optimize-for-size'),
-  )
-    ? inherited
-    : [...inherited, '--optimize-for-size'];
+  return process.execArgv.filter((flag) => !isInspectFlag(flag));
 }
 
 function siblingEntry(): string {

@@ -14,6 +14,7 @@ import { advisoryLockLeases } from '../listeners/pg/singleton-lease.js';
 import { EXIT_SERVICES_MODULE } from '../services/exit-code.js';
 import { loadServices } from '../services/load-services.js';
 import { ServiceHost } from '../services/service-host.js';
+import { saveMemory } from './memory-mode.js';
 
 /** What the primary passes in the environment (`STEWARD_SIBLING_*`). */
 interface SiblingConfig {
@@ -138,6 +139,7 @@ async function main(): Promise<void> {
   started.start();
   push();
   primary.send('dispatch:names', { names: dispatchedNames() });
+  void saveMemory();
   // With a control port, process metrics (GC, event loop) are observed from here on, not from the first
   // scrape. Without one nothing scrapes this process, and prom-client with its GC observer and
   // event-loop histogram would be 1 to 2 MiB of its memory for nothing (bench/valve-memory.ts); a
