@@ -74,15 +74,21 @@ test('AMQP: a handler that never returns fails its delivery at handlerTimeout; t
   assert.equal(status.state, 'running');
 });
 
-test('pg queue: a handler that never returns fails at handlerTimeout, frees its key, and is dead-lettered', async (t) => {
-  const defer = deferrer(t);
+/** A fresh schema and a pool for one pg test, both gone when it ends. */
+function queueSchema(defer: (step: () => unknown) => void, application: string) {
   const schema = testSchema();
-  const url = pgUrl('steward-test-stuck');
+  const url = pgUrl(application);
   const pool = new pg.Pool({ connectionString: url, max: 1 });
   defer(async () => {
     await pool.end();
     await dropSchema(schema);
   });
+  return { schema, url, pool };
+}
+
+test('pg queue: a handler that never returns fails at handlerTimeout, frees its key, and is dead-lettered', async (t) => {
+  const defer = deferrer(t);
+  const { schema, url, pool } = queueSchema(defer, 'steward-test-stuck');
   const handled: Array<{ payload: string; at: number }> = [];
   let hangs = 0;
   const consumer = runPgService(
@@ -135,13 +141,7 @@ test('pg queue: a handler that never returns fails at handlerTimeout, frees its 
 
 test("pg queue: a handler that declares a signal gets its own, aborted at its deadline; one that declares none gets the service's", async (t) => {
   const defer = deferrer(t);
-  const schema = testSchema();
-  const url = pgUrl('steward-test-signals');
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  defer(async () => {
-    await pool.end();
-    await dropSchema(schema);
-  });
+  const { schema, url, pool } = queueSchema(defer, 'steward-test-signals');
   const own: AbortSignal[] = [];
   const shared: AbortSignal[] = [];
   const consumer = runPgService(
