@@ -13,12 +13,17 @@
  * Node warns that V8 flags changed at run time may do nothing or worse; these two are read afresh each time
  * the collector sizes a space (and `--optimize-for-size` by the optimizing compiler, which then favours
  * smaller code), and test/sibling-memory-mode.test.ts checks that they take. An `--optimize-for-size` or
- * `--no-optimize-for-size` in the application's own flags is left as given.
+ * `--no-optimize-for-size` in the application's own flags (`execArgv` or `NODE_OPTIONS`) is left as given.
  */
-export async function saveMemory(execArgv: readonly string[] = process.execArgv): Promise<boolean> {
-  if (execArgv.some((flag) => /^--(no-)?optimize[-_]for[-_]size/.test(flag))) return false;
+export async function saveMemory(flags: readonly string[] = applicationFlags()): Promise<boolean> {
+  if (flags.some((flag) => /^--(no-)?optimize[-_]for[-_]size/.test(flag))) return false;
   const { setFlagsFromString } = await import('node:v8');
   setFlagsFromString('--optimize-for-size');
   setFlagsFromString('--semi-space-growth-factor=1');
   return true;
+}
+
+/** The flags this process was started with: its command line's and `NODE_OPTIONS`'s. */
+function applicationFlags(): string[] {
+  return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)];
 }

@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   started.start();
   push();
   primary.send('dispatch:names', { names: dispatchedNames() });
-  void saveMemory();
+  saveMemory().catch((error) => logger.warn({ err: coerceError(error) }, 'sibling:memory-mode:failed'));
   // With a control port, process metrics (GC, event loop) are observed from here on, not from the first
   // scrape. Without one nothing scrapes this process, and prom-client with its GC observer and
   // event-loop histogram would be 1 to 2 MiB of its memory for nothing (bench/valve-memory.ts); a
