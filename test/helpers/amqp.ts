@@ -62,26 +62,43 @@ function connect(port = BROKER.port) {
 }
 
 /** Sends messages to an existing queue and resolves once the broker accepted every one. */
-export async function publish(queue: string, messages: Message[]): Promise<void> {
+/**
+ * Sends `messages` to `queue` and waits until the broker accepted every one. Any other outcome (rejected,
+ * released, modified, the link or connection lost) or no acceptance within `timeoutMs` is an error that
+ * says how far it got, so a broker that stops settling fails the test instead of stalling it.
+ */
+export async function publish(queue: string, messages: Message[], timeoutMs = 30_000): Promise<void> {
   const connection = connect();
   const sender = connection.open_sender({ target: { address: `/amq/queue/${queue}` } });
   let next = 0;
   let accepted = 0;
-  await new Promise<void>((resolve, reject) => {
-    const fill = () => {
-      while (next < messages.length && sender.sendable())
-        sender.send({ durable: true, ...messages[next++]! });
-    };
-    sender.on('sendable', fill);
-    sender.on('accepted', () => {
-      if (++accepted === messages.length) resolve();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (what: string) =>
+        reject(
+          new Error(
+            `publish to ${queue}: ${what} (${accepted} of ${messages.length} accepted, ${next} sent)`,
+          ),
+        );
+      timer = setTimeout(() => fail(`no acceptance within ${timeoutMs} ms`), timeoutMs);
+      const fill = () => {
+        while (next < messages.length && sender.sendable())
+          sender.send({ durable: true, ...messages[next++]! });
+      };
+      sender.on('sendable', fill);
+      sender.on('accepted', () => {
+        if (++accepted === messages.length) resolve();
+      });
+      for (const outcome of ['rejected', 'released', 'modified'] as const)
+        sender.on(outcome, (c) => fail(`${outcome}: ${JSON.stringify(c.delivery?.remote_state)}`));
+      sender.on('sender_error', (c) => fail(`link error: ${c.sender?.error ?? 'unknown'}`));
+      connection.on('disconnected', (c) => fail(`disconnected: ${c.error ?? 'no error given'}`));
     });
-    sender.on('rejected', (c) =>
-      reject(new Error(`publish rejected: ${JSON.stringify(c.delivery?.remote_state)}`)),
-    );
-    connection.on('disconnected', (c) => reject(c.error ?? new Error('disconnected while publishing')));
-  });
-  connection.close();
+  } finally {
+    clearTimeout(timer);
+    connection.close();
+  }
 }
 
 export function messagesWithIds(count: number, prefix = 'm'): Message[] {
