@@ -386,15 +386,14 @@ export class QueueConsumer {
     this.#dropIfSettled(row.line!, line);
   };
 
-  readonly #keyFailureWritten: Written<Claimed> = (row) => this.#failureWritten(row);
-
-  #failureWritten(row: Claimed): void {
+  /** A keyed event's failure is written: its line may go (also called directly, for a lost lease). */
+  readonly #failureWritten = (row: Claimed): void => {
     const id = row.line!;
     const line = this.#lines.get(id);
     if (line === undefined) return;
     line.failureWritten = true;
     this.#dropIfSettled(id, line);
-  }
+  };
 
   /**
    * A failed line whose writes are all done is dropped, but not while a claim runs: it may have read the
@@ -552,7 +551,7 @@ export class QueueConsumer {
     if (row.line === null) this.#book.fail(row, message, delayMs);
     else {
       this.#blockKey(row);
-      this.#book.fail(row, message, delayMs, this.#keyFailureWritten);
+      this.#book.fail(row, message, delayMs, this.#failureWritten);
     }
     this.#ctx.recordEvent({ outcome: 'failed', ...measured });
   }
