@@ -46,7 +46,8 @@ export function steward(
 /** The settings the primary resolved (see `worker-settings.ts`) with this worker's own call's values. */
 function workerOptions(given: unknown, start: unknown): WorkerOptions {
   const settings = readWorkerSettings();
-  if (settings === undefined) return workerOptionsOf(resolveOptions(given, start));
+  // Forked by other code: no steward primary to take the agent's lines.
+  if (settings === undefined) return { ...workerOptionsOf(resolveOptions(given, start)), relayLogs: false };
   return { ...settings, ...callValues(given, start) };
 }
 

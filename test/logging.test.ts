@@ -158,3 +158,36 @@ test('pretty is chosen for a terminal unless JSON is asked for; an error prints 
   );
   assert.equal(formatPrettyLine('not json', false), 'not json');
 });
+
+test('a worker that does not log never loads pino: the primary writes its drain lines, with its pid and bindings', async () => {
+  const port = await freePort();
+  const fixture = spawnFixture('quiet-worker.js', { PORT: String(port) });
+  spawned.push(fixture);
+  await fixture.waitForLog(event('worker:ready'), 20_000);
+  const quiet = JSON.parse((await get(`http://127.0.0.1:${port}/`)).body) as { pid: number; pino: boolean };
+  assert.equal(quiet.pino, false, 'pino is not loaded in a worker that never logged');
+  fixture.child.kill('SIGHUP');
+  const done = await fixture.waitForLog(event('worker:drain:done'), 20_000);
+  assert.equal(done.pid, quiet.pid, "the drain line carries the retired worker's pid");
+  assert.equal(done.role, 'worker');
+  assert.equal(typeof done.hostname, 'string');
+  assert.equal(typeof done.worker, 'number');
+  await fixture.waitForLogs(event('worker:ready'), 2, 20_000);
+
+  const logged = JSON.parse((await get(`http://127.0.0.1:${port}/log`)).body) as {
+    pid: number;
+    pino: boolean;
+  };
+  assert.equal(logged.pino, true, 'the first use of ctx.logger loads it');
+  const line = await fixture.waitForLog(event('app:logged'), 10_000);
+  assert.equal(line.pid, logged.pid);
+  fixture.child.kill('SIGTERM');
+  assert.equal((await fixture.exited).code, 0);
+  const drained = fixture.logs.filter(event('worker:drain:done'));
+  assert.deepEqual(
+    drained.map((entry) => entry.pid),
+    [quiet.pid, logged.pid],
+    'each drain line names its own worker, whoever wrote it',
+  );
+  for (const text of fixture.lines) assert.deepEqual(duplicateKeys(text), [], text);
+});

@@ -26,15 +26,31 @@ test('a worker reads back the settings its primary resolved, units parsed and de
     statusInterval: 2_000,
     signals: ['SIGTERM'],
     services: true,
+    relayLogs: true,
   });
   const webOnly = readWorkerSettings(workerSettingsEnv(resolveOptions(start)));
   assert.equal(webOnly?.services, false);
   assert.equal(webOnly?.grace, 30_000);
+  // A logger instance or custom levels: the primary cannot write the worker's lines as the worker would.
+  const instance = { level: 'info', child: () => instance };
+  assert.equal(
+    readWorkerSettings(workerSettingsEnv(resolveOptions({ worker: start, logger: instance })))?.relayLogs,
+    false,
+  );
+  const custom = resolveOptions({ worker: start, logger: { customLevels: { audit: 35 } } });
+  assert.equal(readWorkerSettings(workerSettingsEnv(custom))?.relayLogs, false);
 });
 
 test('settings that are missing or damaged are not trusted: the worker resolves its options itself', () => {
   assert.equal(readWorkerSettings({}), undefined);
-  const valid = { grace: 1, heartbeatInterval: 10, statusInterval: 10, signals: ['SIGINT'], services: false };
+  const valid = {
+    grace: 1,
+    heartbeatInterval: 10,
+    statusInterval: 10,
+    signals: ['SIGINT'],
+    services: false,
+    relayLogs: true,
+  };
   const damaged = [
     'not json',
     'null',
@@ -42,6 +58,7 @@ test('settings that are missing or damaged are not trusted: the worker resolves 
     JSON.stringify({ ...valid, heartbeatInterval: -1 }),
     JSON.stringify({ ...valid, signals: 'SIGTERM' }),
     JSON.stringify({ ...valid, services: 'yes' }),
+    JSON.stringify({ ...valid, relayLogs: 1 }),
   ];
   for (const raw of damaged)
     assert.equal(readWorkerSettings({ [WORKER_SETTINGS_ENV]: raw }), undefined, `accepted ${raw}`);

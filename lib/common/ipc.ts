@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import { StewardError, serializeError } from '../errors.js';
 import {
   type DropReason,
@@ -277,7 +276,7 @@ export class IpcChannel {
  * number dropped since the last line: a misbehaving peer cannot flood the logs.
  */
 export function logDroppedMessages(
-  logger: Logger,
+  logger: { warn(fields: object, msg: string): void },
   intervalMs = 10_000,
 ): (reason: DropReason, type: unknown) => void {
   const lastLogged = new Map<DropReason, number>();

@@ -1,10 +1,6 @@
-import { createRequire } from 'node:module';
-import type pinoModule from 'pino';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
+import { loadPino } from './load-pino.js';
 import type { LoggerOption } from './logger.js';
-
-// Required, not imported: see logger.ts.
-const pino = createRequire(import.meta.url)('pino') as typeof pinoModule;
 
 /**
  * The services sibling is a plain child process: it cannot receive the application's pino instance, and
@@ -48,7 +44,7 @@ export function relayDestination(send: (line: string) => boolean): DestinationSt
 /** In the primary: writes a relayed line, already formatted by the sibling, to the primary's destination. */
 export function writeRelayedLine(logger: Logger, line: string): void {
   const destination = (logger as unknown as Record<symbol, DestinationStream | undefined>)[
-    pino.symbols.streamSym
+    loadPino().symbols.streamSym
   ];
   const text = line.endsWith('\n') ? line : `${line}\n`;
   if (destination) destination.write(text);

@@ -54,6 +54,8 @@ export interface MessagePayloads {
   'worker:recycle-request': { reason: string };
   /** The error that is about to kill the worker (uncaught exception), so the primary logs it with its stack. */
   'worker:uncaught': { error: SerializedError };
+  /** One of the agent's own lines, written by the primary with the worker's pid (see `worker/worker-log.ts`). */
+  'worker:log': { level: 'info' | 'warn' | 'error'; fields: Record<string, unknown>; msg: string };
   // primary → worker
   'worker:drain': { timeout: number; reason: string };
   /** The request count at which the worker asks to be recycled (drawn per worker by the primary). */
@@ -155,6 +157,11 @@ const validators: { [K in MessageType]: Validator } = {
     isCount(m.requests) && isCount(m.inFlight) && isCount(m.rss) && isCount(m.heapUsed),
   'worker:recycle-request': (m) => isShortString(m.reason, 256),
   'worker:uncaught': (m) => isError(m.error),
+  'worker:log': (m) =>
+    (m.level === 'info' || m.level === 'warn' || m.level === 'error') &&
+    isObject(m.fields) &&
+    Object.keys(m.fields).length <= 32 &&
+    isShortString(m.msg, 256),
   'worker:drain': (m) => isCount(m.timeout) && isShortString(m.reason, 256),
   'worker:recycle-limit': (m) => isCount(m.maxRequests) && (m.maxRequests as number) >= 1,
   'status:update': (m) => isFiniteNumber(m.sentAt) && (m.services === null || isServicesSnapshot(m.services)),

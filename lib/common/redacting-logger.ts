@@ -1,10 +1,6 @@
-import { createRequire } from 'node:module';
-import type pinoModule from 'pino';
 import type { Logger } from 'pino';
+import { loadPino } from './load-pino.js';
 import { redactDeep, redactText } from './redact.js';
-
-// Required, not imported: see logger.ts.
-const pino = createRequire(import.meta.url)('pino') as typeof pinoModule;
 
 type Formatters = { log?: (object: Record<string, unknown>) => Record<string, unknown> };
 type Writable = { write(line: string): unknown };
@@ -22,17 +18,18 @@ type Writable = { write(line: string): unknown };
  */
 export function redactingChild(logger: Logger, bindings: Record<string, unknown>): Logger {
   const child = logger.child(redactDeep(bindings));
+  const { symbols } = loadPino();
   const internals = child as unknown as Record<symbol, unknown>;
-  const stream = internals[pino.symbols.streamSym] as Writable | undefined;
-  const formatters = internals[pino.symbols.formattersSym] as Formatters | undefined;
+  const stream = internals[symbols.streamSym] as Writable | undefined;
+  const formatters = internals[symbols.formattersSym] as Formatters | undefined;
   if (stream === undefined || typeof stream.write !== 'function' || formatters === undefined)
     return redactingProxy(child);
   const userLog = formatters.log;
-  internals[pino.symbols.formattersSym] = {
+  internals[symbols.formattersSym] = {
     ...formatters,
     log: (object: Record<string, unknown>) => redactDeep(userLog ? userLog(object) : object),
   };
-  internals[pino.symbols.streamSym] = redactingStream(stream);
+  internals[symbols.streamSym] = redactingStream(stream);
   return child;
 }
 

@@ -13,7 +13,7 @@ export type WorkerEventHandler = (event: unknown, signal: AbortSignal) => unknow
 export interface WorkerContext {
   /** The cluster worker id (1, 2, ...; replacements get new ids). */
   readonly id: number;
-  /** pino child logger bound with `role: 'worker'`, the worker id and pid. */
+  /** pino child logger bound with `role: 'worker'`, the worker id and pid; built on first access. */
   readonly logger: Logger;
   /** Aborts when this worker starts draining. */
   readonly signal: AbortSignal;

@@ -1,6 +1,8 @@
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
+import { linesOfProcess } from '../common/logger.js';
+import type { MessagePayloads } from '../common/messages.js';
 import type { SerializedError } from '../errors.js';
 import { type ChildExit, ChildHandle, type ChildState } from './child-handle.js';
 
@@ -16,6 +18,25 @@ const WORKER_EVENTS = {
   draining: 'worker:draining',
   dead: 'worker:dead',
 } as const;
+
+/** What pino writes itself or the worker's bindings hold: a relayed line's fields do not replace them. */
+const RESERVED_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'role', 'worker']);
+
+function isSerializedError(value: unknown): value is SerializedError {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as SerializedError).message === 'string'
+  );
+}
+
+/** A serialized error as an `Error` again, so pino's serializer writes it as it would have in the worker. */
+function errorFrom(serialized: SerializedError): Error {
+  const error = new Error(serialized.message);
+  // Not enumerable, as on an error's prototype: pino's serializer copies enumerable fields as they are.
+  Object.defineProperty(error, 'name', { value: serialized.name, configurable: true, writable: true });
+  error.stack = serialized.stack;
+  if (serialized.code !== undefined) Object.assign(error, { code: serialized.code });
+  return error;
+}
 
 /** One HTTP worker: its IPC channel, state, heartbeat figures and the promises a supervisor waits on. */
 export class WorkerHandle extends ChildHandle {
@@ -33,6 +54,9 @@ export class WorkerHandle extends ChildHandle {
   addresses: string[] = [];
   #startReported = false;
   #listening = false;
+  /** Writes the agent's relayed lines as the worker's own (built with the first one). */
+  #workerLines: Logger | undefined;
+  readonly #primaryLogger: Logger;
 
   constructor(worker: Worker, logger: Logger) {
     const child = logger.child({ worker: worker.id, workerPid: worker.process.pid ?? 0 });
@@ -47,6 +71,7 @@ export class WorkerHandle extends ChildHandle {
     });
     this.worker = worker;
     this.id = worker.id;
+    this.#primaryLogger = logger;
     worker.on('listening', () => {
       this.#listening = true;
       this.#maybeReady();
@@ -64,6 +89,7 @@ export class WorkerHandle extends ChildHandle {
     this.channel.on('worker:uncaught', (message) => {
       this.crashError = message.error;
     });
+    this.channel.on('worker:log', (message) => this.#writeWorkerLine(message));
     this.channel.on('worker:heartbeat', (message) => {
       this.requests = message.requests;
       this.inFlight = message.inFlight;
@@ -71,6 +97,22 @@ export class WorkerHandle extends ChildHandle {
       this.heapUsed = message.heapUsed;
       this.lastHeartbeatAt = Date.now();
     });
+  }
+
+  /**
+   * One of the agent's lines (see `worker/worker-log.ts`), written as the worker would: its pid, `role` and
+   * id, this process's logger configuration and destination. Fields cannot overwrite those.
+   */
+  #writeWorkerLine({ level, fields, msg }: MessagePayloads['worker:log']): void {
+    this.#workerLines ??=
+      linesOfProcess(this.#primaryLogger, this.process.pid ?? 0, { role: 'worker', worker: this.id }) ??
+      this.logger;
+    const line: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(fields)) {
+      if (RESERVED_FIELDS.has(name)) continue;
+      line[name] = name === 'err' && isSerializedError(value) ? errorFrom(value) : value;
+    }
+    this.#workerLines[level](line, msg);
   }
 
   protected transitionFields(): Record<string, unknown> {

@@ -1,8 +1,8 @@
 import cluster from 'node:cluster';
 import { Server as NetServer } from 'node:net';
+import { guardClosedOutput } from '../common/closed-output.js';
 import { applyStatusUpdate, status } from '../common/cluster-status.js';
 import { IpcChannel, logDroppedMessages } from '../common/ipc.js';
-import { createLogger } from '../common/logger.js';
 import type { WorkerContext } from '../common/worker-context.js';
 import { serializeError } from '../errors.js';
 import { collectLocalMetrics, reportFinalMetrics } from '../metrics/local-metrics.js';
@@ -11,6 +11,7 @@ import { drainAndExit } from './drain.js';
 import { EventHandlers } from './event-handlers.js';
 import { watchListenCalls } from './listen-watch.js';
 import { requestTracker } from './request-tracker.js';
+import { WorkerLog } from './worker-log.js';
 import { workerFamilies } from './worker-metrics.js';
 import type { WorkerOptions } from './worker-settings.js';
 
@@ -20,14 +21,23 @@ import type { WorkerOptions } from './worker-settings.js';
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const id = cluster.worker?.id ?? 0;
-  const logger = createLogger(options.logger, { role: 'worker', worker: id });
-  const primary = new IpcChannel(process, { peerName: 'primary', onDrop: logDroppedMessages(logger) });
+  // A closed stdout must not kill the worker, whether or not it ever builds its logger (which also does this).
+  guardClosedOutput();
+  const log: WorkerLog = new WorkerLog(
+    options.logger,
+    { role: 'worker', worker: id },
+    options.relayLogs ? (line) => primary.sendFlushed('worker:log', line) : undefined,
+  );
+  const primary: IpcChannel = new IpcChannel(process, {
+    peerName: 'primary',
+    onDrop: logDroppedMessages(log),
+  });
   const tracker = requestTracker();
   const draining = new AbortController();
   const staleAfter = options.statusInterval * 3;
   // Shutdown signals reach the whole process group (Ctrl-C); the primary coordinates, so the agent holds
   // them and runs the application's own handlers when it retires.
-  const appShutdown = new AppShutdown(options.signals, logger);
+  const appShutdown = new AppShutdown(options.signals, log);
   // Events dispatched by the listeners; the primary stops routing here once the drain starts.
   const eventHandlers = new EventHandlers(draining.signal);
 
@@ -39,7 +49,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   primary.on('worker:drain', (message) => {
     if (draining.signal.aborted) return;
     draining.abort();
-    void drainAndExit(tracker, message.timeout, logger, primary, async (remaining) => {
+    void drainAndExit(tracker, message.timeout, log, primary, async (remaining) => {
       const started = Date.now();
       // The events already running here finish; their outcomes settle them at the source.
       await eventHandlers.idle();
@@ -57,7 +67,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   process.on('disconnect', () => {
     if (!draining.signal.aborted) {
       draining.abort();
-      void drainAndExit(tracker, options.grace, logger, primary, (remaining) => appShutdown.run(remaining));
+      void drainAndExit(tracker, options.grace, log, primary, (remaining) => appShutdown.run(remaining));
     }
   });
   // The primary logs the crash with its error and stack; stderr alone may go nowhere.
@@ -71,7 +81,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   const context: WorkerContext = {
     id,
-    logger,
+    get logger() {
+      return log.logger;
+    },
     signal: draining.signal,
     track: (server) => tracker.track(server),
     status: () => status(),
@@ -84,7 +96,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     for (const server of serversIn(returned)) tracker.track(server);
     await Promise.all([...tracker.servers].map(listening));
   } catch (error) {
-    logger.error({ err: error }, 'worker:boot:failed');
+    log.error({ err: error }, 'worker:boot:failed');
     primary.send('worker:boot-failed', { error: serializeError(error) });
     // Give the message a moment to be flushed, then exit non-zero; the primary records the cause.
     setImmediate(() => process.exit(1));

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { AgentLogger } from './worker-log.js';
 
 type SignalListener = (signal: NodeJS.Signals) => unknown;
 
@@ -14,13 +14,13 @@ type SignalListener = (signal: NodeJS.Signals) => unknown;
  */
 export class AppShutdown {
   readonly #signals: readonly NodeJS.Signals[];
-  readonly #logger: Logger;
+  readonly #logger: AgentLogger;
   readonly #handlers = new Map<NodeJS.Signals, SignalListener[]>();
   readonly #own = new Map<NodeJS.Signals, () => void>();
   #received: NodeJS.Signals | null = null;
   #ran = false;
 
-  constructor(signals: readonly NodeJS.Signals[], logger: Logger) {
+  constructor(signals: readonly NodeJS.Signals[], logger: AgentLogger) {
     this.#signals = signals;
     this.#logger = logger;
     for (const signal of signals) {

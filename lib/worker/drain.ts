@@ -1,6 +1,6 @@
-import type { Logger } from 'pino';
 import type { IpcChannel } from '../common/ipc.js';
 import type { RequestTracker } from './request-tracker.js';
+import type { AgentLogger } from './worker-log.js';
 
 /**
  * Retires this worker: drains the tracked servers (see `RequestTracker#drain`), reports the final
@@ -12,7 +12,7 @@ import type { RequestTracker } from './request-tracker.js';
 export async function drainAndExit(
   tracker: RequestTracker,
   timeout: number,
-  logger: Logger,
+  logger: AgentLogger,
   primary: IpcChannel,
   /** Last words once drained (the final metrics report), given the ms left before `timeout`. */
   beforeExit?: (remainingMs: number) => Promise<void>,
@@ -32,6 +32,7 @@ export async function drainAndExit(
     if (tracker.inFlight > 0 || tracker.upgradedConnections > 0) {
       const { inFlight, connections, upgradedConnections } = tracker;
       logger.warn({ inFlight, connections, upgradedConnections, timeout }, 'worker:drain:timeout');
+      await logger.flushed();
       process.exit(1);
     }
     logger.info({ idleClosed: tracker.closeIdleConnections(), timeout }, 'worker:drain:idle-closed');

@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import type { LoggerOption } from '../common/logger.js';
+import { type LoggerOption, levelThresholdOf } from '../common/logger.js';
 import type { WorkerStart } from '../common/worker-context.js';
 import type { ResolvedOptions } from '../options.js';
 
@@ -21,6 +21,8 @@ export interface WorkerSettings {
   signals: NodeJS.Signals[];
   /** A services module is configured: status pushes are expected and the valve reads the load signal. */
   services: boolean;
+  /** The primary writes the agent's own lines (see `worker-log.ts`): its logger was built from options. */
+  relayLogs: boolean;
 }
 
 /** What the agent runs with: the settings and the values only the worker's own call can give. */
@@ -42,7 +44,14 @@ export function workerOptionsOf(options: ResolvedOptions): WorkerOptions {
 
 function workerSettingsOf(options: ResolvedOptions): WorkerSettings {
   const { grace, heartbeatInterval, statusInterval, signals } = options;
-  return { grace, heartbeatInterval, statusInterval, signals, services: options.services !== undefined };
+  return {
+    grace,
+    heartbeatInterval,
+    statusInterval,
+    signals,
+    services: options.services !== undefined,
+    relayLogs: levelThresholdOf(options.logger) !== undefined,
+  };
 }
 
 /** The environment entry for every worker the primary forks. */
@@ -62,7 +71,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     const numbers = [value.grace, value.heartbeatInterval, value.statusInterval];
     if (!numbers.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)) return undefined;
     if (!Array.isArray(value.signals) || !value.signals.every((s) => typeof s === 'string')) return undefined;
-    if (typeof value.services !== 'boolean') return undefined;
+    if (typeof value.services !== 'boolean' || typeof value.relayLogs !== 'boolean') return undefined;
     return value as WorkerSettings;
   } catch {
     return undefined;
