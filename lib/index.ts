@@ -1,6 +1,7 @@
 export type { BackoffOptions } from './common/backoff.js';
 export { type ClusterStatus, status } from './common/cluster-status.js';
-export { type LoggerOption, redactSecrets } from './common/logger.js';
+export type { LoggerOption } from './common/logger.js';
+export { redactText as redactSecrets } from './common/redact.js';
 export type { HostStatusDocument, StatusDocument, WorkerStatus } from './common/status-document.js';
 export type { WorkerContext, WorkerEventHandler, WorkerStart } from './common/worker-context.js';
 export type { ErrorCode, SerializedError } from './errors.js';

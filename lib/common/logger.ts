@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { guardClosedOutput } from './closed-output.js';
 import { loadPino } from './load-pino.js';
+import { isLogger } from './log-level.js';
 import { logFormat, prettyDestination } from './pretty.js';
 import { redactingChild } from './redacting-logger.js';
 
@@ -10,10 +11,6 @@ export { REDACTED, redactDeep, redactText as redactSecrets } from './redact.js';
 
 /** A pino logger (used as a parent: its configuration stays) or pino options for a new one. */
 export type LoggerOption = Logger | LoggerOptions | undefined;
-
-function isLogger(value: unknown): value is Logger {
-  return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
-}
 
 /** Set on every logger `createLogger` built from options; pino children inherit it (their prototype). */
 const LINES_OF_PROCESS = Symbol('cluster-steward.linesOfProcess');
@@ -75,27 +72,6 @@ export function linesOfProcess(
 ): Logger | undefined {
   const linesOf = (logger as unknown as Record<symbol, LinesOfProcess | undefined>)[LINES_OF_PROCESS];
   return linesOf?.(pid, bindings);
-}
-
-/** pino's level values. */
-export const LEVEL_VALUES: Readonly<Record<string, number>> = {
-  trace: 10,
-  debug: 20,
-  info: 30,
-  warn: 40,
-  error: 50,
-  fatal: 60,
-  silent: Number.POSITIVE_INFINITY,
-};
-
-/**
- * The lowest level value `createLogger` would write for `option`, or undefined when another process cannot
- * tell without pino: a logger instance, or custom levels.
- */
-export function levelThresholdOf(option: LoggerOption): number | undefined {
-  if (isLogger(option) || option?.customLevels !== undefined) return undefined;
-  const level = option?.level ?? process.env.STEWARD_LOG_LEVEL ?? 'info';
-  return LEVEL_VALUES[level];
 }
 
 /** Serialisable logger settings handed to child processes that cannot receive a logger instance. */

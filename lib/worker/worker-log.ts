@@ -1,7 +1,22 @@
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { createLogger, LEVEL_VALUES, type LoggerOption, levelThresholdOf } from '../common/logger.js';
+import { LEVEL_VALUES, levelThresholdOf } from '../common/log-level.js';
+import type { LoggerOption } from '../common/logger.js';
 import type { MessagePayloads } from '../common/messages.js';
 import { serializeError } from '../errors.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * The logger's modules (pino, redaction, the pretty format), required when the logger is built: `require()`
+ * of an ES module (Node 20.19+, 22.12+) keeps `ctx.logger` a plain synchronous property.
+ */
+function createLogger(option: LoggerOption, bindings: Record<string, unknown>): Logger {
+  return (require('../common/logger.js') as typeof import('../common/logger.js')).createLogger(
+    option,
+    bindings,
+  );
+}
 
 /** The levels the agent writes its own lines at. */
 export type AgentLevel = 'info' | 'warn' | 'error';

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
-import { type LoggerOption, levelThresholdOf } from '../common/logger.js';
+import { levelThresholdOf } from '../common/log-level.js';
+import type { LoggerOption } from '../common/logger.js';
 import type { WorkerStart } from '../common/worker-context.js';
 import type { ResolvedOptions } from '../options.js';
 
