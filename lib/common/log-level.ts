@@ -1,5 +1,7 @@
-import type { Logger } from 'pino';
-import type { LoggerOption } from './logger.js';
+import type { Logger, LoggerOptions } from 'pino';
+
+/** A pino logger (used as a parent: its configuration stays) or pino options for a new one. */
+export type LoggerOption = Logger | LoggerOptions | undefined;
 
 /** A logger instance rather than options for a new one. */
 export function isLogger(value: unknown): value is Logger {

@@ -2,15 +2,13 @@ import { hostname } from 'node:os';
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { guardClosedOutput } from './closed-output.js';
 import { loadPino } from './load-pino.js';
-import { isLogger } from './log-level.js';
+import { isLogger, type LoggerOption } from './log-level.js';
 import { logFormat, prettyDestination } from './pretty.js';
 import { redactingChild } from './redacting-logger.js';
 
+export type { LoggerOption } from './log-level.js';
 /** Kept under its first name: `redactSecrets` is part of the public API. */
 export { REDACTED, redactDeep, redactText as redactSecrets } from './redact.js';
-
-/** A pino logger (used as a parent: its configuration stays) or pino options for a new one. */
-export type LoggerOption = Logger | LoggerOptions | undefined;
 
 /** Set on every logger `createLogger` built from options; pino children inherit it (their prototype). */
 const LINES_OF_PROCESS = Symbol('cluster-steward.linesOfProcess');
