@@ -8,12 +8,12 @@
  *    is the median of the rounds' ratios. Goal: extra CPU per recycle <= 1.15x the floor. The same four
  *    clusters idle (no client) show what the recycle machinery alone costs.
  * 2. Saturation with each worker replaced every AGE (10 s), in ROUNDS rounds each beside a run without recycling
- *    (order alternating, medians): throughput >= 0.95 of no recycling, p99 <= 2x,
- *    0 failed (wrk).
+ *    (order rotating, medians): throughput >= 0.95 of no recycling, p99 <= 2x, 0 failed (wrk). The floor
+ *    runs the same pair in each round: what a recycle at saturation costs any cluster on this machine.
  * 3. Sent against answered, with recycling every AGE and without, for every client: autocannon (a fixed
  *    `--amount`), Node's http.Agent, Node's fetch (undici) and nginx in front (Debian's, HTTP/1.1 and
  *    keep-alive to the upstream; http.Agent as its client).
- * About 13 minutes; SECONDS, CPU_SECONDS, ROUNDS, CLIENT_SECONDS, CONNECTIONS, AGE, CPU_AGE, AMOUNT and
+ * About 16 minutes; SECONDS, CPU_SECONDS, ROUNDS, CLIENT_SECONDS, CONNECTIONS, AGE, CPU_AGE, AMOUNT and
  * CLIENTS change it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -268,30 +268,47 @@ const idleSteward = [
   await measureIdle('cluster-steward, idle', 'recycle-app.js', steward(0), CPU_SECONDS),
   await measureIdle('cluster-steward, idle', 'recycle-app.js', steward(CPU_AGE), CPU_SECONDS),
 ];
-// 2. Saturation, each worker replaced every AGE, against no recycling in the same round (order alternating):
-// two runs minutes apart on a shared machine compare whatever else ran in between.
+// 2. Saturation, each worker replaced every AGE, against no recycling in the same round, and the floor doing
+// the same beside it (order rotating): two runs minutes apart on a shared machine compare whatever else ran in
+// between, and the floor says what a recycle at saturation costs any cluster on this machine.
 interface SaturationRound {
   base: Measured;
   slow: Measured;
+  floorBase: Measured;
+  floorSlow: Measured;
   rpsRatio: number;
   p99Ratio: number;
+  floorRpsRatio: number;
 }
+const saturationRuns: Array<() => Promise<[keyof SaturationRound, Measured]>> = [
+  async () => ['base', await measure('cluster-steward', 'recycle-app.js', steward(0), 'wrk')],
+  async () => [
+    'slow',
+    await measure(`cluster-steward, maxAge ${AGE} ms`, 'recycle-app.js', steward(AGE), 'wrk'),
+  ],
+  async () => ['floorBase', await measure('bare node:cluster', 'recycle-floor.js', floor(0), 'wrk')],
+  async () => ['floorSlow', await measure(`floor, every ${AGE} ms`, 'recycle-floor.js', floor(AGE), 'wrk')],
+];
 const saturationRounds: SaturationRound[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  const runBase = () => measure('cluster-steward', 'recycle-app.js', steward(0), 'wrk');
-  const runSlow = () => measure(`cluster-steward, maxAge ${AGE} ms`, 'recycle-app.js', steward(AGE), 'wrk');
-  let base: Measured;
-  let slow: Measured;
-  if (round % 2 === 0) {
-    base = await runBase();
-    slow = await runSlow();
-  } else {
-    slow = await runSlow();
-    base = await runBase();
+  const measured: Partial<Record<keyof SaturationRound, Measured>> = {};
+  for (let i = 0; i < saturationRuns.length; i++) {
+    const [key, m] = await saturationRuns[(i + round) % saturationRuns.length]!();
+    measured[key] = m;
   }
-  const rpsRatio = slow.load.rps / base.load.rps;
-  const p99Ratio = slow.load.p99Ms / base.load.p99Ms;
-  saturationRounds.push({ base, slow, rpsRatio, p99Ratio });
+  const { base, slow, floorBase, floorSlow } = measured as Record<
+    'base' | 'slow' | 'floorBase' | 'floorSlow',
+    Measured
+  >;
+  saturationRounds.push({
+    base,
+    slow,
+    floorBase,
+    floorSlow,
+    rpsRatio: slow.load.rps / base.load.rps,
+    p99Ratio: slow.load.p99Ms / base.load.p99Ms,
+    floorRpsRatio: floorSlow.load.rps / floorBase.load.rps,
+  });
 }
 const bySaturation = [...saturationRounds].sort((a, b) => a.rpsRatio - b.rpsRatio);
 const saturation = bySaturation[Math.floor(bySaturation.length / 2)]!;
@@ -319,6 +336,9 @@ const idleExtra = ([base, run]: Array<{ cpuSeconds: number; recycles: number }>)
   (run!.cpuSeconds - base!.cpuSeconds) / run!.recycles;
 const idleRatio = idleExtra(idleSteward) / idleExtra(idleFloor);
 const { rpsRatio } = saturation;
+const floorRpsRatio = [...saturationRounds].map((r) => r.floorRpsRatio).sort((a, b) => a - b)[
+  Math.floor(saturationRounds.length / 2)
+]!;
 const p99Ratio = [...saturationRounds].map((r) => r.p99Ratio).sort((a, b) => a - b)[
   Math.floor(saturationRounds.length / 2)
 ]!;
@@ -366,7 +386,9 @@ const table = [
     `${ROUNDS} rounds in alternating order, medians; the table shows the median round's pair): throughput ratio **${rpsRatio.toFixed(3)}** ` +
     `(goal >= 0.95: ${met(rpsRatio >= 0.95)}; rounds ${saturationRounds.map((r) => r.rpsRatio.toFixed(3)).join(', ')}), ` +
     `p99 ratio **${p99Ratio.toFixed(2)}** (goal <= 2: ${met(p99Ratio <= 2)}; rounds ${saturationRounds.map((r) => r.p99Ratio.toFixed(2)).join(', ')}), ` +
-    `failed ${saturationFailed} (goal 0: ${met(saturationFailed === 0)}).`,
+    `failed ${saturationFailed} (goal 0: ${met(saturationFailed === 0)}). The floor in the same rounds: throughput ratio ` +
+    `${floorRpsRatio.toFixed(3)} (rounds ${saturationRounds.map((r) => r.floorRpsRatio.toFixed(3)).join(', ')}), ` +
+    `${saturationRounds.reduce((sum, r) => sum + r.floorSlow.load.errors, 0)} requests failed (it closes the old worker at once).`,
   ...clientRuns.map(
     ([base, run]) =>
       `- ${run.client}: ${run.recycles} recycles, lost **${lost(run)}** of ${run.load.sent ?? run.load.requests} ` +
