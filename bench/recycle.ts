@@ -383,7 +383,7 @@ const table = [
     `${roundFigures.map((r) => r.ratio.toFixed(2)).join(', ')}). Idle, the recycle machinery alone: ratio ${idleRatio.toFixed(2)}. ` +
     `Drain p50 ${percentile(medianRound.stewardFast.drainMs, 50)} ms (floor ${percentile(medianRound.floor.drainMs, 50)} ms).`,
   `- Each worker replaced every ${AGE / 1000} s under saturation (wrk ${SECONDS} s, against no recycling in the same round, ` +
-    `${ROUNDS} rounds in alternating order, medians; the table shows the median round's pair): throughput ratio **${rpsRatio.toFixed(3)}** ` +
+    `${ROUNDS} rounds in rotating order with the floor's pair, medians; the table shows the median round's pair): throughput ratio **${rpsRatio.toFixed(3)}** ` +
     `(goal >= 0.95: ${met(rpsRatio >= 0.95)}; rounds ${saturationRounds.map((r) => r.rpsRatio.toFixed(3)).join(', ')}), ` +
     `p99 ratio **${p99Ratio.toFixed(2)}** (goal <= 2: ${met(p99Ratio <= 2)}; rounds ${saturationRounds.map((r) => r.p99Ratio.toFixed(2)).join(', ')}), ` +
     `failed ${saturationFailed} (goal 0: ${met(saturationFailed === 0)}). The floor in the same rounds: throughput ratio ` +
