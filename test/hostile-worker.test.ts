@@ -14,7 +14,7 @@ test('malformed, huge, spoofed and misdirected IPC from a worker is dropped, log
   const drops = await fixture.waitForLogs(event('ipc:dropped'), 3, 10_000);
   const reasons = new Set(drops.map((line) => line.reason));
   assert.deepEqual([...reasons].sort(), ['malformed', 'unexpected_reply', 'unknown_type']);
-  // Rate-limited: 4 attacks × 11 bad messages, but at most one line per reason and interval per worker.
+  // Rate-limited: 4 attacks × 11 bad messages (and one well-formed line), but at most one line per reason and interval per worker.
   assert.ok(drops.length <= 6, `${drops.length} ipc:dropped lines`);
 
   // Nothing a worker can send makes the primary drain, stop or replace anything.
@@ -22,6 +22,16 @@ test('malformed, huge, spoofed and misdirected IPC from a worker is dropped, log
   assert.equal(fixture.logs.filter(event('worker:draining')).length, 0);
   assert.equal(fixture.logs.filter(event('worker:booting')).length, 2, 'no worker was replaced');
   assert.equal(fixture.logs.filter(event('worker:dead')).length, 0);
+
+  // A relayed line is written as the worker's own: it cannot speak for another process.
+  const workerPids = new Set(ready.map((line) => line.workerPid));
+  const relayed = fixture.logs.filter(event('relayed:spoof'));
+  assert.equal(relayed.length, 4);
+  for (const line of relayed) {
+    assert.equal(line.role, 'worker');
+    assert.ok(workerPids.has(line.pid), `pid ${line.pid} is a worker's`);
+    assert.notEqual(line.worker, 99);
+  }
 
   fixture.child.kill('SIGTERM');
   assert.equal((await fixture.exited).code, 0, 'the primary still shuts down cleanly');
@@ -47,6 +57,8 @@ test('no log line carries a secret', async () => {
     's3cr3t-err',
     's3cr3t-cause',
     's3cr3t-alone',
+    's3cr3t-relayed',
+    's3cr3t-relay',
   ];
   for (const secret of secrets) {
     assert.ok(!output.includes(secret), `${secret} leaked into the logs`);

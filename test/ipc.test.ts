@@ -116,3 +116,15 @@ test('message inspection tells ours from the application’s', () => {
   const valid = inspectMessage({ ns: 'cluster-steward', type: 'worker:recycle-request', reason: 'manual' });
   assert.equal(valid.kind, 'valid');
 });
+
+test("a worker's relayed log line is checked like every message: its level, fields and message", () => {
+  const line = (payload: Record<string, unknown>) =>
+    inspectMessage({ ns: 'cluster-steward', type: 'worker:log', ...payload }).kind;
+  assert.equal(line({ level: 'info', fields: { drainMs: 3 }, msg: 'worker:drain:done' }), 'valid');
+  assert.equal(line({ level: 'fatal', fields: {}, msg: 'x' }), 'invalid', "only the agent's levels");
+  assert.equal(line({ level: 'warn', fields: [], msg: 'x' }), 'invalid');
+  assert.equal(line({ level: 'warn', fields: null, msg: 'x' }), 'invalid');
+  const many = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`f${i}`, i]));
+  assert.equal(line({ level: 'warn', fields: many, msg: 'x' }), 'invalid');
+  assert.equal(line({ level: 'error', fields: {}, msg: 'x'.repeat(257) }), 'invalid');
+});
