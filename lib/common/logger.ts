@@ -7,6 +7,7 @@ import { logFormat, prettyDestination } from './pretty.js';
 import { redactingChild } from './redacting-logger.js';
 
 export type { LoggerOption } from './log-level.js';
+
 /** Kept under its first name: `redactSecrets` is part of the public API. */
 export { REDACTED, redactDeep, redactText as redactSecrets } from './redact.js';
 

@@ -62,9 +62,8 @@ export class WorkerLog implements AgentLogger {
     this.#option = option;
     this.#bindings = bindings;
     this.#threshold = levelThresholdOf(option);
+    // Without a threshold (a logger instance of the application's, custom levels) lines are written here.
     this.#relay = this.#threshold === undefined ? undefined : relay;
-    // A logger instance of the application's: pino is loaded already, so its lines are written here.
-    if (this.#relay === undefined) this.#logger = createLogger(option, bindings);
   }
 
   /** The worker's pino logger, created on first use. */
