@@ -3,6 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { loadPino } from '../lib/common/load-pino.js';
+import { levelThresholdOf } from '../lib/common/log-level.js';
+import { createLogger, linesOfProcess } from '../lib/common/logger.js';
 import { formatPrettyLine, logFormat } from '../lib/common/pretty.js';
 import { get } from './helpers/http.js';
 import { event, freePort, type Spawned, spawnFixture, until } from './helpers/process.js';
@@ -190,4 +193,47 @@ test('a worker that does not log never loads pino: the primary writes its drain 
     'each drain line names its own worker, whoever wrote it',
   );
   for (const text of fixture.lines) assert.deepEqual(duplicateKeys(text), [], text);
+});
+
+/** A logger built from options, writing to `lines` instead of stdout. */
+function capturedLogger(option: Record<string, unknown>, bindings: Record<string, unknown>) {
+  const lines: string[] = [];
+  const logger = createLogger(option, bindings, { write: (line: string) => void lines.push(line) });
+  return { logger, lines };
+}
+
+test('STEWARD_LOG_LEVEL wins over the level in the options, and the relay threshold agrees', () => {
+  const before = process.env.STEWARD_LOG_LEVEL;
+  try {
+    process.env.STEWARD_LOG_LEVEL = 'debug';
+    assert.equal(capturedLogger({ level: 'warn' }, {}).logger.level, 'debug');
+    assert.equal(levelThresholdOf({ level: 'warn' }), 20);
+    delete process.env.STEWARD_LOG_LEVEL;
+    assert.equal(capturedLogger({ level: 'warn' }, {}).logger.level, 'warn');
+    assert.equal(levelThresholdOf({ level: 'warn' }), 40);
+    assert.equal(levelThresholdOf({ customLevels: { audit: 35 } }), undefined);
+  } finally {
+    if (before === undefined) delete process.env.STEWARD_LOG_LEVEL;
+    else process.env.STEWARD_LOG_LEVEL = before;
+  }
+});
+
+test("another process's lines go through the same logger with that process's pid, and nothing twice", () => {
+  const { logger, lines } = capturedLogger({ level: 'info', name: 'shop' }, { role: 'primary' });
+  const worker = linesOfProcess(logger, 4242, { role: 'worker', worker: 3 })!;
+  logger.info({ a: 1 }, 'own');
+  worker.info({ b: 2, password: 'hunter2-secret' }, 'relayed');
+  for (const line of lines) assert.deepEqual(duplicateKeys(line), [], line);
+  const [own, relayed] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(own!.pid, process.pid);
+  assert.equal(own!.role, 'primary');
+  assert.equal(relayed!.pid, 4242);
+  assert.equal(relayed!.hostname, own!.hostname);
+  assert.equal(relayed!.name, 'shop');
+  assert.equal(relayed!.role, 'worker');
+  assert.equal(relayed!.worker, 3);
+  assert.ok(!lines[1]!.includes('hunter2-secret'), 'redacted like every line');
+  // A user's pino instance keeps its own per-process fields: its workers write their lines themselves.
+  const users = loadPino()({ level: 'info' }, { write: () => undefined });
+  assert.equal(linesOfProcess(createLogger(users, { role: 'primary' }), 1, {}), undefined);
 });

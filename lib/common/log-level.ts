@@ -26,6 +26,6 @@ export const LEVEL_VALUES: Readonly<Record<string, number>> = {
  */
 export function levelThresholdOf(option: LoggerOption): number | undefined {
   if (isLogger(option) || option?.customLevels !== undefined) return undefined;
-  const level = option?.level ?? process.env.STEWARD_LOG_LEVEL ?? 'info';
+  const level = process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info';
   return LEVEL_VALUES[level];
 }

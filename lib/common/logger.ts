@@ -33,9 +33,11 @@ export function createLogger(
 ): Logger {
   guardClosedOutput();
   if (isLogger(option)) return redactingChild(option, bindings);
+  // STEWARD_LOG_LEVEL (the CLI's --log-level too) wins over the options: an operator turns on debug lines
+  // without a change to the application.
   const settings: LoggerOptions = {
-    level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info',
     ...option,
+    level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info',
   };
   // A transport chosen by the user wins over the format (pino gives `transport` precedence).
   const output = destination ?? (logFormat() === 'pretty' ? prettyDestination() : undefined);
