@@ -35,12 +35,12 @@ type RelayedLine = MessagePayloads['worker:log'];
 
 /**
  * An HTTP worker's logging. The worker's pino logger (`logger`, the start function's `ctx.logger`) is built
- * when first used: a worker is forked again at every recycle, and pino with its logger costs about 25 ms of
- * CPU at each start, more than anything else a worker loads. The agent's own lines (the drain, shutdown
- * handlers, dropped IPC messages) are few; until the application logs through `ctx.logger`, they go to
- * the primary (`relay`), which writes them with this worker's pid and bindings through its own logger
- * (`linesOfProcess`): one configuration, one destination, the same line. Once the logger exists, or with
- * no primary to take them, they are written here.
+ * when first used: a worker is forked again at every recycle, and pino with its logger and first lines
+ * cost about 27 ms of CPU per recycle (docs/benchmarks.md), more than anything else a worker loads. The
+ * agent's own lines (the drain, shutdown handlers, dropped IPC messages) are few; until the application
+ * logs through `ctx.logger`, they go to the primary (`relay`), which writes them with this worker's pid and
+ * bindings through its own logger (`linesOfProcess`): one configuration, one destination, the same line.
+ * Once the logger exists, or with no primary to take them, they are written here.
  */
 export class WorkerLog implements AgentLogger {
   readonly #option: LoggerOption;
