@@ -1,5 +1,6 @@
 import type { DestinationStream, Logger, LoggerOptions } from 'pino';
 import { loadPino } from './load-pino.js';
+import { isLogger } from './log-level.js';
 import type { LoggerOption } from './logger.js';
 
 /**
@@ -53,7 +54,7 @@ export function writeRelayedLine(logger: Logger, line: string): void {
 
 function serialisableOptions(option: NonNullable<LoggerOption>): LoggerOptions {
   // A logger instance: its level is what can be read back from it.
-  if (typeof (option as Logger).child === 'function') return { level: (option as Logger).level };
+  if (isLogger(option)) return { level: option.level };
   const { transport: _primaryOnly, ...rest } = option as LoggerOptions;
   // Functions (formatters, hooks, serializers, mixins) cannot cross a process boundary.
   return JSON.parse(JSON.stringify(rest, (_key, value) => (typeof value === 'function' ? undefined : value)));

@@ -33,8 +33,8 @@ export function createLogger(
 ): Logger {
   guardClosedOutput();
   if (isLogger(option)) return redactingChild(option, bindings);
-  // STEWARD_LOG_LEVEL (the CLI's --log-level too) wins over the options: an operator turns on debug lines
-  // without a change to the application.
+  // STEWARD_LOG_LEVEL wins over the options (the CLI's --log-level among them): an operator turns on debug
+  // lines without a change to the application.
   const settings: LoggerOptions = {
     ...option,
     level: process.env.STEWARD_LOG_LEVEL ?? option?.level ?? 'info',

@@ -56,7 +56,6 @@ export class WorkerHandle extends ChildHandle {
   #listening = false;
   /** Writes the agent's relayed lines as the worker's own (built with the first one). */
   #workerLines: Logger | undefined;
-  readonly #primaryLogger: Logger;
 
   constructor(worker: Worker, logger: Logger) {
     const child = logger.child({ worker: worker.id, workerPid: worker.process.pid ?? 0 });
@@ -71,7 +70,6 @@ export class WorkerHandle extends ChildHandle {
     });
     this.worker = worker;
     this.id = worker.id;
-    this.#primaryLogger = logger;
     worker.on('listening', () => {
       this.#listening = true;
       this.#maybeReady();
@@ -105,8 +103,7 @@ export class WorkerHandle extends ChildHandle {
    */
   #writeWorkerLine({ level, fields, msg }: MessagePayloads['worker:log']): void {
     this.#workerLines ??=
-      linesOfProcess(this.#primaryLogger, this.process.pid ?? 0, { role: 'worker', worker: this.id }) ??
-      this.logger;
+      linesOfProcess(this.logger, this.process.pid ?? 0, { role: 'worker', worker: this.id }) ?? this.logger;
     const line: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(fields)) {
       if (RESERVED_FIELDS.has(name)) continue;

@@ -61,7 +61,6 @@ function connect(port = BROKER.port) {
   return connection;
 }
 
-/** Sends messages to an existing queue and resolves once the broker accepted every one. */
 /**
  * Sends `messages` to `queue` and waits until the broker accepted every one. Any other outcome (rejected,
  * released, modified, the link or connection lost) or no acceptance within `timeoutMs` is an error that
